@@ -1,0 +1,3 @@
+//! Reading kernel module files: decompression and the ELF data depmod uses.
+//!
+//! Placeholder: the reader lands in this module.

@@ -1,0 +1,469 @@
+//! Conformance on real kernel module trees: kmod's own `.bin` files (kmod 30 post-order,
+//! kmod 34 pre-order) must decode, re-encode byte for byte, and agree with each other; and
+//! wildcard lookups must return what Debian's `modprobe -R` prints.
+//!
+//! References come from the cache filled by `scripts/fetch-references.sh`
+//! (`$HOME/.cache/depmod-rs`, or `$DEPMOD_RS_CACHE`). Without them this test fails, unless
+//! `DEPMOD_RS_SKIP_REAL=1` is set, in which case it says loudly that it skipped.
+//! kmod's outputs are generated once per tree into the target directory and reused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use depmod_rs::index::{Index, IndexBuilder, NodeOrder};
+use depmod_rs::names::normalize_alias;
+
+const BIN_FILES: [&str; 5] = [
+    "modules.dep.bin",
+    "modules.alias.bin",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+];
+
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("DEPMOD_RS_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/depmod-rs")
+        }
+    }
+}
+
+/// Whether the real-tree tests should be skipped (and say so).
+fn skip(reason: &str) -> bool {
+    if std::env::var_os("DEPMOD_RS_SKIP_REAL").is_some_and(|v| v == "1") {
+        eprintln!("==================================================================");
+        eprintln!("SKIPPED real-tree index conformance (DEPMOD_RS_SKIP_REAL=1): {reason}");
+        eprintln!("==================================================================");
+        return true;
+    }
+    false
+}
+
+struct Tree {
+    name: String,
+    root: PathBuf,
+    kver: String,
+}
+
+/// Every tree in the cache with a READY marker.
+fn trees() -> Vec<Tree> {
+    let cache = cache_dir();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(cache.join("trees")) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !cache.join(format!("READY-tree-{name}")).exists() {
+            continue;
+        }
+        let root = entry.path();
+        let kver = std::fs::read_to_string(root.join("KVER"))
+            .expect("tree has KVER")
+            .trim()
+            .to_string();
+        out.push(Tree { name, root, kver });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn run(cmd: &mut Command) {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The directory holding `modules.dep.bin` somewhere under `dir`.
+fn find_outputs(dir: &Path) -> Option<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if d.join("modules.dep.bin").is_file() {
+            return Some(d);
+        }
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let ft = e.file_type().ok()?;
+            if ft.is_dir() && e.file_name() != "kernel" {
+                stack.push(e.path());
+            }
+        }
+    }
+    None
+}
+
+struct Outputs {
+    /// kmod 30's root (a hard-linked copy of the tree with its outputs) and output dir.
+    kmod30_root: PathBuf,
+    kmod30: PathBuf,
+    kmod34: PathBuf,
+}
+
+/// Sorted lines of a text file (module sets are compared without their order).
+fn sorted_lines(path: &Path) -> Vec<Vec<u8>> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let mut lines: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    lines.sort();
+    lines
+}
+
+/// Runs kmod 30 (on a `cp -al` copy, as it has no `-o`) and kmod 34 (`-o`) once per tree and
+/// keeps the result for later runs. If the two disagree on the module set (the tree changed
+/// while it was being copied), it tries again before giving up.
+fn kmod_outputs(tree: &Tree) -> Outputs {
+    let bin = cache_dir().join("bin");
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("index-real")
+        .join(&tree.name);
+    let empty_conf = work.join("empty-depmod.d");
+    let kmod30_root = work.join("kmod30-root");
+    let kmod34_out = work.join("kmod34-out");
+    let stamp = work.join("DONE");
+    let outputs = || Outputs {
+        kmod30: find_outputs(&kmod30_root).expect("kmod 30 wrote modules.dep.bin"),
+        kmod34: find_outputs(&kmod34_out).expect("kmod 34 wrote modules.dep.bin"),
+        kmod30_root: kmod30_root.clone(),
+    };
+    if stamp.exists() {
+        return outputs();
+    }
+    for _attempt in 0..3 {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&empty_conf).unwrap();
+        run(Command::new("cp")
+            .arg("-al")
+            .arg(&tree.root)
+            .arg(&kmod30_root));
+        run(Command::new(bin.join("depmod-kmod30"))
+            .arg("-C")
+            .arg(&empty_conf)
+            .arg("-b")
+            .arg(&kmod30_root)
+            .arg(&tree.kver));
+        std::fs::create_dir_all(&kmod34_out).unwrap();
+        run(Command::new(bin.join("depmod-kmod34"))
+            .arg("-C")
+            .arg(&empty_conf)
+            .arg("-b")
+            .arg(&tree.root)
+            .arg("-o")
+            .arg(&kmod34_out)
+            .arg(&tree.kver));
+        let out = outputs();
+        if sorted_lines(&out.kmod30.join("modules.dep"))
+            == sorted_lines(&out.kmod34.join("modules.dep"))
+        {
+            std::fs::write(&stamp, b"").unwrap();
+            return out;
+        }
+        eprintln!(
+            "{}: kmod 30 and kmod 34 saw different module sets; retrying",
+            tree.name
+        );
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+    panic!(
+        "{}: kmod 30 and kmod 34 disagree on the module set",
+        tree.name
+    );
+}
+
+fn references_or_skip() -> Option<Vec<Tree>> {
+    let cache = cache_dir();
+    let missing: Vec<&str> = ["READY-kmod30", "READY-kmod34"]
+        .into_iter()
+        .filter(|m| !cache.join(m).exists())
+        .collect();
+    let trees = trees();
+    let reason = if !missing.is_empty() {
+        format!("missing {missing:?} in {}", cache.display())
+    } else if trees.is_empty() {
+        format!("no READY trees in {}", cache.display())
+    } else {
+        return Some(trees);
+    };
+    if skip(&reason) {
+        return None;
+    }
+    panic!("real kmod references are required: {reason} (run scripts/fetch-references.sh, or set DEPMOD_RS_SKIP_REAL=1)");
+}
+
+type Triple = (Vec<u8>, u32, Vec<u8>);
+
+/// Decodes `bytes`, re-encodes its entries in `order`, and checks the result is identical.
+fn decode_and_reencode(bytes: &[u8], order: NodeOrder, what: &str) -> Vec<Triple> {
+    let index = Index::new(bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let entries = index.entries().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut builder = IndexBuilder::new();
+    // Inserting in reverse stored order rebuilds each value list exactly (newest first on ties).
+    for e in entries.iter().rev() {
+        builder
+            .insert(&e.key, e.value, e.priority)
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
+    }
+    let again = builder.to_bytes(order).unwrap();
+    assert!(
+        again == bytes,
+        "{what}: re-encoding differs from kmod's file ({} vs {} bytes, first difference at {:?})",
+        again.len(),
+        bytes.len(),
+        again.iter().zip(bytes).position(|(a, b)| a != b)
+    );
+    assert_eq!(index.node_order().unwrap(), Some(order), "{what}: layout");
+    entries
+        .into_iter()
+        .map(|e| (e.key, e.priority, e.value.to_vec()))
+        .collect()
+}
+
+#[test]
+fn kmod_bin_files_decode_and_reencode_byte_for_byte() {
+    let Some(trees) = references_or_skip() else {
+        return;
+    };
+    let mut checked = 0;
+    for tree in &trees {
+        let outputs = kmod_outputs(tree);
+        for file in BIN_FILES {
+            let post = std::fs::read(outputs.kmod30.join(file)).unwrap();
+            let pre = std::fs::read(outputs.kmod34.join(file)).unwrap();
+            assert!(
+                post.len() >= 12 && pre.len() >= 12,
+                "{}/{file}: kmod wrote an empty file",
+                tree.name
+            );
+            let post_entries = decode_and_reencode(
+                &post,
+                NodeOrder::Post,
+                &format!("{}/kmod30/{file}", tree.name),
+            );
+            let pre_entries = decode_and_reencode(
+                &pre,
+                NodeOrder::Pre,
+                &format!("{}/kmod34/{file}", tree.name),
+            );
+            if let Some(i) = (0..post_entries.len().max(pre_entries.len()))
+                .find(|&i| post_entries.get(i) != pre_entries.get(i))
+            {
+                let show = |e: Option<&Triple>| {
+                    e.map(|(k, p, v)| {
+                        format!(
+                            "{} {p} {}",
+                            String::from_utf8_lossy(k),
+                            String::from_utf8_lossy(v)
+                        )
+                    })
+                };
+                panic!(
+                    "{}/{file}: kmod 30 and kmod 34 files hold different entries; first at #{i}: {:?} vs {:?}",
+                    tree.name,
+                    show(post_entries.get(i)),
+                    show(pre_entries.get(i))
+                );
+            }
+            assert_eq!(post.len(), pre.len());
+            eprintln!(
+                "{}/{file}: {} entries, {} bytes: both orders byte-identical",
+                tree.name,
+                pre_entries.len(),
+                pre.len()
+            );
+            checked += 2;
+        }
+    }
+    eprintln!("{checked} kmod index files re-encoded byte for byte");
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A concrete string matching the alias `pattern` (`None` for patterns this does not handle,
+/// such as negated sets).
+fn instantiate(pattern: &[u8], rng: &mut Rng) -> Option<Vec<u8>> {
+    const FILL: [&[u8]; 5] = [b"", b"0", b"1A", b"FFFF", b"x9z"];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'*' => out.extend_from_slice(FILL[rng.below(FILL.len())]),
+            b'?' => out.push(b"0AZ"[rng.below(3)]),
+            b'\\' => {
+                i += 1;
+                out.push(*pattern.get(i)?);
+            }
+            b'[' => {
+                let close = i + 1 + pattern[i + 1..].iter().position(|&b| b == b']')?;
+                let set = &pattern[i + 1..close];
+                if set.is_empty() || matches!(set[0], b'!' | b'^' | b'[' | b'\\') {
+                    return None;
+                }
+                out.push(set[rng.below(set.len())]);
+                i = close;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+#[test]
+fn wildcard_lookups_match_modprobe() {
+    let Some(trees) = references_or_skip() else {
+        return;
+    };
+    let modprobe = Path::new("/usr/sbin/modprobe");
+    if !modprobe.exists() {
+        if skip("no /usr/sbin/modprobe") {
+            return;
+        }
+        panic!("/usr/sbin/modprobe (kmod 30) is required");
+    }
+    let tree = trees
+        .iter()
+        .find(|t| t.name == "bookworm-amd64")
+        .unwrap_or(&trees[0]);
+    let outputs = kmod_outputs(tree);
+    let dir = &outputs.kmod30;
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let (dep, alias, builtin, builtin_alias) = (
+        read("modules.dep.bin"),
+        read("modules.alias.bin"),
+        read("modules.builtin.bin"),
+        read("modules.builtin.alias.bin"),
+    );
+    let dep = Index::new(&dep).unwrap();
+    let alias = Index::new(&alias).unwrap();
+    let builtin = Index::new(&builtin).unwrap();
+    let builtin_alias = Index::new(&builtin_alias).unwrap();
+
+    // libkmod's lookup chain for `modprobe -R` with an empty config.
+    let resolve = |query: &[u8]| -> Vec<Vec<u8>> {
+        let Ok(key) = normalize_alias(query) else {
+            return Vec::new();
+        };
+        if dep.lookup_exact(&key).unwrap().is_some() {
+            return vec![key];
+        }
+        let found = alias.lookup_wild(&key).unwrap();
+        if !found.is_empty() {
+            return found.iter().map(|v| v.value.to_vec()).collect();
+        }
+        if builtin.lookup_exact(&key).unwrap().is_some() {
+            return vec![key];
+        }
+        builtin_alias
+            .lookup_wild(&key)
+            .unwrap()
+            .iter()
+            .map(|v| v.value.to_vec())
+            .collect()
+    };
+
+    let text = std::fs::read(dir.join("modules.alias")).unwrap();
+    let patterns: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.strip_prefix(b"alias "))
+        .filter_map(|rest| rest.split(|&b| b == b' ').next())
+        .collect();
+    assert!(
+        patterns.len() > 1000,
+        "modules.alias has {} aliases",
+        patterns.len()
+    );
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut queries = Vec::new();
+    while queries.len() < 2000 {
+        let pattern = patterns[rng.below(patterns.len())];
+        if let Some(q) = instantiate(pattern, &mut rng) {
+            if !q.is_empty() && q[0] != b'-' && q.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+                queries.push(q);
+            }
+        }
+    }
+
+    let empty_conf = outputs
+        .kmod30_root
+        .parent()
+        .unwrap()
+        .join("empty-modprobe.d");
+    std::fs::create_dir_all(&empty_conf).unwrap();
+    let run_modprobe = |q: &Vec<u8>| -> Vec<Vec<u8>> {
+        let out = Command::new(modprobe)
+            .arg("-C")
+            .arg(&empty_conf)
+            .arg("-d")
+            .arg(&outputs.kmod30_root)
+            .arg("-S")
+            .arg(&tree.kver)
+            .arg("-R")
+            .arg(std::ffi::OsStr::new(std::str::from_utf8(q).unwrap()))
+            .output()
+            .unwrap();
+        out.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    // Two workers: the machine has two cores.
+    let (first, second) = queries.split_at(queries.len() / 2);
+    let (a, b) = std::thread::scope(|s| {
+        let h1 = s.spawn(|| first.iter().map(run_modprobe).collect::<Vec<_>>());
+        let h2 = s.spawn(|| second.iter().map(run_modprobe).collect::<Vec<_>>());
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    let expected: Vec<Vec<Vec<u8>>> = a.into_iter().chain(b).collect();
+    let mut mismatches = Vec::new();
+    let mut nonempty = 0;
+    for (q, want) in queries.iter().zip(&expected) {
+        let got = resolve(q);
+        if !got.is_empty() {
+            nonempty += 1;
+        }
+        if &got != want {
+            mismatches.push(format!(
+                "{}: modprobe {:?}, ours {:?}",
+                String::from_utf8_lossy(q),
+                want.iter()
+                    .map(|v| String::from_utf8_lossy(v))
+                    .collect::<Vec<_>>(),
+                got.iter()
+                    .map(|v| String::from_utf8_lossy(v))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    eprintln!(
+        "{} aliases resolved, {nonempty} found, {} mismatches",
+        queries.len(),
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{}",
+        mismatches[..mismatches.len().min(20)].join("\n")
+    );
+    assert!(
+        nonempty > queries.len() * 9 / 10,
+        "too few aliases found: {nonempty}"
+    );
+}

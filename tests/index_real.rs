@@ -325,65 +325,19 @@ fn instantiate(pattern: &[u8], rng: &mut Rng) -> Option<Vec<u8>> {
     Some(out)
 }
 
-#[test]
-fn wildcard_lookups_match_modprobe() {
-    let Some(trees) = references_or_skip() else {
-        return;
-    };
-    let modprobe = Path::new("/usr/sbin/modprobe");
-    if !modprobe.exists() {
-        if skip("no /usr/sbin/modprobe") {
-            return;
-        }
-        panic!("/usr/sbin/modprobe (kmod 30) is required");
-    }
-    let tree = trees
-        .iter()
-        .find(|t| t.name == "bookworm-amd64")
-        .unwrap_or(&trees[0]);
-    let outputs = kmod_outputs(tree);
-    let dir = &outputs.kmod30;
-    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-    let (dep, alias, builtin, builtin_alias) = (
-        read("modules.dep.bin"),
-        read("modules.alias.bin"),
-        read("modules.builtin.bin"),
-        read("modules.builtin.alias.bin"),
-    );
-    let dep = Index::new(&dep).unwrap();
-    let alias = Index::new(&alias).unwrap();
-    let builtin = Index::new(&builtin).unwrap();
-    let builtin_alias = Index::new(&builtin_alias).unwrap();
-
-    // libkmod's lookup chain for `modprobe -R` with an empty config.
-    let resolve = |query: &[u8]| -> Vec<Vec<u8>> {
-        let Ok(key) = normalize_alias(query) else {
-            return Vec::new();
-        };
-        if dep.lookup_exact(&key).unwrap().is_some() {
-            return vec![key];
-        }
-        let found = alias.lookup_wild(&key).unwrap();
-        if !found.is_empty() {
-            return found.iter().map(|v| v.value.to_vec()).collect();
-        }
-        if builtin.lookup_exact(&key).unwrap().is_some() {
-            return vec![key];
-        }
-        builtin_alias
-            .lookup_wild(&key)
-            .unwrap()
-            .iter()
-            .map(|v| v.value.to_vec())
+/// Random concrete aliases (from the patterns of `modules.alias`) and symbol queries (from
+/// `modules.symbols`) in `dir`.
+fn sample_queries(dir: &Path, aliases: usize, symbols: usize) -> Vec<Vec<u8>> {
+    let second_field = |file: &str| -> Vec<Vec<u8>> {
+        let text = std::fs::read(dir.join(file)).unwrap();
+        text.split(|&b| b == b'\n')
+            .filter_map(|line| line.strip_prefix(b"alias "))
+            .filter_map(|rest| rest.split(|&b| b == b' ').next())
+            .map(<[u8]>::to_vec)
             .collect()
     };
-
-    let text = std::fs::read(dir.join("modules.alias")).unwrap();
-    let patterns: Vec<&[u8]> = text
-        .split(|&b| b == b'\n')
-        .filter_map(|line| line.strip_prefix(b"alias "))
-        .filter_map(|rest| rest.split(|&b| b == b' ').next())
-        .collect();
+    let patterns = second_field("modules.alias");
+    let symbol_names = second_field("modules.symbols");
     assert!(
         patterns.len() > 1000,
         "modules.alias has {} aliases",
@@ -391,31 +345,83 @@ fn wildcard_lookups_match_modprobe() {
     );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut queries = Vec::new();
-    while queries.len() < 2000 {
-        let pattern = patterns[rng.below(patterns.len())];
+    while queries.len() < aliases {
+        let pattern = &patterns[rng.below(patterns.len())];
         if let Some(q) = instantiate(pattern, &mut rng) {
             if !q.is_empty() && q[0] != b'-' && q.iter().all(|&b| (0x21..0x7f).contains(&b)) {
                 queries.push(q);
             }
         }
     }
+    for _ in 0..symbols.min(symbol_names.len()) {
+        queries.push(symbol_names[rng.below(symbol_names.len())].clone());
+    }
+    queries
+}
 
-    let empty_conf = outputs
-        .kmod30_root
-        .parent()
-        .unwrap()
-        .join("empty-modprobe.d");
-    std::fs::create_dir_all(&empty_conf).unwrap();
-    let run_modprobe = |q: &Vec<u8>| -> Vec<Vec<u8>> {
+/// What `modprobe -R QUERY` prints, by libkmod's lookup chain with an empty configuration:
+/// modules.dep.bin (exact), modules.symbols.bin (wildcard, `symbol:` names only),
+/// modules.alias.bin (wildcard), modules.builtin.bin (exact), modules.builtin.alias.bin
+/// (wildcard); the first that finds anything wins.
+fn resolve_like_libkmod(dir: &Path, queries: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let files = [
+        read("modules.dep.bin"),
+        read("modules.symbols.bin"),
+        read("modules.alias.bin"),
+        read("modules.builtin.bin"),
+        read("modules.builtin.alias.bin"),
+    ];
+    let [dep, symbols, alias, builtin, builtin_alias] =
+        files.each_ref().map(|b| Index::new(b).unwrap());
+    let values = |found: Vec<depmod_rs::index::Value<'_>>| -> Vec<Vec<u8>> {
+        found.iter().map(|v| v.value.to_vec()).collect()
+    };
+    queries
+        .iter()
+        .map(|query| {
+            let Ok(key) = normalize_alias(query) else {
+                return Vec::new();
+            };
+            if dep.lookup_exact(&key).unwrap().is_some() {
+                return vec![key];
+            }
+            if key.starts_with(b"symbol:") {
+                let found = values(symbols.lookup_wild(&key).unwrap());
+                if !found.is_empty() {
+                    return found;
+                }
+            }
+            let found = values(alias.lookup_wild(&key).unwrap());
+            if !found.is_empty() {
+                return found;
+            }
+            if builtin.lookup_exact(&key).unwrap().is_some() {
+                return vec![key];
+            }
+            values(builtin_alias.lookup_wild(&key).unwrap())
+        })
+        .collect()
+}
+
+/// Runs `modprobe -C EMPTY -d ROOT -S KVER -R QUERY` for every query, on two workers.
+fn run_modprobe(
+    modprobe: &Path,
+    root: &Path,
+    kver: &str,
+    empty_conf: &Path,
+    queries: &[Vec<u8>],
+) -> Vec<Vec<Vec<u8>>> {
+    let one = |q: &Vec<u8>| -> Vec<Vec<u8>> {
         let out = Command::new(modprobe)
             .arg("-C")
-            .arg(&empty_conf)
+            .arg(empty_conf)
             .arg("-d")
-            .arg(&outputs.kmod30_root)
+            .arg(root)
             .arg("-S")
-            .arg(&tree.kver)
+            .arg(kver)
             .arg("-R")
-            .arg(std::ffi::OsStr::new(std::str::from_utf8(q).unwrap()))
+            .arg(std::str::from_utf8(q).unwrap())
             .output()
             .unwrap();
         out.stdout
@@ -424,46 +430,210 @@ fn wildcard_lookups_match_modprobe() {
             .map(<[u8]>::to_vec)
             .collect()
     };
-    // Two workers: the machine has two cores.
     let (first, second) = queries.split_at(queries.len() / 2);
-    let (a, b) = std::thread::scope(|s| {
-        let h1 = s.spawn(|| first.iter().map(run_modprobe).collect::<Vec<_>>());
-        let h2 = s.spawn(|| second.iter().map(run_modprobe).collect::<Vec<_>>());
-        (h1.join().unwrap(), h2.join().unwrap())
-    });
-    let expected: Vec<Vec<Vec<u8>>> = a.into_iter().chain(b).collect();
+    std::thread::scope(|s| {
+        let h1 = s.spawn(|| first.iter().map(one).collect::<Vec<_>>());
+        let h2 = s.spawn(|| second.iter().map(one).collect::<Vec<_>>());
+        let mut all = h1.join().unwrap();
+        all.extend(h2.join().unwrap());
+        all
+    })
+}
+
+fn compare_lookups(label: &str, queries: &[Vec<u8>], want: &[Vec<Vec<u8>>], got: &[Vec<Vec<u8>>]) {
+    let lossy = |vs: &[Vec<u8>]| -> Vec<String> {
+        vs.iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    };
     let mut mismatches = Vec::new();
-    let mut nonempty = 0;
-    for (q, want) in queries.iter().zip(&expected) {
-        let got = resolve(q);
-        if !got.is_empty() {
-            nonempty += 1;
-        }
-        if &got != want {
+    for ((q, want), got) in queries.iter().zip(want).zip(got) {
+        if want != got {
             mismatches.push(format!(
                 "{}: modprobe {:?}, ours {:?}",
                 String::from_utf8_lossy(q),
-                want.iter()
-                    .map(|v| String::from_utf8_lossy(v))
-                    .collect::<Vec<_>>(),
-                got.iter()
-                    .map(|v| String::from_utf8_lossy(v))
-                    .collect::<Vec<_>>()
+                lossy(want),
+                lossy(got)
             ));
         }
     }
+    let found = got.iter().filter(|g| !g.is_empty()).count();
     eprintln!(
-        "{} aliases resolved, {nonempty} found, {} mismatches",
+        "{label}: {} queries, {found} found, {} mismatches",
         queries.len(),
         mismatches.len()
     );
     assert!(
         mismatches.is_empty(),
-        "{}",
+        "{label}:\n{}",
         mismatches[..mismatches.len().min(20)].join("\n")
     );
     assert!(
-        nonempty > queries.len() * 9 / 10,
-        "too few aliases found: {nonempty}"
+        found > queries.len() * 9 / 10,
+        "{label}: too few found: {found}"
     );
+}
+
+#[test]
+fn lookups_match_modprobe_kmod30_and_kmod34() {
+    let Some(trees) = references_or_skip() else {
+        return;
+    };
+    let kmod30 = PathBuf::from("/usr/sbin/modprobe");
+    let kmod34 = cache_dir().join("bin/modprobe-kmod34");
+    for m in [&kmod30, &kmod34] {
+        if !m.exists() {
+            if skip(&format!("no {}", m.display())) {
+                return;
+            }
+            panic!("{} is required", m.display());
+        }
+    }
+    let tree = trees
+        .iter()
+        .find(|t| t.name == "bookworm-amd64")
+        .unwrap_or(&trees[0]);
+    let outputs = kmod_outputs(tree);
+    let empty_conf = outputs
+        .kmod30_root
+        .parent()
+        .unwrap()
+        .join("empty-modprobe.d");
+    std::fs::create_dir_all(&empty_conf).unwrap();
+    let kmod34_root = outputs
+        .kmod34
+        .ancestors()
+        .nth(3)
+        .expect("kmod 34 output is OUT/lib/modules/KVER")
+        .to_path_buf();
+    for (label, modprobe, root, dir) in [
+        (
+            "kmod 30, post-order",
+            &kmod30,
+            &outputs.kmod30_root,
+            &outputs.kmod30,
+        ),
+        ("kmod 34, pre-order", &kmod34, &kmod34_root, &outputs.kmod34),
+    ] {
+        let queries = sample_queries(dir, 2000, 200);
+        let want = run_modprobe(modprobe, root, &tree.kver, &empty_conf, &queries);
+        let got = resolve_like_libkmod(dir, &queries);
+        compare_lookups(label, &queries, &want, &got);
+    }
+}
+
+/// `modindex dump FILE | modindex build --order O` gives kmod's file back byte for byte.
+#[test]
+fn modindex_dump_then_build_reproduces_kmod_files() {
+    let Some(trees) = references_or_skip() else {
+        return;
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_modindex"));
+    let mut checked = 0;
+    for tree in &trees {
+        let outputs = kmod_outputs(tree);
+        for (dir, order) in [(&outputs.kmod30, "post"), (&outputs.kmod34, "pre")] {
+            for file in BIN_FILES {
+                let path = dir.join(file);
+                let dump = Command::new(exe).arg("dump").arg(&path).output().unwrap();
+                assert!(dump.status.success(), "dump {}", path.display());
+                let mut build = Command::new(exe)
+                    .args(["build", "--order", order])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = build.stdin.take().unwrap();
+                let input = dump.stdout.clone();
+                let writer = std::thread::spawn(move || {
+                    std::io::Write::write_all(&mut stdin, &input).unwrap();
+                });
+                let built = build.wait_with_output().unwrap();
+                writer.join().unwrap();
+                assert!(built.status.success(), "build {}", path.display());
+                assert!(
+                    built.stdout == std::fs::read(&path).unwrap(),
+                    "{}: dump | build differs",
+                    path.display()
+                );
+                let verify = Command::new(exe).arg("verify").arg(&path).output().unwrap();
+                assert!(verify.status.success());
+                assert!(String::from_utf8_lossy(&verify.stdout).contains(", identical to kmod"));
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} files reproduced through modindex dump | build");
+}
+
+/// Result order when several patterns match with equal and different priorities, checked on a
+/// hand-made index against the real libkmod (through `modprobe -R`) in both node orders.
+#[test]
+fn wildcard_result_order_matches_modprobe_on_ties() {
+    let Some(_) = references_or_skip() else {
+        return;
+    };
+    let inserts: &[(&[u8], &[u8], u32)] = &[
+        (b"x*", b"m_star", 3),
+        (b"x?z", b"m_q2", 3),
+        (b"x?z", b"m_q0", 1),
+        (b"xyz", b"m_exact", 3),
+        (b"x[a-z]z", b"m_set", 3),
+        (b"x[a-z]z", b"m_set_b", 3),
+        (b"*z", b"m_tail", 2),
+        (b"*", b"m_all", 7),
+        (b"x*z", b"m_xz", 0),
+        (b"xy*", b"m_xy", 3),
+    ];
+    let mut builder = IndexBuilder::new();
+    for (k, v, p) in inserts {
+        builder.insert(k, v, *p).unwrap();
+    }
+    let kver = "0.0.0-test";
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("index-ties");
+    let empty_conf = work.join("empty-modprobe.d");
+    std::fs::create_dir_all(&empty_conf).unwrap();
+    let queries: Vec<Vec<u8>> = [&b"xyz"[..], b"xz", b"xaz", b"x-z", b"xy", b"abz", b"q"]
+        .iter()
+        .map(|q| q.to_vec())
+        .collect();
+    let modprobes = [
+        (PathBuf::from("/usr/sbin/modprobe"), NodeOrder::Post),
+        (cache_dir().join("bin/modprobe-kmod34"), NodeOrder::Pre),
+    ];
+    for (modprobe, order) in modprobes {
+        let root = work.join(format!("{order:?}"));
+        let dir = root.join("lib/modules").join(kver);
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = IndexBuilder::new().to_bytes(order).unwrap();
+        for file in BIN_FILES {
+            std::fs::write(dir.join(file), &empty).unwrap();
+        }
+        std::fs::write(
+            dir.join("modules.alias.bin"),
+            builder.to_bytes(order).unwrap(),
+        )
+        .unwrap();
+        let want = run_modprobe(&modprobe, &root, kver, &empty_conf, &queries);
+        let got = resolve_like_libkmod(&dir, &queries);
+        let label = format!("synthetic ties, {}", modprobe.display());
+        let lossy = |vs: &[Vec<u8>]| -> Vec<String> {
+            vs.iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        };
+        for ((q, w), g) in queries.iter().zip(&want).zip(&got) {
+            assert_eq!(
+                lossy(g),
+                lossy(w),
+                "{label}: query {}",
+                String::from_utf8_lossy(q)
+            );
+        }
+        assert!(want.iter().any(|w| w.len() >= 5), "{label}: {want:?}");
+        eprintln!(
+            "{label}: {:?}",
+            want.iter().map(|w| lossy(w)).collect::<Vec<_>>()
+        );
+    }
 }

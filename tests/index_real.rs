@@ -637,3 +637,62 @@ fn wildcard_result_order_matches_modprobe_on_ties() {
         );
     }
 }
+
+/// kmod 34's FATAL text for a non-ASCII key (from `modules.builtin`) and a non-ASCII value
+/// (a built-in module name in `modules.builtin.modinfo`) equals `IndexError::kmod_message`.
+#[test]
+fn non_ascii_fatal_message_matches_kmod34() {
+    let Some(_) = references_or_skip() else {
+        return;
+    };
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("index-non-ascii");
+    let _ = std::fs::remove_dir_all(&work);
+    // (file, its content, the key and value depmod inserts from it)
+    type Case<'a> = (&'a str, &'a [u8], &'a [u8], &'a [u8]);
+    let cases: [Case; 2] = [
+        (
+            "modules.builtin",
+            b"kernel/x/caf\xc3\xa9.ko\n",
+            b"caf\xc3\xa9",
+            b"",
+        ),
+        (
+            "modules.builtin.modinfo",
+            b"caf\xc3\xa9.alias=pci:v1\0",
+            b"pci:v1",
+            b"caf\xc3\xa9",
+        ),
+    ];
+    for (i, (file, content, key, value)) in cases.into_iter().enumerate() {
+        let root = work.join(format!("case{i}"));
+        let dir = root.join("lib/modules/1.0");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(root.join("conf")).unwrap();
+        std::fs::write(dir.join(file), content).unwrap();
+        let out = Command::new(cache_dir().join("bin/depmod-kmod34"))
+            .arg("-C")
+            .arg(root.join("conf"))
+            .arg("-b")
+            .arg(&root)
+            .arg("-o")
+            .arg(root.join("out"))
+            .arg("1.0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "kmod 34 exits 1 on {file}");
+        let marker = b"depmod: FATAL: ";
+        let at = out
+            .stderr
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .expect("kmod printed a FATAL");
+        let kmod_text = &out.stderr[at + marker.len()..];
+        let err = IndexBuilder::new().insert(key, value, 0).unwrap_err();
+        assert_eq!(
+            String::from_utf8_lossy(&err.kmod_message()),
+            String::from_utf8_lossy(kmod_text),
+            "{file}"
+        );
+        assert_eq!(err.kmod_message(), kmod_text, "{file}");
+    }
+}

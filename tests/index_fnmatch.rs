@@ -49,7 +49,7 @@ fn subject() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 50_000, ..ProptestConfig::default() })]
 
     #[test]
     fn matches_libc(pattern in pattern(), subject in subject()) {
@@ -99,6 +99,10 @@ fn fixed_corner_cases_match_libc() {
         (b"*[", b"x["),
         (b"[[=a=]b]", b"a"),
         (b"[[=a]", b"="),
+        (b"[[", b"[["),
+        (b"[b[", b"[b["),
+        (b"[a-", b"[a-"),
+        (b"[a\\", b"[a\\"),
         (
             b"usb:v*p*d*dc*dsc*dp*ic*isc*ip*in*",
             b"usb:v1d6bp0002d0515dc09dsc00dp00ic09isc00ip00in00",

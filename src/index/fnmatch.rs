@@ -5,11 +5,13 @@
 //! inside and outside brackets, character classes (`[:alpha:]` …), one-character equivalence
 //! classes (`[=a=]`) and collating symbols (`[.a.]`). With flags 0, `/` and a leading `.` are
 //! ordinary characters. glibc's corner cases are reproduced: a trailing `\` never matches; an
-//! unterminated `[` is a literal `[` unless its set matches the character, in which case the
-//! whole match fails; an unknown class name fails the match; a `]` right after `[` or `[!` is a
-//! member.
+//! unterminated `[` is a literal `[` (but a malformed range, escape or `[=`/`[.` inside it still
+//! fails the match); an unknown class name fails the match; a `]` right after `[` or `[!` is a
+//! member. The reference is the C library Debian 12 ships (glibc 2.36), checked by a
+//! differential property test.
 //!
-//! Matching simulates the pattern as a set of active positions over the subject, so time is
+//! Patterns of only literals, `?` and `*` take a non-allocating greedy path; the others are
+//! matched by simulating the set of active pattern positions, so time is
 //! O(|pattern| × |subject|) whatever the number of stars.
 
 /// Longest character-class name glibc scans (`CHARCLASS_NAME_MAX`).
@@ -21,12 +23,61 @@ const CLASS_NAME_MAX: usize = 2048;
 pub fn fnmatch(pattern: &[u8], subject: &[u8]) -> bool {
     let pattern = until_nul(pattern);
     let subject = until_nul(subject);
+    if !pattern.iter().any(|&b| b == b'[' || b == b'\\') {
+        return match_stars_and_marks(pattern, subject);
+    }
+    // Two position sets; on the stack for all but very long patterns.
+    const STACK: usize = 256;
+    let len = pattern.len();
+    if len < STACK {
+        let (mut active, mut next) = ([false; STACK], [false; STACK]);
+        simulate(pattern, subject, &mut active[..=len], &mut next[..=len])
+    } else {
+        simulate(
+            pattern,
+            subject,
+            &mut vec![false; len + 1],
+            &mut vec![false; len + 1],
+        )
+    }
+}
+
+/// Patterns of literals, `?` and `*` only (most alias patterns): the classic greedy match that
+/// backtracks to the last `*`, without allocating.
+fn match_stars_and_marks(pattern: &[u8], subject: &[u8]) -> bool {
+    let (mut p, mut s) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while s < subject.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                last_star = Some((p, s));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == subject[s] => {
+                p += 1;
+                s += 1;
+            }
+            _ => match last_star {
+                // Let the last star absorb one more character and retry.
+                Some((star, from)) => {
+                    last_star = Some((star, from + 1));
+                    p = star + 1;
+                    s = from + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The general case: the set of pattern positions reachable after each subject byte.
+fn simulate(pattern: &[u8], subject: &[u8], active: &mut [bool], next: &mut [bool]) -> bool {
     let pat = Pattern(pattern);
     let len = pattern.len();
-    let mut active = vec![false; len + 1];
-    let mut next = vec![false; len + 1];
     active[0] = true;
-    pat.close_stars(&mut active);
+    pat.close_stars(active);
+    let (mut active, mut next) = (active, next);
     for &ch in subject {
         next.iter_mut().for_each(|s| *s = false);
         let mut any = false;
@@ -47,7 +98,7 @@ pub fn fnmatch(pattern: &[u8], subject: &[u8]) -> bool {
         if !any {
             return false;
         }
-        pat.close_stars(&mut next);
+        pat.close_stars(next);
         std::mem::swap(&mut active, &mut next);
     }
     active[len]
@@ -118,7 +169,7 @@ impl Pattern<'_> {
                     ClassParse::Unknown => return None,
                     ClassParse::Class(class) => {
                         if class_contains(class, ch) {
-                            return self.skip_rest(p, negate);
+                            return self.skip_rest(open, p, negate, ch);
                         }
                         c = self.at(p);
                         p += 1;
@@ -131,7 +182,7 @@ impl Pattern<'_> {
                 if e != 0 && self.at(p + 2) == b'=' && self.at(p + 3) == b']' {
                     p += 4;
                     if ch == e {
-                        return self.skip_rest(p, negate);
+                        return self.skip_rest(open, p, negate, ch);
                     }
                     c = self.at(p);
                     p += 1;
@@ -156,7 +207,7 @@ impl Pattern<'_> {
                     self.at(p) == b'-' && self.at(p + 1) != 0 && self.at(p + 1) != b']'
                 });
                 if !is_range && low == ch {
-                    return self.skip_rest(p, negate);
+                    return self.skip_rest(open, p, negate, ch);
                 }
                 c = self.at(p);
                 p += 1;
@@ -175,7 +226,7 @@ impl Pattern<'_> {
                         }
                     }
                     if low <= ch && ch <= high {
-                        return self.skip_rest(p, negate);
+                        return self.skip_rest(open, p, negate, ch);
                     }
                     c = self.at(p);
                     p += 1;
@@ -233,14 +284,15 @@ impl Pattern<'_> {
     }
 
     /// After a member matched: skips to the closing `]` (glibc's own scan, which differs
-    /// slightly from the parse above) and applies the negation.
-    fn skip_rest(&self, mut p: usize, negate: bool) -> Option<usize> {
+    /// slightly from the parse above) and applies the negation. If the scan runs off the end,
+    /// the `[` at `open` was an ordinary character after all (glibc 2.36 as Debian ships it).
+    fn skip_rest(&self, open: usize, mut p: usize, negate: bool, ch: u8) -> Option<usize> {
         loop {
             let c = self.at(p);
             p += 1;
             match c {
                 b']' => break,
-                0 => return None,
+                0 => return (ch == b'[').then_some(open + 1),
                 b'\\' => {
                     if self.at(p) == 0 {
                         return None;

@@ -174,8 +174,8 @@ impl IndexBuilder {
         encode(self, order)
     }
 
-    /// Writes the index file to `out` (one `write_all`; wrap files in nothing, the bytes are
-    /// already assembled in memory).
+    /// Writes the index file to `out` with a single `write_all` (the bytes are assembled in
+    /// memory first, so `out` needs no buffering).
     pub fn write_to<W: Write>(&self, order: NodeOrder, mut out: W) -> Result<(), IndexError> {
         let bytes = encode(self, order)?;
         out.write_all(&bytes)?;

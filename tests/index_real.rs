@@ -696,3 +696,89 @@ fn non_ascii_fatal_message_matches_kmod34() {
         assert_eq!(err.kmod_message(), kmod_text, "{file}");
     }
 }
+
+/// Random small indexes whose keys mix literals, `*`, `?`, `[`, `]` and `\`, queried through
+/// the real libkmod (`modprobe -R`, both releases): results and their order must agree with
+/// `lookup_wild` (via the same lookup chain).
+#[test]
+fn random_indexes_lookup_like_libkmod() {
+    let Some(_) = references_or_skip() else {
+        return;
+    };
+    let kver = "0.0.0-random";
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("index-random");
+    let _ = std::fs::remove_dir_all(&work);
+    let empty_conf = work.join("empty-modprobe.d");
+    std::fs::create_dir_all(&empty_conf).unwrap();
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let key_alphabet = b"ab_*?[]\\";
+    let query_alphabet = b"ab_*?\\";
+    let modprobes = [
+        (PathBuf::from("/usr/sbin/modprobe"), NodeOrder::Post),
+        (cache_dir().join("bin/modprobe-kmod34"), NodeOrder::Pre),
+    ];
+    let mut compared = 0;
+    let mut found = 0;
+    for case in 0..100 {
+        let mut builder = IndexBuilder::new();
+        for _ in 0..1 + rng.below(12) {
+            let key: Vec<u8> = (0..1 + rng.below(5))
+                .map(|_| key_alphabet[rng.below(key_alphabet.len())])
+                .collect();
+            let value = format!("m{}", rng.below(6));
+            builder
+                .insert(&key, value.as_bytes(), rng.below(3) as u32)
+                .unwrap();
+        }
+        let queries: Vec<Vec<u8>> = (0..8)
+            .map(|_| {
+                (0..1 + rng.below(4))
+                    .map(|_| query_alphabet[rng.below(query_alphabet.len())])
+                    .collect()
+            })
+            .collect();
+        let (modprobe, order) = &modprobes[case % 2];
+        let root = work.join(format!("case{case}"));
+        let dir = root.join("lib/modules").join(kver);
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = IndexBuilder::new().to_bytes(*order).unwrap();
+        for file in BIN_FILES {
+            std::fs::write(dir.join(file), &empty).unwrap();
+        }
+        std::fs::write(
+            dir.join("modules.alias.bin"),
+            builder.to_bytes(*order).unwrap(),
+        )
+        .unwrap();
+        let want = run_modprobe(modprobe, &root, kver, &empty_conf, &queries);
+        let got = resolve_like_libkmod(&dir, &queries);
+        for ((q, w), g) in queries.iter().zip(&want).zip(&got) {
+            assert_eq!(
+                g,
+                w,
+                "case {case} ({}), query {:?}, index entries {:?}",
+                modprobe.display(),
+                String::from_utf8_lossy(q),
+                Index::new(&builder.to_bytes(*order).unwrap())
+                    .unwrap()
+                    .entries()
+                    .unwrap()
+                    .iter()
+                    .map(|e| format!(
+                        "{} {} {}",
+                        String::from_utf8_lossy(&e.key),
+                        e.priority,
+                        String::from_utf8_lossy(e.value)
+                    ))
+                    .collect::<Vec<_>>()
+            );
+            compared += 1;
+            found += usize::from(!w.is_empty());
+        }
+    }
+    eprintln!("{compared} random lookups agree with libkmod ({found} found something)");
+    assert!(
+        found > compared / 4,
+        "too few random queries matched: {found}"
+    );
+}

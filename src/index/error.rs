@@ -164,6 +164,15 @@ pub enum ReadError {
         /// Start of the node where the limit was passed.
         at: usize,
     },
+    /// The keys of all values add up to far more than the file size (a crafted file whose
+    /// listing would need quadratic memory).
+    #[error("at offset {at}: the keys of all values exceed {budget} bytes in total")]
+    KeysTooLarge {
+        /// Start of the node where the budget was passed.
+        at: usize,
+        /// The budget (32 × file size + 1 MiB).
+        budget: u64,
+    },
 }
 
 impl ReadError {
@@ -181,7 +190,8 @@ impl ReadError {
             | ReadError::BadChildRange { at, .. }
             | ReadError::BadValueCount { at, .. }
             | ReadError::SharedNode { at, .. }
-            | ReadError::KeyTooLong { at } => at,
+            | ReadError::KeyTooLong { at }
+            | ReadError::KeysTooLarge { at, .. } => at,
         }
     }
 }

@@ -11,6 +11,10 @@ use super::format::{
 };
 use super::NodeOrder;
 
+/// Allowed total key bytes (Σ key length × value count) per byte of file, plus a constant.
+const KEY_BYTES_PER_FILE_BYTE: u64 = 32;
+const KEY_BYTES_SLACK: u64 = 1 << 20;
+
 /// One value of a key: what libkmod's lookups return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Value<'a> {
@@ -116,8 +120,10 @@ impl<'a> Index<'a> {
     /// from the root: no unknown flag, offsets inside the node area, non-empty NUL-terminated
     /// prefixes, `first <= last < 128`, child tables and values inside the file, value counts
     /// that the remaining bytes can hold, NUL-terminated values, every node referenced once
-    /// (no loops, no sharing), keys at most [`MAX_KEY_LEN`] bytes. Time and memory are linear
-    /// in the file size.
+    /// (no loops, no sharing), keys at most [`MAX_KEY_LEN`] bytes, and the keys of all values
+    /// together at most 32 times the file size plus 1 MiB (real indexes use about 1×), which
+    /// keeps [`Index::entries`] and the wildcard lookups linear in the file size. Validation
+    /// itself is linear in time and memory.
     pub fn new(bytes: &'a [u8]) -> Result<Self, ReadError> {
         if bytes.len() < HEADER_LEN {
             return Err(ReadError::TooShort { len: bytes.len() });
@@ -258,6 +264,11 @@ impl<'a> Index<'a> {
     /// Visits every reachable node once (explicit stack, no recursion).
     fn validate(&self) -> Result<(), ReadError> {
         let mut seen = vec![0u64; self.bytes.len() / 64 + 1];
+        // Σ key length × values: the bytes `entries()` allocates for keys, and a bound on the
+        // pattern text wildcard lookups match. Real indexes stay near 1× the file size; a hostile
+        // file could make it quadratic, so it is capped.
+        let key_budget = KEY_BYTES_PER_FILE_BYTE * self.bytes.len() as u64 + KEY_BYTES_SLACK;
+        let mut key_bytes = 0u64;
         let mut stack = vec![(self.root()?, 0usize)];
         while let Some((node, parent_key_len)) = stack.pop() {
             let word = &mut seen[node.offset / 64];
@@ -272,6 +283,13 @@ impl<'a> Index<'a> {
             let key_len = parent_key_len + node.prefix.len();
             if key_len > MAX_KEY_LEN {
                 return Err(ReadError::KeyTooLong { at: node.offset });
+            }
+            key_bytes += key_len as u64 * u64::from(node.value_count);
+            if key_bytes > key_budget {
+                return Err(ReadError::KeysTooLarge {
+                    at: node.offset,
+                    budget: key_budget,
+                });
             }
             self.node_end(&node)?;
             for (_, child) in self.children(&node)? {

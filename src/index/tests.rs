@@ -336,3 +336,33 @@ fn too_large_index_is_refused() {
     let err = b.to_bytes(NodeOrder::Pre).unwrap_err();
     assert!(matches!(err, IndexError::TooLarge { .. }), "{err}");
 }
+
+#[test]
+fn quadratic_listings_are_refused() {
+    // One node with a 4000-byte prefix and many values: the listing would repeat the key for
+    // every value. Hand-assembled: root with one child 'k', whose prefix is long.
+    let prefix = vec![b'x'; 4000];
+    let values: Vec<(u32, &[u8])> = vec![(0, &b""[..]); 2000];
+    let child_at = 12 + 2 + 4;
+    let bytes = Bytes::default()
+        .header(0x2000_000C)
+        .range(b'k', b'k')
+        .word(0xC000_0000 | child_at)
+        .text(&prefix)
+        .values(&values)
+        .0;
+    // 2000 values × 4001-byte keys = 8 MB of keys from a 22 kB file.
+    assert!(matches!(
+        Index::new(&bytes),
+        Err(ReadError::KeysTooLarge { .. })
+    ));
+    // The same node with few values is fine.
+    let few = Bytes::default()
+        .header(0x2000_000C)
+        .range(b'k', b'k')
+        .word(0xC000_0000 | child_at)
+        .text(&prefix)
+        .values(&values[..3])
+        .0;
+    assert_eq!(Index::new(&few).unwrap().entries().unwrap().len(), 3);
+}

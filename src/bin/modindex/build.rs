@@ -8,8 +8,9 @@ use depmod_rs::index::{IndexBuilder, NodeOrder};
 
 use super::common::unescape;
 
-/// Build an index from `KEY<TAB>PRIORITY<TAB>VALUE` lines (the `dump` format) on stdin and
-/// write it to stdout. Lines are inserted last to first, so the value order of a dump is
+/// Build an index from `dump` lines on stdin, written to stdout.
+///
+/// Reads `KEY<TAB>PRIORITY<TAB>VALUE` lines. Lines are inserted last to first, so the value order of a dump is
 /// reproduced exactly: `modindex dump F | modindex build --order O` gives F back byte for byte
 /// when F was written in order O.
 #[derive(Debug, clap::Args)]

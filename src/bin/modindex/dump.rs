@@ -8,9 +8,10 @@ use depmod_rs::index::annotate::annotate;
 
 use super::common::{escape, open, read_file};
 
-/// Print every stored value, one `KEY<TAB>PRIORITY<TAB>VALUE` line each, in trie order
-/// (a key's values in stored order). `\`, TAB and newline in keys and values are written as
-/// `\\`, `\t` and `\n`.
+/// Print every stored value as a `KEY<TAB>PRIORITY<TAB>VALUE` line.
+///
+/// Lines come in trie order (a key's values in stored order). `\`, TAB and newline in keys
+/// and values are written as `\\`, `\t` and `\n`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The index file.

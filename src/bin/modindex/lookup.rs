@@ -8,8 +8,9 @@ use depmod_rs::names::normalize_alias;
 
 use super::common::{open, read_file};
 
-/// Print the values libkmod finds for KEY, one per line; exit 0 if found, 1 if not, 2 on error.
+/// Print the values libkmod finds for KEY (exit 0 found, 1 not found, 2 error).
 ///
+/// Values are printed one per line.
 /// The kind of lookup follows the file name, as in libkmod: wildcard (fnmatch patterns as keys,
 /// every matching value) for modules.alias.bin, modules.symbols.bin and
 /// modules.builtin.alias.bin; exact (the first value) for modules.dep.bin and

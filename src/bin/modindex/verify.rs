@@ -7,9 +7,10 @@ use depmod_rs::index::{IndexBuilder, NodeOrder};
 
 use super::common::{open, read_file};
 
-/// Validate the whole file (header, every node, string, count and reference; no loops) and
-/// report its node order and whether it is exactly what kmod would write for its entries.
-/// Exit 0 if the structure is valid, 2 if not.
+/// Validate the whole file structurally (exit 0 valid, 2 not).
+///
+/// Checks the header and every node, string, count and reference (no loops), then reports
+/// the node order and whether the file is exactly what kmod would write for its entries.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The index file.

@@ -10,6 +10,16 @@
 //!
 //! Behaviour differences between kmod releases come from [`ReadOptions::version`].
 //! See `kmod-depmod.md` §5 for the rules.
+//!
+//! # Where the result is defined but kmod's is not
+//!
+//! * Debian builds kmod with assertions enabled. A `__crc_` symbol whose `st_shndx` is at
+//!   or past `e_shnum` (and not `SHN_ABS`), or an `e_shstrndx` of 0 or past the table, makes
+//!   kmod 30 and 34 abort. Here the CRC is −1 (`u64::MAX`), and the file is `EINVAL`.
+//! * kmod reads C strings (symbol names, and before kmod 34 `__versions` names) until a NUL
+//!   even past the end of the mapped file. Here such a string ends at the end of the image.
+//! * A compressed module whose image would exceed [`ReadOptions::max_image_size`] fails with
+//!   [`ModuleError::TooLarge`] (`ENOMEM`) instead of being decoded.
 
 mod decompress;
 mod elf;
@@ -60,7 +70,7 @@ impl Default for ReadOptions {
 pub struct ModuleInfo {
     /// Exports as depmod reads them (`kmod_module_get_symbols`): `Ok(empty)` when the module
     /// simply has none ("no symbols", silent in depmod); `Err` when kmod would print
-    /// "failed to load symbols from <path>: <strerror>".
+    /// "failed to load symbols from `<path>`: `<strerror>`".
     pub exports: Result<Vec<Export>, ModuleError>,
     /// Every `key=value` of `.modinfo` in file order (depmod uses `alias`, `softdep`,
     /// `weakdep`).

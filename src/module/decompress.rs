@@ -112,6 +112,13 @@ fn decode_xz(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
     let mut stream = Stream::new_stream_decoder(u64::MAX, CONCATENATED)
         .map_err(|_| limit.error("Internal error (bug)"))?;
     let mut out = Vec::new();
+    if let Some(size) = xz_size_hint(input) {
+        // Allocate once for the whole image, but never more than the cap allows nor more
+        // than a plausible ratio (a forged index must not reserve huge buffers).
+        let plausible = (input.len() as u64).saturating_mul(64);
+        let capacity = size.min(limit.max.saturating_add(1)).min(plausible);
+        out.reserve_exact(usize::try_from(capacity).unwrap_or(0));
+    }
     loop {
         if out.len() == out.capacity() {
             limit.grow(&mut out, input.len())?;
@@ -142,6 +149,44 @@ fn decode_xz(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
             }
         }
     }
+}
+
+/// The uncompressed size recorded in the index of the last xz stream in `input`, used only
+/// to size the output buffer (a wrong or missing value just costs reallocations).
+fn xz_size_hint(input: &[u8]) -> Option<u64> {
+    const FOOTER: usize = 12;
+    let footer = input.get(input.len().checked_sub(FOOTER)?..)?;
+    if &footer[10..12] != b"YZ" {
+        return None;
+    }
+    let backward = u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]);
+    let index_size = (u64::from(backward) + 1) * 4;
+    let index_start = (input.len() - FOOTER).checked_sub(usize::try_from(index_size).ok()?)?;
+    let mut index = input
+        .get(index_start..input.len() - FOOTER)?
+        .iter()
+        .copied();
+    if index.next()? != 0 {
+        return None;
+    }
+    let mut varint = || -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..63).step_by(7) {
+            let byte = index.next()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    let records = varint()?;
+    let mut total = 0u64;
+    for _ in 0..records {
+        let _unpadded = varint()?;
+        total = total.checked_add(varint()?)?;
+    }
+    Some(total)
 }
 
 /// zstd as kmod 34 decodes it: the first frame must declare a non-zero content size, and the
@@ -273,6 +318,15 @@ mod tests {
             }
             Compression::None => data.to_vec(),
         }
+    }
+
+    #[test]
+    fn xz_size_hint_reads_the_index() {
+        let data = vec![7u8; 123_457];
+        let xz = compressed(Compression::Xz, &data);
+        assert_eq!(xz_size_hint(&xz), Some(123_457));
+        assert_eq!(xz_size_hint(&xz[..xz.len() - 1]), None);
+        assert_eq!(xz_size_hint(b"YZ"), None);
     }
 
     #[test]

@@ -20,11 +20,16 @@
 //! Deliberately odd files can be made with [`SynthModule::symtab`] (omit `.symtab`),
 //! [`SynthModule::ksymtab_strings_override`] (raw `__ksymtab_strings` bytes) and
 //! [`SynthModule::extra_sections`]; [`SynthModule::to_elf_with_layout`] reports where every
-//! section landed so a test can patch bytes afterwards.
+//! section landed so a test can patch bytes afterwards. [`compress`] packs a module as
+//! kbuild would for `.ko.xz`, `.ko.zst` or `.ko.gz` trees.
 
+mod compress;
 mod writer;
 
+pub use compress::compress;
+
 pub use crate::module::elf_types::{ElfClass, Endian};
+pub use crate::module::Compression;
 
 use crate::module::elf_types::{
     SHF_ALLOC, SHN_ABS, SHN_UNDEF, SHT_PROGBITS, SHT_STRTAB, SHT_SYMTAB, STB_GLOBAL, STB_WEAK,

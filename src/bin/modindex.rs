@@ -14,6 +14,8 @@ mod common;
 mod dump;
 #[path = "modindex/lookup.rs"]
 mod lookup;
+#[path = "modindex/module.rs"]
+mod module;
 #[path = "modindex/verify.rs"]
 mod verify;
 
@@ -31,6 +33,7 @@ enum Command {
     Build(build::Args),
     Lookup(lookup::Args),
     Verify(verify::Args),
+    Module(module::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(args),
         Command::Lookup(args) => lookup::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Module(args) => module::run(args),
     };
     match outcome {
         Ok(code) => code,

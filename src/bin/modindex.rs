@@ -1,6 +1,51 @@
-//! `modindex`: read, build and check kmod binary indexes.
+//! `modindex`: read, build and check kmod binary indexes (`modules.*.bin`).
+//!
+//! Each subcommand lives in its own file under `src/bin/modindex/`.
 
-fn main() {
-    eprintln!("modindex: not built yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[path = "modindex/build.rs"]
+mod build;
+#[path = "modindex/common.rs"]
+mod common;
+#[path = "modindex/dump.rs"]
+mod dump;
+#[path = "modindex/lookup.rs"]
+mod lookup;
+#[path = "modindex/verify.rs"]
+mod verify;
+
+/// Read, build and check kmod binary indexes (modules.*.bin).
+#[derive(Debug, Parser)]
+#[command(name = "modindex", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Dump(dump::Args),
+    Build(build::Args),
+    Lookup(lookup::Args),
+    Verify(verify::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Dump(args) => dump::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Lookup(args) => lookup::run(args),
+        Command::Verify(args) => verify::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("modindex: {message}");
+            ExitCode::from(2)
+        }
+    }
 }

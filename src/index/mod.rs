@@ -1,5 +1,27 @@
-//! The kmod binary index (`modules.*.bin`): a compressed trie of (key, value, priority) entries.
+//! The kmod binary index (`modules.*.bin`): a compressed trie of `(key, value, priority)`
+//! entries.
 //!
-//! Placeholder: the builder, writers and reader land in this module.
+//! * [`IndexBuilder`] — build the trie with kmod's insertion and value-list rules, then write it
+//!   byte for byte as kmod does, in pre-order (kmod ≥ 34) or post-order (kmod ≤ 33).
+//! * [`Index`] — a validated, zero-copy view of an index file with libkmod's exact and
+//!   wildcard lookups and a full listing.
+//! * [`fnmatch()`] — the POSIX pattern matcher libkmod's wildcard lookup relies on.
+//!
+//! The format is described in `format-spec/index.md`.
+
+mod error;
+pub mod fnmatch;
+pub mod format;
+mod lookup;
+mod read;
+mod trie;
+mod write;
 
 pub use crate::compat::NodeOrder;
+pub use error::{IndexError, ReadError};
+pub use fnmatch::fnmatch;
+pub use read::{Entry, Index, Value};
+pub use trie::IndexBuilder;
+
+#[cfg(test)]
+mod tests;

@@ -101,6 +101,28 @@ impl KmodVersion {
         self >= KmodVersion::V34
     }
 
+    /// Whether kmod 34's stricter section handling applies: the section-name string table's own
+    /// `sh_name` must lie inside it, a wanted section found at file offset 0 counts as absent,
+    /// and a `__crc_` symbol whose CRC lives in a section smaller than 4 bytes gets CRC −1.
+    /// kmod 30–33 accept the first two and compute the last with a wrapped size.
+    pub fn strict_elf_sections(self) -> bool {
+        self >= KmodVersion::V34
+    }
+
+    /// Whether every known compression magic (zstd, xz, gzip) is recognised even when its
+    /// decompressor is not built in, so that such a file fails to load (since kmod 33). Before,
+    /// only built-in formats were recognised and any other file was read raw.
+    pub fn detects_all_compressions(self) -> bool {
+        self >= KmodVersion::V33
+    }
+
+    /// Whether zstd modules are decoded in one shot into a buffer sized by the first frame's
+    /// content size, which must be present and non-zero (kmod 34). kmod 30–33 stream-decode
+    /// and keep whatever was decoded when the input ends, even mid-frame.
+    pub fn zstd_needs_content_size(self) -> bool {
+        self >= KmodVersion::V34
+    }
+
     /// Whether the module count is limited to 65,534 with a FATAL error (kmod 34).
     pub fn limits_module_count(self) -> bool {
         self >= KmodVersion::V34

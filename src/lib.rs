@@ -22,6 +22,7 @@
 //! * [`run`] — the whole run in kmod's order.
 //! * [`diag`] — kmod-style diagnostics.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
+//! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
@@ -39,3 +40,4 @@ pub mod output;
 pub mod publish;
 pub mod run;
 pub mod symvers;
+pub mod synth;

@@ -1,3 +1,133 @@
 //! Reading kernel module files: decompression and the ELF data depmod uses.
 //!
-//! Placeholder: the reader lands in this module.
+//! [`read_module`] opens a file as libkmod's `kmod_file_open` does (compression detected by
+//! magic bytes, not by name), and [`parse_module_image`] reads an ELF image as libkmod's
+//! `kmod_elf_*` functions do for depmod:
+//!
+//! * exports (`kmod_module_get_symbols`): `__crc_` symbols, else `__ksymtab_strings`;
+//! * `.modinfo` `key=value` strings (`kmod_module_get_info`);
+//! * undefined symbols with `__versions` CRCs (`kmod_module_get_dependency_symbols`).
+//!
+//! Behaviour differences between kmod releases come from [`ReadOptions::version`].
+//! See `kmod-depmod.md` §5 for the rules.
+
+mod decompress;
+mod elf;
+pub mod elf_types;
+mod error;
+mod modinfo;
+pub mod report;
+mod source;
+mod symbols;
+
+use std::path::Path;
+
+pub use decompress::{decompress, detect, MAGIC_LEN};
+pub use elf_types::{ElfClass, Endian};
+pub use error::{strerror, Compression, ModuleError};
+pub use modinfo::parse_modinfo;
+pub use report::{describe, run_module_command, ReportError};
+pub use source::{load_image, ModuleImage};
+
+use crate::compat::KmodVersion;
+
+/// How modules are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// The kmod release whose reading rules apply.
+    pub version: KmodVersion,
+    /// Whether gzip-compressed modules can be decoded (kmod built with zlib). Debian's kmod
+    /// 30 and 34 are built without it: kmod 30 then reads such a file raw (not ELF), kmod 34
+    /// fails to load it with `ENOSYS`.
+    pub gzip: bool,
+    /// Largest decompressed image accepted; a larger one stops with
+    /// [`ModuleError::TooLarge`] (protects against decompression bombs).
+    pub max_image_size: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            version: KmodVersion::DEFAULT,
+            gzip: true,
+            max_image_size: 1 << 30,
+        }
+    }
+}
+
+/// What depmod reads from one module.
+#[derive(Debug, Clone)]
+pub struct ModuleInfo {
+    /// Exports as depmod reads them (`kmod_module_get_symbols`): `Ok(empty)` when the module
+    /// simply has none ("no symbols", silent in depmod); `Err` when kmod would print
+    /// "failed to load symbols from <path>: <strerror>".
+    pub exports: Result<Vec<Export>, ModuleError>,
+    /// Every `key=value` of `.modinfo` in file order (depmod uses `alias`, `softdep`,
+    /// `weakdep`).
+    pub modinfo: Vec<ModinfoEntry>,
+    /// Undefined symbols as `kmod_module_get_dependency_symbols` returns them: `.symtab`
+    /// order, then unmatched `__versions` entries. Empty when kmod's read fails.
+    pub imports: Vec<Import>,
+}
+
+/// An exported symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Export {
+    /// Symbol name (without `__crc_`).
+    pub name: Vec<u8>,
+    /// CRC (0 when the module has no `__crc_` symbols; `u64::MAX` when kmod could not
+    /// locate it).
+    pub crc: u64,
+}
+
+/// An undefined symbol the module needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Import {
+    /// Symbol name.
+    pub name: Vec<u8>,
+    /// CRC from `__versions`, 0 when there is no entry.
+    pub crc: u64,
+    /// `STB_WEAK` binding.
+    pub weak: bool,
+}
+
+/// One `.modinfo` string split at its first `=`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModinfoEntry {
+    /// Text before the first `=` (the whole string when there is none).
+    pub key: Vec<u8>,
+    /// Text after the first `=` (empty when there is none).
+    pub value: Vec<u8>,
+}
+
+impl ModuleInfo {
+    /// Values of every modinfo entry whose key is exactly `key`, in order.
+    pub fn modinfo_values<'s>(&'s self, key: &'s [u8]) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.modinfo
+            .iter()
+            .filter(move |e| e.key == key)
+            .map(|e| e.value.as_slice())
+    }
+}
+
+/// Opens, decompresses and reads a module file.
+///
+/// `Err` when the file cannot be opened or decompressed or is not a valid ELF image; depmod
+/// then reports the error and keeps the module without any information.
+pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
+    let image = load_image(path, opts)?;
+    parse_module_image(image.as_bytes(), opts).map_err(|e| e.with_path(path))
+}
+
+/// Reads an already-decompressed ELF image.
+///
+/// `Err` when the image fails kmod's ELF validation. When only the export read fails,
+/// [`ModuleInfo::exports`] holds the error and the rest is still read.
+pub fn parse_module_image(image: &[u8], opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
+    let elf = elf::ModuleElf::parse(image, opts.version)?;
+    Ok(ModuleInfo {
+        exports: symbols::exports(&elf),
+        modinfo: modinfo::modinfo(&elf),
+        imports: symbols::imports(&elf).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,246 @@
+//! Decoding compressed modules (xz, zstd, gzip) the way libkmod does, with an output cap.
+//!
+//! Every call builds its own decoder state, so any number of threads can decode at once.
+//! Output never grows beyond `max_image_size`: a stream that would produce more stops with
+//! [`ModuleError::TooLarge`] as soon as the limit is crossed.
+
+use std::io::Read;
+
+use super::error::{Compression, ModuleError};
+use crate::compat::KmodVersion;
+
+/// Magic bytes kmod checks, in its order.
+const MAGIC_ZSTD: &[u8] = &[0x28, 0xB5, 0x2F, 0xFD];
+const MAGIC_XZ: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0];
+const MAGIC_GZIP: &[u8] = &[0x1F, 0x8B];
+
+/// Number of leading bytes kmod reads to detect compression; shorter files are `EINVAL`.
+pub const MAGIC_LEN: usize = 6;
+
+/// How a file with these leading bytes is loaded.
+///
+/// `gzip` says whether gzip decoding is available. kmod 30–32 recognise only formats that
+/// are available (an unavailable one is read raw); kmod 33+ recognise all of them.
+pub fn detect(head: &[u8], version: KmodVersion, gzip: bool) -> Compression {
+    let candidates = [
+        (MAGIC_ZSTD, Compression::Zstd, true),
+        (MAGIC_XZ, Compression::Xz, true),
+        (MAGIC_GZIP, Compression::Gzip, gzip),
+    ];
+    for (magic, format, available) in candidates {
+        if head.starts_with(magic) && (available || version.detects_all_compressions()) {
+            return format;
+        }
+    }
+    Compression::None
+}
+
+/// Decodes `input` in `format` (not [`Compression::None`]) into a new buffer.
+pub fn decompress(
+    format: Compression,
+    input: &[u8],
+    version: KmodVersion,
+    gzip: bool,
+    max_image_size: u64,
+) -> Result<Vec<u8>, ModuleError> {
+    let limit = OutputLimit {
+        format,
+        max: max_image_size,
+    };
+    match format {
+        Compression::None => Ok(input.to_vec()),
+        Compression::Xz => decode_xz(input, limit),
+        Compression::Zstd if version.zstd_needs_content_size() => decode_zstd_sized(input, limit),
+        Compression::Zstd => decode_zstd_stream(input, limit),
+        Compression::Gzip if gzip => decode_gzip(input, limit),
+        Compression::Gzip => Err(ModuleError::UnsupportedCompression { path: None, format }),
+    }
+}
+
+/// The output cap for one decode.
+#[derive(Clone, Copy)]
+struct OutputLimit {
+    format: Compression,
+    max: u64,
+}
+
+impl OutputLimit {
+    fn exceeded(self) -> ModuleError {
+        ModuleError::TooLarge {
+            path: None,
+            format: self.format,
+            limit: self.max,
+        }
+    }
+
+    fn error(self, message: impl Into<String>) -> ModuleError {
+        ModuleError::Decompress {
+            path: None,
+            format: self.format,
+            message: message.into(),
+        }
+    }
+
+    /// Makes room for more output, or fails when `out` already holds the maximum.
+    fn grow(self, out: &mut Vec<u8>, input_len: usize) -> Result<(), ModuleError> {
+        let len = out.len() as u64;
+        if len >= self.max {
+            return Err(self.exceeded());
+        }
+        // Modules compress 3–6×; start near the final size, then double.
+        let wanted = (out.len().max(input_len.saturating_mul(4))).max(64 * 1024) as u64;
+        let extra = wanted.min(self.max - len);
+        out.reserve_exact(usize::try_from(extra).map_err(|_| self.exceeded())?);
+        Ok(())
+    }
+}
+
+/// xz with liblzma's stream decoder in concatenated mode and no memory limit, as kmod.
+fn decode_xz(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
+    use liblzma::stream::{Action, Error, Status, Stream, CONCATENATED};
+
+    let mut stream = Stream::new_stream_decoder(u64::MAX, CONCATENATED)
+        .map_err(|_| limit.error("Internal error (bug)"))?;
+    let mut out = Vec::new();
+    loop {
+        if out.len() == out.capacity() {
+            limit.grow(&mut out, input.len())?;
+        }
+        let consumed = usize::try_from(stream.total_in()).unwrap_or(input.len());
+        let rest = input.get(consumed..).unwrap_or(&[]);
+        let status = stream.process_vec(rest, &mut out, Action::Finish);
+        match status {
+            Ok(Status::StreamEnd) => return Ok(out),
+            Ok(Status::Ok) | Ok(Status::GetCheck) => {}
+            Ok(Status::MemNeeded) => {
+                // LZMA_BUF_ERROR: no progress possible. With output space left, the input
+                // ended early.
+                if out.len() < out.capacity() {
+                    return Err(limit.error("Unexpected end of input"));
+                }
+            }
+            Err(err) => {
+                let message = match err {
+                    Error::Mem | Error::MemLimit => "Cannot allocate memory",
+                    Error::Format => "File format not recognized",
+                    Error::Options => "Unsupported compression options",
+                    Error::Data => "File is corrupt",
+                    _ => "Internal error (bug)",
+                };
+                return Err(limit.error(message));
+            }
+        }
+    }
+}
+
+/// zstd as kmod 34 decodes it: the first frame must declare a non-zero content size, and the
+/// whole input (all frames) is decoded in one call into a buffer of exactly that size.
+fn decode_zstd_sized(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
+    use zstd::zstd_safe;
+
+    let size = match zstd_safe::get_frame_content_size(input) {
+        Ok(Some(size)) if size > 0 => size,
+        _ => return Err(limit.error("Failed to determine decompression size")),
+    };
+    if size > limit.max {
+        return Err(limit.exceeded());
+    }
+    let capacity = usize::try_from(size).map_err(|_| limit.exceeded())?;
+    let mut out = Vec::with_capacity(capacity);
+    let mut context =
+        zstd_safe::DCtx::try_create().ok_or_else(|| limit.error("Cannot allocate memory"))?;
+    context
+        .decompress(&mut out, input)
+        .map_err(|code| limit.error(zstd_safe::get_error_name(code)))?;
+    Ok(out)
+}
+
+/// zstd as kmod 30–33 decode it: a streaming decoder over all frames; when the input ends
+/// the output so far is the image, even if a frame is incomplete.
+fn decode_zstd_stream(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
+    use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer};
+
+    let mut context = DCtx::try_create().ok_or_else(|| limit.error("Cannot allocate memory"))?;
+    let mut source = InBuffer::around(input);
+    let mut out = Vec::new();
+    loop {
+        if out.len() == out.capacity() {
+            limit.grow(&mut out, input.len())?;
+        }
+        let before = (source.pos(), out.len());
+        {
+            // The output buffer sets `out`'s length as the decoder writes.
+            let pos = out.len();
+            let mut sink = OutBuffer::around_pos(&mut out, pos);
+            context
+                .decompress_stream(&mut sink, &mut source)
+                .map_err(|code| limit.error(zstd_safe::get_error_name(code)))?;
+        }
+        let input_done = source.pos() >= input.len();
+        let output_room = out.len() < out.capacity();
+        if input_done && output_room {
+            return Ok(out);
+        }
+        if (source.pos(), out.len()) == before && output_room {
+            // No progress with input left and room to write: the decoder is stuck.
+            return Err(limit.error("no progress"));
+        }
+    }
+}
+
+/// gzip as zlib's `gzread` reads it: members one after another; after a member, anything
+/// that does not start with the gzip magic is trailing garbage and ignored.
+fn decode_gzip(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    loop {
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let room = limit.max - out.len() as u64;
+        let read = (&mut member)
+            .take(room.saturating_add(1))
+            .read_to_end(&mut out);
+        if let Err(err) = read {
+            return Err(limit.error(err.to_string()));
+        }
+        if out.len() as u64 > limit.max {
+            return Err(limit.exceeded());
+        }
+        rest = member.into_inner();
+        if !(rest.len() > 1 && rest.starts_with(MAGIC_GZIP)) {
+            return Ok(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_follows_the_version_rules() {
+        let gz = [0x1f, 0x8b, 8, 0, 0, 0];
+        assert_eq!(detect(&gz, KmodVersion::V30, false), Compression::None);
+        assert_eq!(detect(&gz, KmodVersion::V34, false), Compression::Gzip);
+        assert_eq!(detect(&gz, KmodVersion::V30, true), Compression::Gzip);
+        assert_eq!(
+            detect(b"\xfd7zXZ\0", KmodVersion::V30, false),
+            Compression::Xz
+        );
+        // The xz magic includes its trailing NUL.
+        assert_eq!(
+            detect(b"\xfd7zXZ\x01", KmodVersion::V34, true),
+            Compression::None
+        );
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0], KmodVersion::V34, true),
+            Compression::Zstd
+        );
+    }
+
+    #[test]
+    fn gzip_without_decoder_fails_in_v34() {
+        let err = decompress(Compression::Gzip, b"", KmodVersion::V34, false, 1 << 20)
+            .expect_err("gzip disabled");
+        assert_eq!(err.kmod_strerror(), "Function not implemented");
+    }
+}

@@ -1,0 +1,327 @@
+//! A validated, zero-copy view of a kernel module's ELF image, checked exactly as libkmod
+//! checks it (`kmod_elf_new`).
+//!
+//! # Why a hand-rolled parser
+//!
+//! depmod's output depends on which files libkmod accepts and on exactly what it reads from
+//! them, including its quirks. A general ELF library validates differently:
+//!
+//! * `goblin`'s `Elf::parse` is eager: it parses program headers, dynamic sections and
+//!   relocations, allocates, and rejects files (e.g. with an unreadable section we never
+//!   look at) that kmod reads without complaint.
+//! * `object` is lazy and robust, but its checks are its own: it refuses some header values
+//!   kmod ignores, accepts some kmod refuses (kmod demands `e_shentsize` equal to the native
+//!   header size and a NUL-terminated `.shstrtab`), bounds every string to its section, and
+//!   has no notion of kmod's version-dependent rules.
+//! * kmod's lookups have observable edge cases that must be reproduced bit for bit: a
+//!   section whose contents run past the end of the file is skipped (and the next section
+//!   with the same name is used), kmod 34 treats a wanted section at file offset 0 as absent,
+//!   names in `.strtab` and (before kmod 34) in `__versions` are C strings that may run past
+//!   their section into the following bytes, and a `__crc_` CRC can live in any section.
+//!
+//! What kmod needs is small: the file header, the section header table, the section-name
+//! string table and five named sections. Reading those by hand with explicit byte order
+//! gives kmod's validation exactly, never allocates for the structure itself, and cannot
+//! panic: every access goes through a bounds-checked slice lookup. The parser is fuzzed
+//! (`fuzz/fuzz_targets/module_elf.rs`) and tested on truncations and byte flips.
+
+use super::elf_types::{
+    ElfClass, Endian, EI_NIDENT, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELF_MAGIC,
+};
+use super::error::ModuleError;
+use crate::compat::KmodVersion;
+
+/// A section's contents, known to lie inside the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SectionRange {
+    /// File offset of the contents.
+    pub offset: u64,
+    /// Size of the contents.
+    pub size: u64,
+}
+
+/// The five sections depmod reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    KsymtabStrings = 0,
+    Modinfo = 1,
+    Strtab = 2,
+    Symtab = 3,
+    Versions = 4,
+}
+
+impl Wanted {
+    const ALL: [Wanted; 5] = [
+        Wanted::KsymtabStrings,
+        Wanted::Modinfo,
+        Wanted::Strtab,
+        Wanted::Symtab,
+        Wanted::Versions,
+    ];
+
+    fn name(self) -> &'static [u8] {
+        match self {
+            Wanted::KsymtabStrings => b"__ksymtab_strings",
+            Wanted::Modinfo => b".modinfo",
+            Wanted::Strtab => b".strtab",
+            Wanted::Symtab => b".symtab",
+            Wanted::Versions => b"__versions",
+        }
+    }
+}
+
+/// A kernel module image that passed kmod's ELF validation.
+#[derive(Debug, Clone)]
+pub(crate) struct ModuleElf<'a> {
+    data: &'a [u8],
+    class: ElfClass,
+    endian: Endian,
+    machine: u16,
+    version: KmodVersion,
+    section_table_offset: u64,
+    section_count: u16,
+    names: SectionRange,
+    sections: [Option<SectionRange>; 5],
+}
+
+/// Offsets of the section header fields kmod reads, per class.
+struct ShdrLayout {
+    name: u64,
+    offset: (u64, usize),
+    size: (u64, usize),
+}
+
+impl ElfClass {
+    fn shdr_layout(self) -> ShdrLayout {
+        match self {
+            ElfClass::Elf32 => ShdrLayout {
+                name: 0,
+                offset: (16, 4),
+                size: (20, 4),
+            },
+            ElfClass::Elf64 => ShdrLayout {
+                name: 0,
+                offset: (24, 8),
+                size: (32, 8),
+            },
+        }
+    }
+}
+
+impl<'a> ModuleElf<'a> {
+    /// Validates `data` as kmod's `kmod_elf_new` does and locates the wanted sections.
+    pub(crate) fn parse(data: &'a [u8], version: KmodVersion) -> Result<Self, ModuleError> {
+        let len = data.len() as u64;
+        if len <= EI_NIDENT as u64 || data.get(..4) != Some(&ELF_MAGIC[..]) {
+            return Err(ModuleError::NotElf { path: None });
+        }
+        let class = match data[4] {
+            ELFCLASS32 => ElfClass::Elf32,
+            ELFCLASS64 => ElfClass::Elf64,
+            _ => {
+                return Err(ModuleError::Invalid {
+                    path: None,
+                    reason: "unknown ELF class",
+                })
+            }
+        };
+        if len <= class.header_size() as u64 {
+            return Err(ModuleError::Truncated { path: None });
+        }
+        let endian = match data[5] {
+            ELFDATA2LSB => Endian::Little,
+            ELFDATA2MSB => Endian::Big,
+            _ => {
+                return Err(ModuleError::Invalid {
+                    path: None,
+                    reason: "unknown ELF data encoding",
+                })
+            }
+        };
+        let mut elf = ModuleElf {
+            data,
+            class,
+            endian,
+            machine: 0,
+            version,
+            section_table_offset: 0,
+            section_count: 0,
+            names: SectionRange { offset: 0, size: 0 },
+            sections: [None; 5],
+        };
+        // (e_shoff, e_shentsize, e_shnum, e_shstrndx) offsets per class.
+        let (shoff, shentsize_at, shnum_at, shstrndx_at) = match class {
+            ElfClass::Elf32 => (elf.uint(32, 4), 46, 48, 50),
+            ElfClass::Elf64 => (elf.uint(40, 8), 58, 60, 62),
+        };
+        elf.machine = elf.uint(18, 2) as u16;
+        elf.section_table_offset = shoff;
+        elf.section_count = elf.uint(shnum_at, 2) as u16;
+        let entry_size = elf.uint(shentsize_at, 2);
+        let names_index = elf.uint(shstrndx_at, 2) as u16;
+
+        if entry_size != class.section_header_size() as u64 {
+            return Err(ModuleError::Invalid {
+                path: None,
+                reason: "unexpected section header entry size",
+            });
+        }
+        let table_size = entry_size * u64::from(elf.section_count);
+        if !elf.range_valid(shoff, table_size) {
+            return Err(ModuleError::SectionOutOfRange { path: None });
+        }
+
+        let strict = version.strict_elf_sections();
+        let (names, name_offset) = elf
+            .section_info(names_index)
+            .ok_or(ModuleError::BadStringTable { path: None })?;
+        // kmod 34 also checks the string table's own name against its size.
+        if strict && name_offset >= names.size {
+            return Err(ModuleError::BadStringTable { path: None });
+        }
+        let last = names
+            .size
+            .checked_sub(1)
+            .and_then(|i| elf.byte_at(names.offset + i));
+        if last != Some(0) {
+            return Err(ModuleError::BadStringTable { path: None });
+        }
+        elf.names = names;
+        elf.locate_wanted_sections();
+        Ok(elf)
+    }
+
+    /// First section (index ≥ 1) of each wanted name whose contents lie in the file and
+    /// whose name offset lies in the string table.
+    fn locate_wanted_sections(&mut self) {
+        let mut found = [false; 5];
+        for index in 1..self.section_count {
+            if found.iter().all(|&f| f) {
+                break;
+            }
+            let Some(range) = self.named_section(index) else {
+                continue;
+            };
+            let (range, name) = range;
+            for wanted in Wanted::ALL {
+                let slot = wanted as usize;
+                if !found[slot] && name == wanted.name() {
+                    found[slot] = true;
+                    // kmod 34 keeps sections as (offset, size) with offset 0 meaning "none".
+                    let absent = self.version.strict_elf_sections() && range.offset == 0;
+                    self.sections[slot] = if absent { None } else { Some(range) };
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A section's range and name, when its header, contents and name are all valid.
+    fn named_section(&self, index: u16) -> Option<(SectionRange, &'a [u8])> {
+        let (range, name_offset) = self.section_info(index)?;
+        if name_offset >= self.names.size {
+            return None;
+        }
+        Some((range, self.cstr_at(self.names.offset + name_offset)))
+    }
+
+    /// The contents range and `sh_name` of section `index`, if the index is valid and the
+    /// contents lie in the file.
+    pub(crate) fn section_info(&self, index: u16) -> Option<(SectionRange, u64)> {
+        if index == 0 || index >= self.section_count {
+            return None;
+        }
+        let entry_size = self.class.section_header_size() as u64;
+        let header = self.section_table_offset + u64::from(index) * entry_size;
+        if !self.range_valid(header, entry_size) {
+            return None;
+        }
+        let layout = self.class.shdr_layout();
+        let size = self.uint(header + layout.size.0, layout.size.1);
+        let offset = self.uint(header + layout.offset.0, layout.offset.1);
+        let name_offset = self.uint(header + layout.name, 4);
+        if !self.range_valid(offset, size) {
+            return None;
+        }
+        Some((SectionRange { offset, size }, name_offset))
+    }
+
+    /// The range of a wanted section, if present.
+    pub(crate) fn section(&self, wanted: Wanted) -> Option<SectionRange> {
+        self.sections[wanted as usize]
+    }
+
+    /// The bytes of a range known to be valid (empty if it is not).
+    pub(crate) fn bytes(&self, range: SectionRange) -> &'a [u8] {
+        self.slice(range.offset, range.size).unwrap_or(&[])
+    }
+
+    /// `len` bytes at `offset`, if they lie in the image.
+    pub(crate) fn slice(&self, offset: u64, len: u64) -> Option<&'a [u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.data.get(start..end)
+    }
+
+    /// The NUL-terminated string at `offset`, without its NUL. Like kmod's C-string reads
+    /// it may run past the section it starts in; it stops at the end of the image.
+    pub(crate) fn cstr_at(&self, offset: u64) -> &'a [u8] {
+        let Some(rest) = usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.data.get(start..))
+        else {
+            return &[];
+        };
+        match memchr::memchr(0, rest) {
+            Some(end) => &rest[..end],
+            None => rest,
+        }
+    }
+
+    /// Whether `offset + size` does not overflow and lies within the image.
+    pub(crate) fn range_valid(&self, offset: u64, size: u64) -> bool {
+        offset
+            .checked_add(size)
+            .is_some_and(|end| end <= self.data.len() as u64)
+    }
+
+    fn byte_at(&self, offset: u64) -> Option<u8> {
+        self.slice(offset, 1).map(|b| b[0])
+    }
+
+    /// An unsigned integer of `size` bytes (1, 2, 4 or 8) at `offset` in the image's byte
+    /// order; 0 when out of range (callers validate ranges first, as kmod does).
+    pub(crate) fn uint(&self, offset: u64, size: usize) -> u64 {
+        let Some(bytes) = self.slice(offset, size as u64) else {
+            return 0;
+        };
+        let fold = |acc: u64, b: &u8| (acc << 8) | u64::from(*b);
+        match self.endian {
+            Endian::Big => bytes.iter().fold(0, fold),
+            Endian::Little => bytes.iter().rev().fold(0, fold),
+        }
+    }
+
+    /// Like [`ModuleElf::uint`] but `None` when out of range.
+    pub(crate) fn checked_uint(&self, offset: u64, size: usize) -> Option<u64> {
+        self.range_valid(offset, size as u64)
+            .then(|| self.uint(offset, size))
+    }
+
+    /// Size of the section-name string table.
+    pub(crate) fn names_size(&self) -> u64 {
+        self.names.size
+    }
+
+    pub(crate) fn class(&self) -> ElfClass {
+        self.class
+    }
+
+    pub(crate) fn machine(&self) -> u16 {
+        self.machine
+    }
+
+    pub(crate) fn version(&self) -> KmodVersion {
+        self.version
+    }
+}

@@ -1,0 +1,78 @@
+//! `.modinfo` strings, split as libkmod's `kmod_elf_get_modinfo_strings` and
+//! `kmod_module_get_info` split them.
+
+use super::elf::{ModuleElf, Wanted};
+use super::ModinfoEntry;
+
+/// Every `key=value` string of `.modinfo`, in file order.
+///
+/// Leading NULs are skipped; if one byte or less remains there are no strings. Otherwise
+/// the strings are the non-empty runs between NULs (a missing final NUL is tolerated), each
+/// split at its first `=`; a string without `=` is a key with an empty value.
+pub(crate) fn modinfo(elf: &ModuleElf<'_>) -> Vec<ModinfoEntry> {
+    let Some(range) = elf.section(Wanted::Modinfo) else {
+        return Vec::new();
+    };
+    parse_modinfo(elf.bytes(range))
+}
+
+/// Splits raw `.modinfo` contents.
+pub fn parse_modinfo(mut strings: &[u8]) -> Vec<ModinfoEntry> {
+    while strings.len() > 1 && strings[0] == 0 {
+        strings = &strings[1..];
+    }
+    if strings.len() <= 1 {
+        return Vec::new();
+    }
+    strings
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| match memchr::memchr(b'=', s) {
+            Some(eq) => ModinfoEntry {
+                key: s[..eq].to_vec(),
+                value: s[eq + 1..].to_vec(),
+            },
+            None => ModinfoEntry {
+                key: s.to_vec(),
+                value: Vec::new(),
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(raw: &[u8]) -> Vec<(String, String)> {
+        parse_modinfo(raw)
+            .into_iter()
+            .map(|e| {
+                (
+                    String::from_utf8(e.key).unwrap(),
+                    String::from_utf8(e.value).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn splits_on_nul_runs_and_first_equals() {
+        assert_eq!(
+            pairs(b"\0\0alias=a=b\0\0\0flag\0license=GPL"),
+            vec![
+                ("alias".into(), "a=b".into()),
+                ("flag".into(), String::new()),
+                ("license".into(), "GPL".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn one_byte_after_padding_is_nothing() {
+        assert!(pairs(b"\0\0a").is_empty());
+        assert!(pairs(b"a").is_empty());
+        assert_eq!(pairs(b"ab"), vec![("ab".into(), String::new())]);
+        assert!(pairs(b"").is_empty());
+    }
+}

@@ -1,0 +1,293 @@
+//! Exported and undefined symbols, read as libkmod's `kmod_elf_get_symbols` and
+//! `kmod_elf_get_dependency_symbols` read them.
+
+use std::collections::HashMap;
+
+use super::elf::{ModuleElf, SectionRange, Wanted};
+use super::elf_types::{
+    ElfClass, EM_SPARC, EM_SPARCV9, SHN_ABS, SHN_UNDEF, STB_WEAK, STT_REGISTER, VERSION_ENTRY_SIZE,
+};
+use super::error::ModuleError;
+use super::{Export, Import};
+
+const CRC_PREFIX: &[u8] = b"__crc_";
+
+/// One `.symtab` entry, with the fields kmod reads.
+#[derive(Debug, Clone, Copy)]
+struct Symbol {
+    name_offset: u64,
+    value: u64,
+    info: u8,
+    section: u16,
+}
+
+/// The symbol table and its string table, when both are present and the table size is a
+/// multiple of the entry size.
+struct SymbolTable<'e, 'a> {
+    elf: &'e ModuleElf<'a>,
+    symtab: SectionRange,
+    strtab: SectionRange,
+    entry_size: u64,
+}
+
+impl<'e, 'a> SymbolTable<'e, 'a> {
+    fn new(elf: &'e ModuleElf<'a>) -> Option<Self> {
+        let strtab = elf.section(Wanted::Strtab)?;
+        let symtab = elf.section(Wanted::Symtab)?;
+        let entry_size = elf.class().symbol_size() as u64;
+        if symtab.size % entry_size != 0 {
+            return None;
+        }
+        Some(SymbolTable {
+            elf,
+            symtab,
+            strtab,
+            entry_size,
+        })
+    }
+
+    /// Symbols with index ≥ 1, in table order.
+    fn symbols(&self) -> impl Iterator<Item = Symbol> + '_ {
+        let count = self.symtab.size / self.entry_size;
+        (1..count).map(move |i| self.symbol_at(self.symtab.offset + i * self.entry_size))
+    }
+
+    fn symbol_at(&self, at: u64) -> Symbol {
+        let elf = self.elf;
+        match elf.class() {
+            ElfClass::Elf32 => Symbol {
+                name_offset: elf.uint(at, 4),
+                value: elf.uint(at + 4, 4),
+                info: elf.uint(at + 12, 1) as u8,
+                section: elf.uint(at + 14, 2) as u16,
+            },
+            ElfClass::Elf64 => Symbol {
+                name_offset: elf.uint(at, 4),
+                info: elf.uint(at + 4, 1) as u8,
+                section: elf.uint(at + 6, 2) as u16,
+                value: elf.uint(at + 8, 8),
+            },
+        }
+    }
+
+    /// The symbol's name, or `None` when `st_name` lies outside `.strtab` (the string itself
+    /// may run past `.strtab`, as kmod's C-string read does).
+    fn name(&self, symbol: &Symbol) -> Option<&'a [u8]> {
+        (symbol.name_offset < self.strtab.size)
+            .then(|| self.elf.cstr_at(self.strtab.offset + symbol.name_offset))
+    }
+}
+
+/// The module's exports, as `kmod_module_get_symbols` returns them.
+///
+/// `__crc_<name>` symbols when there are any and the symbol table is sound; otherwise the
+/// names in `__ksymtab_strings` with CRC 0. A module with neither has no exports (`Ok`).
+pub(crate) fn exports(elf: &ModuleElf<'_>) -> Result<Vec<Export>, ModuleError> {
+    if let Some(found) = crc_exports(elf) {
+        return Ok(found);
+    }
+    ksymtab_string_exports(elf)
+}
+
+/// Exports named by `__crc_` symbols, or `None` to fall back to `__ksymtab_strings`.
+fn crc_exports(elf: &ModuleElf<'_>) -> Option<Vec<Export>> {
+    let table = SymbolTable::new(elf)?;
+    let mut found = Vec::new();
+    for symbol in table.symbols() {
+        // Any st_name outside .strtab sends kmod to the fallback.
+        let name = table.name(&symbol)?;
+        let Some(exported) = name.strip_prefix(CRC_PREFIX) else {
+            continue;
+        };
+        found.push(Export {
+            name: exported.to_vec(),
+            crc: resolve_crc(elf, symbol.value, symbol.section),
+        });
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+/// A `__crc_` symbol's CRC: its value for `SHN_ABS`/`SHN_UNDEF`, otherwise the u32 at that
+/// offset in its section (kernels 5.19+). Invalid locations give −1.
+fn resolve_crc(elf: &ModuleElf<'_>, value: u64, section: u16) -> u64 {
+    const INVALID: u64 = u64::MAX;
+    if section == SHN_ABS || section == SHN_UNDEF {
+        return value;
+    }
+    let Some((range, name_offset)) = elf.section_info(section) else {
+        return INVALID;
+    };
+    if elf.version().strict_elf_sections() {
+        // kmod 34 validates the section's name too, and checks the size before subtracting.
+        if name_offset >= elf.names_size() || range.size < 4 || value > range.size - 4 {
+            return INVALID;
+        }
+        elf.uint(range.offset + value, 4)
+    } else {
+        // kmod 30–33 subtract with wrap-around and fail only on reads past the image.
+        if value > range.size.wrapping_sub(4) {
+            return INVALID;
+        }
+        range
+            .offset
+            .checked_add(value)
+            .and_then(|at| elf.checked_uint(at, 4))
+            .unwrap_or(INVALID)
+    }
+}
+
+/// Exports listed in `__ksymtab_strings`, CRC 0.
+fn ksymtab_string_exports(elf: &ModuleElf<'_>) -> Result<Vec<Export>, ModuleError> {
+    let Some(range) = elf.section(Wanted::KsymtabStrings) else {
+        return Ok(Vec::new());
+    };
+    let mut strings = elf.bytes(range);
+    while strings.len() > 1 && strings[0] == 0 {
+        strings = &strings[1..];
+    }
+    if strings.len() <= 1 {
+        return Ok(Vec::new());
+    }
+    if elf.version().strict_ksymtab_strings() && strings.last() != Some(&0) {
+        return Err(ModuleError::UnterminatedExportStrings { path: None });
+    }
+    // kmod 30–33 count an unterminated tail as one more name; splitting does exactly that.
+    Ok(strings
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| Export {
+            name: name.to_vec(),
+            crc: 0,
+        })
+        .collect())
+}
+
+/// The `__versions` table: 64-byte entries of CRC plus name.
+struct Versions<'e, 'a> {
+    elf: &'e ModuleElf<'a>,
+    offset: u64,
+    count: usize,
+    crc_size: usize,
+    strict_names: bool,
+}
+
+impl<'e, 'a> Versions<'e, 'a> {
+    fn new(elf: &'e ModuleElf<'a>) -> Self {
+        let crc_size = elf.class().version_crc_size();
+        let strict_names = elf.version().strict_versions_names();
+        let entry = VERSION_ENTRY_SIZE as u64;
+        let (offset, count) = match elf.section(Wanted::Versions) {
+            Some(range) if range.size % entry == 0 => (range.offset, (range.size / entry) as usize),
+            _ => (0, 0),
+        };
+        Versions {
+            elf,
+            offset,
+            count,
+            crc_size,
+            strict_names,
+        }
+    }
+
+    fn entry_offset(&self, index: usize) -> u64 {
+        self.offset + index as u64 * VERSION_ENTRY_SIZE as u64
+    }
+
+    fn crc(&self, index: usize) -> u64 {
+        self.elf.uint(self.entry_offset(index), self.crc_size)
+    }
+
+    /// The entry's name: inside its field and `None` when unterminated (kmod 34), or a
+    /// C string that may run into the following bytes (kmod 30–33).
+    fn name(&self, index: usize) -> Option<&'a [u8]> {
+        let at = self.entry_offset(index) + self.crc_size as u64;
+        if self.strict_names {
+            let field_len = (VERSION_ENTRY_SIZE - self.crc_size) as u64;
+            let field = self.elf.slice(at, field_len)?;
+            memchr::memchr(0, field).map(|end| &field[..end])
+        } else {
+            Some(self.elf.cstr_at(at))
+        }
+    }
+}
+
+/// Finds the first `__versions` entry with a given name.
+enum VersionLookup<'a> {
+    /// Few entries: scan them in order, as kmod does.
+    Scan(Vec<Option<&'a [u8]>>),
+    /// Many entries: the first index of each name.
+    Map(HashMap<&'a [u8], usize>),
+}
+
+impl<'a> VersionLookup<'a> {
+    const SCAN_LIMIT: usize = 32;
+
+    fn new(versions: &Versions<'_, 'a>) -> Self {
+        let names = (0..versions.count).map(|i| versions.name(i));
+        if versions.count <= Self::SCAN_LIMIT {
+            return VersionLookup::Scan(names.collect());
+        }
+        let mut map = HashMap::with_capacity(versions.count);
+        for (index, name) in names.enumerate() {
+            if let Some(name) = name {
+                map.entry(name).or_insert(index);
+            }
+        }
+        VersionLookup::Map(map)
+    }
+
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        match self {
+            VersionLookup::Scan(names) => names.iter().position(|n| *n == Some(name)),
+            VersionLookup::Map(map) => map.get(name).copied(),
+        }
+    }
+}
+
+/// The module's undefined symbols, as `kmod_module_get_dependency_symbols` returns them:
+/// each undefined symbol in `.symtab` order with the CRC of its first `__versions` entry,
+/// then the `__versions` entries no symbol matched. `None` when kmod's call fails (the
+/// module then silently has no dependencies).
+pub(crate) fn imports(elf: &ModuleElf<'_>) -> Option<Vec<Import>> {
+    let versions = Versions::new(elf);
+    let table = SymbolTable::new(elf)?;
+    let lookup = VersionLookup::new(&versions);
+    let mut visited = vec![false; versions.count];
+    let skip_registers = matches!(elf.machine(), EM_SPARC | EM_SPARCV9);
+
+    let mut found = Vec::new();
+    for symbol in table.symbols() {
+        if symbol.section != SHN_UNDEF {
+            continue;
+        }
+        if skip_registers && symbol.info & 0xf == STT_REGISTER {
+            continue;
+        }
+        let name = table.name(&symbol)?;
+        if name.is_empty() {
+            continue;
+        }
+        let crc = match lookup.find(name) {
+            Some(index) => {
+                visited[index] = true;
+                versions.crc(index)
+            }
+            None => 0,
+        };
+        found.push(Import {
+            name: name.to_vec(),
+            crc,
+            weak: symbol.info >> 4 == STB_WEAK,
+        });
+    }
+    for (index, _) in visited.iter().enumerate().filter(|(_, &v)| !v) {
+        // kmod 34 fails the whole call on an unvisited entry with an unterminated name.
+        let name = versions.name(index)?;
+        found.push(Import {
+            name: name.to_vec(),
+            crc: versions.crc(index),
+            weak: false,
+        });
+    }
+    Some(found)
+}

@@ -37,12 +37,18 @@ fn fgets_chunks(data: &[u8]) -> Vec<&[u8]> {
 /// The keys of `modules.builtin.bin` (each with value `""`, priority 0), in file order.
 /// A line whose first byte is not a letter is reported and skipped; the line keeps its newline,
 /// so a basename without `.` ends up with `\n` in its key, as in kmod.
-pub fn parse_modules_builtin(data: &[u8], diagnostics: &mut Vec<BuiltinDiagnostic>) -> Vec<Vec<u8>> {
+pub fn parse_modules_builtin(
+    data: &[u8],
+    diagnostics: &mut Vec<BuiltinDiagnostic>,
+) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
     let mut previous: Vec<u8> = Vec::new();
     for line in fgets_chunks(data) {
         if !line.first().is_some_and(|b| b.is_ascii_alphabetic()) {
-            diagnostics.push(BuiltinDiagnostic::Error(bmsg!("Invalid modules.builtin line: ", line)));
+            diagnostics.push(BuiltinDiagnostic::Error(bmsg!(
+                "Invalid modules.builtin line: ",
+                line
+            )));
             continue;
         }
         let key = modname_from_path(line);
@@ -169,7 +175,10 @@ mod tests {
             b"kernel/fs/ext4/ext4.ko\n/abs/x.ko\nkernel/a-b.ko\nkernel/noext\n\n",
             &mut diags,
         );
-        assert_eq!(keys, vec![b"ext4".to_vec(), b"a_b".to_vec(), b"noext\n".to_vec()]);
+        assert_eq!(
+            keys,
+            vec![b"ext4".to_vec(), b"a_b".to_vec(), b"noext\n".to_vec()]
+        );
         assert_eq!(
             diags,
             vec![
@@ -184,13 +193,23 @@ mod tests {
         let mut diags = Vec::new();
         let data = b"ext4.alias=fs-ext4\0ext4.license=GPL\0crc32c.alias=crypto-crc32c\0bad.alias=a]b\0x.alias=\0";
         let entries = parse_builtin_modinfo(data, &mut diags);
-        let pairs: Vec<(&[u8], &[u8])> =
-            entries.iter().map(|e| (&e.alias[..], &e.modname[..])).collect();
+        let pairs: Vec<(&[u8], &[u8])> = entries
+            .iter()
+            .map(|e| (&e.alias[..], &e.modname[..]))
+            .collect();
         assert_eq!(
             pairs,
-            vec![(&b"fs_ext4"[..], &b"ext4"[..]), (&b"crypto_crc32c"[..], &b"crc32c"[..])]
+            vec![
+                (&b"fs_ext4"[..], &b"ext4"[..]),
+                (&b"crypto_crc32c"[..], &b"crc32c"[..])
+            ]
         );
-        assert_eq!(diags, vec![BuiltinDiagnostic::Warning(b"Unmatched bracket in a]b".to_vec())]);
+        assert_eq!(
+            diags,
+            vec![BuiltinDiagnostic::Warning(
+                b"Unmatched bracket in a]b".to_vec()
+            )]
+        );
     }
 
     #[test]

@@ -223,10 +223,17 @@ pub fn parse(argv0: &[u8], args: &[Vec<u8>]) -> Command {
                 None => match lookup_long(&table, name) {
                     Ok(o) => o,
                     Err(LongLookup::Unknown) => {
-                        return fail(getopt_msg(&[b"unrecognized option '", arg.as_slice(), b"'"].concat()));
+                        return fail(getopt_msg(
+                            &[b"unrecognized option '", arg.as_slice(), b"'"].concat(),
+                        ));
                     }
                     Err(LongLookup::Ambiguous(names)) => {
-                        let mut text = [b"option '", arg.as_slice(), b"' is ambiguous; possibilities:"].concat();
+                        let mut text = [
+                            b"option '",
+                            arg.as_slice(),
+                            b"' is ambiguous; possibilities:",
+                        ]
+                        .concat();
                         for n in names {
                             text.extend_from_slice(format!(" '--{n}'").as_bytes());
                         }
@@ -322,14 +329,21 @@ fn lookup_long(table: &[LongOpt], name: &[u8]) -> Result<LongOpt, LongLookup> {
             {
                 Ok(**first)
             } else {
-                Err(LongLookup::Ambiguous(matches.iter().map(|o| o.name).collect()))
+                Err(LongLookup::Ambiguous(
+                    matches.iter().map(|o| o.name).collect(),
+                ))
             }
         }
     }
 }
 
 /// Apply one option; returns a final command for `-h`, `-V` and errors.
-fn apply(options: &mut Options, val: char, value: Option<Vec<u8>>, shown: Vec<u8>) -> Option<Command> {
+fn apply(
+    options: &mut Options,
+    val: char,
+    value: Option<Vec<u8>>,
+    shown: Vec<u8>,
+) -> Option<Command> {
     let value = value.unwrap_or_default();
     match val {
         'a' => options.all = true,
@@ -345,7 +359,9 @@ fn apply(options: &mut Options, val: char, value: Option<Vec<u8>>, shown: Vec<u8
         'n' => options.dry_run = true,
         'P' => {
             if value.len() != 1 {
-                return Some(Command::Fail(vec![b"depmod: FATAL: -P only takes a single char".to_vec()]));
+                return Some(Command::Fail(vec![
+                    b"depmod: FATAL: -P only takes a single char".to_vec(),
+                ]));
             }
             options.symbol_prefix = Some(value[0]);
         }
@@ -452,7 +468,17 @@ mod tests {
 
     #[test]
     fn bundled_and_attached_arguments() {
-        let o = run(&["-ae", "-Ffile", "-C", "a", "-Cb", "--basedir=x", "6.1.0", "-v", "-vv"]);
+        let o = run(&[
+            "-ae",
+            "-Ffile",
+            "-C",
+            "a",
+            "-Cb",
+            "--basedir=x",
+            "6.1.0",
+            "-v",
+            "-vv",
+        ]);
         assert!(o.all && o.errsyms);
         assert_eq!(o.filesyms.as_deref(), Some(&b"file"[..]));
         assert_eq!(o.config, args(&["a", "b"]));
@@ -465,20 +491,38 @@ mod tests {
     fn glibc_messages() {
         assert_eq!(failure(&["-x"]), "depmod: invalid option -- 'x'");
         assert_eq!(failure(&["--foo"]), "depmod: unrecognized option '--foo'");
-        assert_eq!(failure(&["-b"]), "depmod: option requires an argument -- 'b'");
-        assert_eq!(failure(&["--basedir"]), "depmod: option '--basedir' requires an argument");
+        assert_eq!(
+            failure(&["-b"]),
+            "depmod: option requires an argument -- 'b'"
+        );
+        assert_eq!(
+            failure(&["--basedir"]),
+            "depmod: option '--basedir' requires an argument"
+        );
         assert_eq!(
             failure(&["--s"]),
             "depmod: option '--s' is ambiguous; possibilities: '--symvers' '--show' '--symbol-prefix'"
         );
-        assert_eq!(failure(&["--all=3"]), "depmod: option '--all' doesn't allow an argument");
-        assert_eq!(failure(&["-P", "ab"]), "depmod: FATAL: -P only takes a single char");
+        assert_eq!(
+            failure(&["--all=3"]),
+            "depmod: option '--all' doesn't allow an argument"
+        );
+        assert_eq!(
+            failure(&["-P", "ab"]),
+            "depmod: FATAL: -P only takes a single char"
+        );
     }
 
     #[test]
     fn options_act_in_order() {
-        assert!(matches!(parse(b"depmod", &args(&["-h", "-x"])), Command::Help(_)));
-        assert!(matches!(parse(b"depmod", &args(&["-x", "-h"])), Command::Fail(_)));
+        assert!(matches!(
+            parse(b"depmod", &args(&["-h", "-x"])),
+            Command::Help(_)
+        ));
+        assert!(matches!(
+            parse(b"depmod", &args(&["-x", "-h"])),
+            Command::Fail(_)
+        ));
         // kmod's own abbreviations keep working despite the --compat extension.
         assert_eq!(run(&["--c", "x"]).config, args(&["x"]));
         assert!(run(&["--dry"]).dry_run);
@@ -491,7 +535,10 @@ mod tests {
         assert_eq!(o.moduledir, None);
         assert_eq!(o.deprecated, args(&["-m", "-u", "--quiet"]));
         assert_eq!(failure(&["-u"]), "depmod: invalid option -- 'u'");
-        assert_eq!(run(&["-m", "/foo"]).moduledir.as_deref(), Some(&b"/foo"[..]));
+        assert_eq!(
+            run(&["-m", "/foo"]).moduledir.as_deref(),
+            Some(&b"/foo"[..])
+        );
     }
 
     #[test]

@@ -131,7 +131,12 @@ pub fn parse_config_text(
         let Some(cmd) = tokens.next() else { continue };
         let where_ = bmsg!(file_name, b":", line_no.to_string());
         let bad_line = || {
-            diag.error(bmsg!(where_, ": ignoring bad line starting with '", cmd, "'"));
+            diag.error(bmsg!(
+                where_,
+                ": ignoring bad line starting with '",
+                cmd,
+                "'"
+            ));
         };
         match cmd {
             b"search" => {
@@ -210,7 +215,13 @@ pub fn list_config_files(paths: &[PathBuf], diag: &Diag) -> Vec<ConfigFile> {
                 Some(slash) => bytes[slash + 1..].to_vec(),
                 None => bytes.to_vec(),
             };
-            insert_sorted(files.as_mut(), ConfigFile { name, path: path.clone() });
+            insert_sorted(
+                &mut files,
+                ConfigFile {
+                    name,
+                    path: path.clone(),
+                },
+            );
             continue;
         }
         let entries = match std::fs::read_dir(path) {
@@ -338,7 +349,10 @@ mod tests {
 
     #[test]
     fn excludes_and_bad_lines() {
-        let config = parse("exclude a b\n  # indented comment is a bad line\nbogus\n", "1.0");
+        let config = parse(
+            "exclude a b\n  # indented comment is a bad line\nbogus\n",
+            "1.0",
+        );
         assert_eq!(config.excludes, vec![b"b".to_vec(), b"a".to_vec()]);
         assert!(config.search.is_empty());
         let config = parse("override onlyone\n", "1.0");
@@ -361,7 +375,10 @@ mod tests {
         let config = load_config(&[one, two], b"1.0", &Diag::new(0));
         assert_eq!(
             config.search,
-            vec![SearchEntry::Path(b"one".to_vec()), SearchEntry::Path(b"a".to_vec())]
+            vec![
+                SearchEntry::Path(b"one".to_vec()),
+                SearchEntry::Path(b"a".to_vec())
+            ]
         );
         std::fs::remove_dir_all(&tmp).unwrap();
     }

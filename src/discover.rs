@@ -55,7 +55,11 @@ impl DiscoveredModule {
 
     /// Length of `dir/` plus as many basename bytes as the module name has (§3.4).
     fn priority_len(&self) -> usize {
-        let slash = self.path.iter().rposition(|&b| b == b'/').map_or(0, |s| s + 1);
+        let slash = self
+            .path
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |s| s + 1);
         (slash + self.modname.len()).min(self.path.len())
     }
 }
@@ -106,7 +110,9 @@ pub fn old_has_priority(
 
     let (mut builtin_prio, mut old_prio, mut new_prio) = (-1i64, -1i64, -1i64);
     let under = |rel: Option<&[u8]>, dir: &[u8]| {
-        rel.is_some_and(|rel| rel.len() > dir.len() && rel[dir.len()] == b'/' && rel.starts_with(dir))
+        rel.is_some_and(|rel| {
+            rel.len() > dir.len() && rel[dir.len()] == b'/' && rel.starts_with(dir)
+        })
     };
     let mut i: i64 = 0;
     for entry in &config.search {
@@ -223,7 +229,12 @@ fn search_root(
     let entries = match std::fs::read_dir(OsStr::from_bytes(root)) {
         Ok(entries) => entries,
         Err(err) => {
-            diag.error(bmsg!("could not open directory ", root, ": ", strerror(&err)));
+            diag.error(bmsg!(
+                "could not open directory ",
+                root,
+                ": ",
+                strerror(&err)
+            ));
             return Err(SearchError(err));
         }
     };
@@ -274,7 +285,12 @@ fn walk_dir(
                     } else {
                         0
                     };
-                    diag.error(bmsg!("unsupported file type ", path, ": ", format!("{mode:o}")));
+                    diag.error(bmsg!(
+                        "unsupported file type ",
+                        path,
+                        ": ",
+                        format!("{mode:o}")
+                    ));
                     continue;
                 }
             },
@@ -350,7 +366,10 @@ pub fn from_file_list(
                 existing.path,
                 "'"
             ));
-            return Err(FileListError::CreateModule(path.clone(), "File exists".into()));
+            return Err(FileListError::CreateModule(
+                path.clone(),
+                "File exists".into(),
+            ));
         }
     }
     Ok(registry)
@@ -395,15 +414,27 @@ mod tests {
     #[test]
     fn updates_beats_kernel() {
         let config = default_config();
-        assert_eq!(winner(&config, "kernel/a/m.ko", "updates/m.ko"), b"updates/m.ko");
-        assert_eq!(winner(&config, "updates/m.ko", "kernel/a/m.ko"), b"updates/m.ko");
+        assert_eq!(
+            winner(&config, "kernel/a/m.ko", "updates/m.ko"),
+            b"updates/m.ko"
+        );
+        assert_eq!(
+            winner(&config, "updates/m.ko", "kernel/a/m.ko"),
+            b"updates/m.ko"
+        );
     }
 
     #[test]
     fn first_outside_updates_wins_last_inside_updates_wins() {
         let config = default_config();
-        assert_eq!(winner(&config, "kernel/a/m.ko", "kernel/b/m.ko"), b"kernel/a/m.ko");
-        assert_eq!(winner(&config, "updates/a/m.ko", "updates/b/m.ko"), b"updates/b/m.ko");
+        assert_eq!(
+            winner(&config, "kernel/a/m.ko", "kernel/b/m.ko"),
+            b"kernel/a/m.ko"
+        );
+        assert_eq!(
+            winner(&config, "updates/a/m.ko", "updates/b/m.ko"),
+            b"updates/b/m.ko"
+        );
     }
 
     #[test]
@@ -439,8 +470,14 @@ mod tests {
             ],
             ..Config::default()
         };
-        assert_eq!(winner(&config, "foo/mod-simple.ko", "foobar/mod-simple.ko"), b"foobar/mod-simple.ko");
-        assert_eq!(winner(&config, "foobar/mod-simple.ko", "foo/mod-simple.ko"), b"foobar/mod-simple.ko");
+        assert_eq!(
+            winner(&config, "foo/mod-simple.ko", "foobar/mod-simple.ko"),
+            b"foobar/mod-simple.ko"
+        );
+        assert_eq!(
+            winner(&config, "foobar/mod-simple.ko", "foo/mod-simple.ko"),
+            b"foobar/mod-simple.ko"
+        );
     }
 
     #[test]
@@ -458,7 +495,11 @@ mod tests {
         };
         let mut registry = Registry::default();
         registry.offer(&config, DIR, module("foobar/mod-simple.ko"));
-        registry.offer(&config, DIR, DiscoveredModule::new(b"/ext/mod-simple.ko".to_vec(), DIR));
+        registry.offer(
+            &config,
+            DIR,
+            DiscoveredModule::new(b"/ext/mod-simple.ko".to_vec(), DIR),
+        );
         assert_eq!(registry.into_modules()[0].path, b"/ext/mod-simple.ko");
     }
 

@@ -96,19 +96,37 @@ pub fn resolve(
     let mut table: HashMap<&[u8], SymbolEntry> = HashMap::new();
     if let Some(kernel) = kernel_symbols {
         for sym in kernel {
-            table.insert(&sym.name, SymbolEntry { owner: None, crc: sym.crc });
+            table.insert(
+                &sym.name,
+                SymbolEntry {
+                    owner: None,
+                    crc: sym.crc,
+                },
+            );
         }
         for fake in crate::symvers::FAKE_SYMBOLS {
-            if fake == b"TOC." && table.contains_key(&fake[..]) {
+            if fake == b"TOC." && table.contains_key(fake) {
                 continue;
             }
-            table.insert(fake, SymbolEntry { owner: None, crc: 0 });
+            table.insert(
+                fake,
+                SymbolEntry {
+                    owner: None,
+                    crc: 0,
+                },
+            );
         }
     }
     for (idx, module) in modules.iter().enumerate() {
         for export in &module.exports {
             let name = strip_one(&export.name, options.symbol_prefix);
-            table.insert(name, SymbolEntry { owner: Some(idx), crc: export.crc });
+            table.insert(
+                name,
+                SymbolEntry {
+                    owner: Some(idx),
+                    crc: export.crc,
+                },
+            );
         }
     }
 
@@ -127,7 +145,11 @@ pub fn resolve(
                 }
                 continue;
             };
-            if options.check_symvers && entry.crc != import.crc && !import.weak && options.print_unknown {
+            if options.check_symvers
+                && entry.crc != import.crc
+                && !import.weak
+                && options.print_unknown
+            {
                 messages.warnings.push(bmsg!(
                     module.path,
                     " disagrees about version of symbol ",
@@ -156,7 +178,9 @@ pub fn resolve(
         .into_iter()
         .filter_map(|(name, entry)| entry.owner.map(|owner| (name.to_vec(), owner)))
         .collect();
-    symbols.sort_by_cached_key(|(name, _)| (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name.clone()));
+    symbols.sort_by_cached_key(|(name, _)| {
+        (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name.clone())
+    });
     Graph { deps, symbols }
 }
 
@@ -199,7 +223,11 @@ pub fn topological_index(deps: &[Vec<usize>]) -> TopoResult {
 }
 
 /// All transitive dependencies of `module`, sorted by `dep_sort_idx` (§7.2).
-pub fn sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize], module: usize) -> Vec<usize> {
+pub fn sorted_dependencies(
+    deps: &[Vec<usize>],
+    dep_sort_idx: &[usize],
+    module: usize,
+) -> Vec<usize> {
     let mut seen = vec![false; deps.len()];
     let mut out = Vec::new();
     let mut stack: Vec<usize> = deps[module].iter().rev().copied().collect();
@@ -251,7 +279,11 @@ const CYCLE_REPORT_BUDGET: usize = 5_000_000;
 /// the current path, reports that cycle (`x -> ... -> x`) unless its module is already known to
 /// be in a cycle, and does not expand it further. In every case where kmod terminates, the output
 /// is kmod's.
-pub fn report_cycles(deps: &[Vec<usize>], users: &[usize], names: &[&[u8]]) -> (Vec<Vec<u8>>, usize) {
+pub fn report_cycles(
+    deps: &[Vec<usize>],
+    users: &[usize],
+    names: &[&[u8]],
+) -> (Vec<Vec<u8>>, usize) {
     let mut roots = Roots {
         items: (0..deps.len()).filter(|&i| users[i] > 0).collect(),
         head: 0,
@@ -331,37 +363,69 @@ mod tests {
     use super::*;
 
     fn export(name: &str) -> ExportedSymbol {
-        ExportedSymbol { name: name.as_bytes().to_vec(), crc: 0 }
+        ExportedSymbol {
+            name: name.as_bytes().to_vec(),
+            crc: 0,
+        }
     }
 
     fn import(name: &str) -> ImportedSymbol {
-        ImportedSymbol { name: name.as_bytes().to_vec(), crc: 0, weak: false }
+        ImportedSymbol {
+            name: name.as_bytes().to_vec(),
+            crc: 0,
+            weak: false,
+        }
     }
 
     #[test]
     fn last_exporter_owns_and_edges_are_unique() {
         let modules = vec![
-            ModuleSymbols { path: b"/p1".to_vec(), exports: vec![export("shared")], imports: vec![] },
-            ModuleSymbols { path: b"/p2".to_vec(), exports: vec![export("shared"), export("other")], imports: vec![] },
+            ModuleSymbols {
+                path: b"/p1".to_vec(),
+                exports: vec![export("shared")],
+                imports: vec![],
+            },
+            ModuleSymbols {
+                path: b"/p2".to_vec(),
+                exports: vec![export("shared"), export("other")],
+                imports: vec![],
+            },
             ModuleSymbols {
                 path: b"/user".to_vec(),
                 exports: vec![],
-                imports: vec![import("shared"), import("other"), import(".shared"), import("missing")],
+                imports: vec![
+                    import("shared"),
+                    import("other"),
+                    import(".shared"),
+                    import("missing"),
+                ],
             },
         ];
         let mut messages = ResolveMessages::default();
-        let options = ResolveOptions { print_unknown: true, verbose: true, ..Default::default() };
+        let options = ResolveOptions {
+            print_unknown: true,
+            verbose: true,
+            ..Default::default()
+        };
         let graph = resolve(&modules, None, &options, &mut messages);
         assert_eq!(graph.deps, vec![vec![], vec![], vec![1]]);
-        assert_eq!(messages.warnings, vec![b"/user needs unknown symbol missing".to_vec()]);
-        assert_eq!(messages.verbose_lines, b"/user needs \"shared\": /p2\n".to_vec());
+        assert_eq!(
+            messages.warnings,
+            vec![b"/user needs unknown symbol missing".to_vec()]
+        );
+        assert_eq!(
+            messages.verbose_lines,
+            b"/user needs \"shared\": /p2\n".to_vec()
+        );
     }
 
     #[test]
     fn kahn_lifo_order() {
         // 0 -> 1, 0 -> 2, 2 -> 1: stack [0] → 0 (idx0), push 2 → 2 (idx1) → 1 (idx2)
         let deps = vec![vec![2, 1], vec![], vec![1]];
-        let TopoResult::Sorted(idx) = topological_index(&deps) else { panic!() };
+        let TopoResult::Sorted(idx) = topological_index(&deps) else {
+            panic!()
+        };
         assert_eq!(idx, vec![0, 2, 1]);
         assert_eq!(sorted_dependencies(&deps, &idx, 0), vec![2, 1]);
     }
@@ -371,15 +435,25 @@ mod tests {
         // mod-foo needs a, b, c; b needs... (testsuite: "mod-foo.ko: mod-foo-b mod-foo-a mod-foo-c")
         // Independent modules: dependency order follows the LIFO Kahn index.
         let deps = vec![vec![1, 2, 3], vec![], vec![], vec![]];
-        let TopoResult::Sorted(idx) = topological_index(&deps) else { panic!() };
+        let TopoResult::Sorted(idx) = topological_index(&deps) else {
+            panic!()
+        };
         assert_eq!(sorted_dependencies(&deps, &idx, 0), vec![3, 2, 1]);
     }
 
     fn cycle_report(deps: &[Vec<usize>], names: &[&str]) -> (Vec<String>, usize) {
-        let TopoResult::Cycles(users) = topological_index(deps) else { panic!("no cycle") };
+        let TopoResult::Cycles(users) = topological_index(deps) else {
+            panic!("no cycle")
+        };
         let names: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
         let (lines, count) = report_cycles(deps, &users, &names);
-        (lines.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect(), count)
+        (
+            lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect(),
+            count,
+        )
     }
 
     #[test]

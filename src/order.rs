@@ -173,7 +173,12 @@ mod tests {
             (b"print_fooC", 0xb4dc_64e9),
         ];
         for (key, hash) in vectors {
-            assert_eq!(superfast_hash(key), *hash, "{}", String::from_utf8_lossy(key));
+            assert_eq!(
+                superfast_hash(key),
+                *hash,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
         }
         assert_eq!(superfast_hash(b"mod_foo") & 511, 459);
         assert_eq!(superfast_hash(b"print_fooB") & 2047, 1896);
@@ -189,7 +194,10 @@ mod tests {
     fn iteration_order_examples() {
         assert_eq!(ordered(&["a", "b", "c"], MODULE_BUCKETS), ["c", "b", "a"]);
         assert_eq!(
-            ordered(&["mod_foo", "mod_foo_a", "mod_foo_b", "mod_foo_c"], MODULE_BUCKETS),
+            ordered(
+                &["mod_foo", "mod_foo_a", "mod_foo_b", "mod_foo_c"],
+                MODULE_BUCKETS
+            ),
             ["mod_foo_b", "mod_foo_c", "mod_foo_a", "mod_foo"]
         );
         assert_eq!(
@@ -222,7 +230,10 @@ mod tests {
 
     #[test]
     fn missing_final_newline_is_corrupted() {
-        assert_eq!(parse_modules_order(b"a\nb"), OrderFile::Corrupted { line: 2 });
+        assert_eq!(
+            parse_modules_order(b"a\nb"),
+            OrderFile::Corrupted { line: 2 }
+        );
         assert_eq!(
             parse_modules_order(b"a\n\nb\n"),
             OrderFile::Lines(vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()])

@@ -132,7 +132,11 @@ mod tests {
         publisher.publish("modules.dep", b"a.ko:\n").unwrap();
         publisher.publish("modules.dep", b"b.ko:\n").unwrap();
         assert_eq!(std::fs::read(dir.join("modules.dep")).unwrap(), b"b.ko:\n");
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -20,10 +20,12 @@ use crate::config::{default_config_dirs, load_config};
 use crate::diag::{strerror, Diag};
 use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
 use crate::graph::{
-    report_cycles, resolve, sorted_dependencies, topological_index, ExportedSymbol,
-    ImportedSymbol, ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
+    report_cycles, resolve, sorted_dependencies, topological_index, ExportedSymbol, ImportedSymbol,
+    ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
 };
-use crate::order::{apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS};
+use crate::order::{
+    apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
+};
 use crate::output::bin::{self as binout, encode_index, DuplicateKind};
 use crate::output::{text, OutputFile, OutputModule, Resolved};
 use crate::publish::{create_dir_all, PublishError, Publisher};
@@ -191,7 +193,12 @@ fn depfile_up_to_date(dirname: &[u8], gzip: bool, diag: &Diag) -> bool {
     use std::os::unix::fs::MetadataExt;
     let dir = os_path(dirname);
     if let Err(err) = std::fs::read_dir(&dir) {
-        diag.error(bmsg!("could not open directory ", dirname, ": ", strerror(&err)));
+        diag.error(bmsg!(
+            "could not open directory ",
+            dirname,
+            ": ",
+            strerror(&err)
+        ));
         return false;
     }
     let meta = match std::fs::metadata(dir.join("modules.dep")) {
@@ -219,13 +226,25 @@ fn read_input(dirname: &[u8], name: &str, diag: &Diag) -> Option<Vec<u8>> {
             Err(std::io::Error::from_raw_os_error(20))
         }
     }) {
-        diag.warning(bmsg!("could not open directory ", dirname, ": ", strerror(&err)));
+        diag.warning(bmsg!(
+            "could not open directory ",
+            dirname,
+            ": ",
+            strerror(&err)
+        ));
         return None;
     }
     match std::fs::read(dir.join(name)) {
         Ok(data) => Some(data),
         Err(err) => {
-            diag.warning(bmsg!("could not open ", name, " at ", dirname, ": ", strerror(&err)));
+            diag.warning(bmsg!(
+                "could not open ",
+                name,
+                " at ",
+                dirname,
+                ": ",
+                strerror(&err)
+            ));
             None
         }
     }
@@ -280,7 +299,10 @@ pub fn run(options: &Options) -> i32 {
         _ => b"/lib/modules",
     };
     let moduledir = {
-        let start = moduledir.iter().position(|&b| b != b'/').unwrap_or(moduledir.len());
+        let start = moduledir
+            .iter()
+            .position(|&b| b != b'/')
+            .unwrap_or(moduledir.len());
         &moduledir[start..]
     };
     let dirname = bmsg!(root, "/", moduledir, "/", kversion);
@@ -396,7 +418,12 @@ pub fn run(options: &Options) -> i32 {
         .collect();
     for (module, data) in modules.iter().zip(&loaded) {
         if let Some(err) = &data.load_error {
-            diag.error(bmsg!("failed to load symbols from ", module.path, ": ", err));
+            diag.error(bmsg!(
+                "failed to load symbols from ",
+                module.path,
+                ": ",
+                err
+            ));
         }
     }
 
@@ -409,7 +436,12 @@ pub fn run(options: &Options) -> i32 {
         verbose: options.verbose > 0,
     };
     let mut messages = ResolveMessages::default();
-    let graph = resolve(&symbols, kernel_symbols.as_deref(), &resolve_options, &mut messages);
+    let graph = resolve(
+        &symbols,
+        kernel_symbols.as_deref(),
+        &resolve_options,
+        &mut messages,
+    );
     for w in messages.warnings {
         diag.warning(w);
     }
@@ -462,12 +494,22 @@ pub fn run(options: &Options) -> i32 {
     let dir = os_path(&outdirname);
     if version.has_outdir() || out_root.is_some() {
         if let Err(err) = create_dir_all(&dir) {
-            diag.fatal(bmsg!("could not create directory ", outdirname, ": ", strerror(&err)));
+            diag.fatal(bmsg!(
+                "could not create directory ",
+                outdirname,
+                ": ",
+                strerror(&err)
+            ));
             return EXIT_FAILURE;
         }
     }
     if let Err(err) = std::fs::read_dir(&dir) {
-        diag.fatal(bmsg!("could not open directory ", outdirname, ": ", strerror(&err)));
+        diag.fatal(bmsg!(
+            "could not open directory ",
+            outdirname,
+            ": ",
+            strerror(&err)
+        ));
         return EXIT_FAILURE;
     }
     write_files(&context, &Publisher::new(dir))
@@ -493,12 +535,19 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
     let r = ctx.resolved;
     let order = ctx.version.node_order();
     let mut warnings = Vec::new();
-    let index = |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| {
-        match encode_index(&entries, order, kind, ctx.warn, warnings) {
+    let index =
+        |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| match encode_index(
+            &entries, order, kind, ctx.warn, warnings,
+        ) {
             Ok(bytes) => Encoded::Bytes(bytes),
-            Err(err) => Encoded::Fatal(err.kmod_message()),
-        }
-    };
+            Err(err) => {
+                let mut message = err.kmod_message();
+                if message.last() == Some(&b'\n') {
+                    message.pop();
+                }
+                Encoded::Fatal(message)
+            }
+        };
     let encoded = match file {
         OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
         OutputFile::DepBin => index(binout::dep_entries(r), DuplicateKind::Deps, &mut warnings),
@@ -510,14 +559,22 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
         OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),
         OutputFile::Symbols => Encoded::Bytes(text::modules_symbols(r)),
-        OutputFile::SymbolsBin => index(binout::symbol_entries(r), DuplicateKind::Syms, &mut warnings),
+        OutputFile::SymbolsBin => index(
+            binout::symbol_entries(r),
+            DuplicateKind::Syms,
+            &mut warnings,
+        ),
         OutputFile::BuiltinBin => match read_input(ctx.dirname, "modules.builtin", ctx.diag) {
             None => Encoded::Bytes(Vec::new()),
             Some(data) => {
                 let mut diagnostics = Vec::new();
                 let keys = parse_modules_builtin(&data, &mut diagnostics);
                 emit_builtin_diagnostics(diagnostics, ctx.diag);
-                index(binout::builtin_entries(&keys), DuplicateKind::Silent, &mut warnings)
+                index(
+                    binout::builtin_entries(&keys),
+                    DuplicateKind::Silent,
+                    &mut warnings,
+                )
             }
         },
         OutputFile::BuiltinAliasBin => {

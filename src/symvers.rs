@@ -136,15 +136,20 @@ pub fn parse_system_map(
     const KSYMTAB: &[u8] = b"__ksymtab_";
     let mut symbols = Vec::new();
     for (n, line) in fgets_chunks(data, 10240).into_iter().enumerate() {
-        let third = line
-            .iter()
-            .position(|&b| b == b' ')
-            .and_then(|first| {
-                let rest = &line[first + 1..];
-                rest.iter().position(|&b| b == b' ').map(|second| &rest[second + 1..])
-            });
+        let third = line.iter().position(|&b| b == b' ').and_then(|first| {
+            let rest = &line[first + 1..];
+            rest.iter()
+                .position(|&b| b == b' ')
+                .map(|second| &rest[second + 1..])
+        });
         let Some(text) = third else {
-            errors.push(bmsg!(file_name, ":", (n + 1).to_string(), ": invalid line: ", line));
+            errors.push(bmsg!(
+                file_name,
+                ":",
+                (n + 1).to_string(),
+                ": invalid line: ",
+                line
+            ));
             continue;
         };
         let text = strip_prefix(text, prefix);
@@ -175,19 +180,32 @@ mod tests {
         let mut errors = Vec::new();
         let data = b"0x1234\tfoo\tvmlinux\tEXPORT_SYMBOL\n0x5\tbar\tvmlinux\n0x6\tbaz\tdrivers/x\tEXPORT_SYMBOL\nzz\tbad\tvmlinux\tEXPORT_SYMBOL\n";
         let syms = parse_module_symvers(data, b"Module.symvers", None, &mut errors);
-        assert_eq!(syms, vec![KernelSymbol { name: b"foo".to_vec(), crc: 0x1234 }]);
-        assert_eq!(errors, vec![b"Module.symvers:4 Invalid symbol version zz: Success".to_vec()]);
+        assert_eq!(
+            syms,
+            vec![KernelSymbol {
+                name: b"foo".to_vec(),
+                crc: 0x1234
+            }]
+        );
+        assert_eq!(
+            errors,
+            vec![b"Module.symvers:4 Invalid symbol version zz: Success".to_vec()]
+        );
     }
 
     #[test]
     fn system_map_ksymtab_only() {
         let mut errors = Vec::new();
-        let data = b"c0294200 R __ksymtab_devfs_alloc\nc0294200 T printk\nbroken\nc0 R ___ksymtab_pref\n";
+        let data =
+            b"c0294200 R __ksymtab_devfs_alloc\nc0294200 T printk\nbroken\nc0 R ___ksymtab_pref\n";
         let syms = parse_system_map(data, b"System.map", Some(b'_'), &mut errors);
         let names: Vec<_> = syms.iter().map(|s| s.name.clone()).collect();
         // With -P _, "__ksymtab_devfs_alloc" loses one '_' and no longer matches.
         assert_eq!(names, vec![b"pref".to_vec()]);
-        assert_eq!(errors, vec![b"System.map:3: invalid line: broken\n".to_vec()]);
+        assert_eq!(
+            errors,
+            vec![b"System.map:3: invalid line: broken\n".to_vec()]
+        );
     }
 
     #[test]

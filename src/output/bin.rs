@@ -44,7 +44,13 @@ fn entry(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, priority: usize) ->
 /// `modules.dep.bin`: modname → dep line, priority `idx`.
 pub fn dep_entries(resolved: &Resolved) -> Vec<IndexEntry> {
     (0..resolved.modules.len())
-        .map(|i| entry(resolved.modules[i].modname.clone(), dep_line(resolved, i), i))
+        .map(|i| {
+            entry(
+                resolved.modules[i].modname.clone(),
+                dep_line(resolved, i),
+                i,
+            )
+        })
         .collect()
 }
 
@@ -80,7 +86,9 @@ pub fn symbol_entries(resolved: &Resolved) -> Vec<IndexEntry> {
 
 /// `modules.builtin.bin`: each key with value `""`, priority 0.
 pub fn builtin_entries(keys: &[Vec<u8>]) -> Vec<IndexEntry> {
-    keys.iter().map(|k| entry(k.clone(), Vec::new(), 0)).collect()
+    keys.iter()
+        .map(|k| entry(k.clone(), Vec::new(), 0))
+        .collect()
 }
 
 /// `modules.builtin.alias.bin`: alias → modname, priority 0.

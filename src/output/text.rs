@@ -87,7 +87,10 @@ fn scan_u32(s: &[u8]) -> Option<(u32, &[u8])> {
     let mut value: u64 = 0;
     let mut overflow = false;
     while i < s.len() && s[i].is_ascii_digit() {
-        match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(s[i] - b'0'))) {
+        match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(s[i] - b'0')))
+        {
             Some(v) => value = v,
             None => overflow = true,
         }
@@ -177,14 +180,28 @@ mod tests {
 
     fn resolved(modules: Vec<OutputModule>) -> Resolved {
         let n = modules.len();
-        Resolved { modules, dependencies: vec![Vec::new(); n], symbols: Vec::new() }
+        Resolved {
+            modules,
+            dependencies: vec![Vec::new(); n],
+            symbols: Vec::new(),
+        }
     }
 
     #[test]
     fn devname_rules() {
         let r = resolved(vec![
-            module("fuse", &["devname:fuse", "char-major-10-229", "devname:late"]),
-            module("loop", &["block-major-7-*", "devname:loop-control", "char-major-10-237"]),
+            module(
+                "fuse",
+                &["devname:fuse", "char-major-10-229", "devname:late"],
+            ),
+            module(
+                "loop",
+                &[
+                    "block-major-7-*",
+                    "devname:loop-control",
+                    "char-major-10-237",
+                ],
+            ),
             module("nodev", &["devname:foo"]),
             module("plain", &["pci:v*"]),
             module("signs", &["char-major- +4-  -1junk", "devname:x"]),
@@ -212,14 +229,23 @@ mod tests {
     fn empty_outputs() {
         let r = resolved(vec![]);
         assert!(modules_dep(&r).is_empty());
-        assert_eq!(modules_alias(&r), b"# Aliases extracted from modules themselves.\n");
-        assert_eq!(modules_symbols(&r), b"# Aliases for symbols, used by symbol_request().\n");
+        assert_eq!(
+            modules_alias(&r),
+            b"# Aliases extracted from modules themselves.\n"
+        );
+        assert_eq!(
+            modules_symbols(&r),
+            b"# Aliases for symbols, used by symbol_request().\n"
+        );
     }
 
     #[test]
     fn dep_lines() {
         let mut r = resolved(vec![module("a", &[]), module("b", &[]), module("c", &[])]);
         r.dependencies[0] = vec![2, 1];
-        assert_eq!(modules_dep(&r), b"kernel/a.ko: kernel/c.ko kernel/b.ko\nkernel/b.ko:\nkernel/c.ko:\n");
+        assert_eq!(
+            modules_dep(&r),
+            b"kernel/a.ko: kernel/c.ko kernel/b.ko\nkernel/b.ko:\nkernel/c.ko:\n"
+        );
     }
 }

@@ -106,14 +106,15 @@ pub fn parse_module_symvers(
         }
         let (crc, complete) = strtoull_hex(ver);
         if !complete {
-            // kmod prints %m with whatever errno held; glibc leaves it at 0 here ("Success").
+            // kmod prints %m, i.e. a stale errno: on Debian's kmod 30 and 34 it is always the
+            // ENOENT left by libkmod's start-up probing.
             errors.push(bmsg!(
                 file_name,
                 ":",
                 (n + 1).to_string(),
                 " Invalid symbol version ",
                 ver,
-                ": Success"
+                ": No such file or directory"
             ));
             continue;
         }
@@ -189,7 +190,7 @@ mod tests {
         );
         assert_eq!(
             errors,
-            vec![b"Module.symvers:4 Invalid symbol version zz: Success".to_vec()]
+            vec![b"Module.symvers:4 Invalid symbol version zz: No such file or directory".to_vec()]
         );
     }
 

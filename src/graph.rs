@@ -277,8 +277,10 @@ const CYCLE_REPORT_BUDGET: usize = 5_000_000;
 /// Where kmod would search forever — a root that reaches a cycle not passing through it (its DFS
 /// keeps re-expanding that cycle) — this report instead stops at the first module that repeats on
 /// the current path, reports that cycle (`x -> ... -> x`) unless its module is already known to
-/// be in a cycle, and does not expand it further. In every case where kmod terminates, the output
-/// is kmod's.
+/// be in a cycle, and does not expand it further. kmod's DFS stack is also sized by the number of
+/// roots and it aborts on an assertion (`is < stack_size`) when re-expansion outgrows it; those
+/// runs get this terminating report too. In every case where kmod finishes normally, the output is
+/// kmod's (checked against kmod 34.2 on random cyclic trees in `tests/depmod_cli.rs`).
 pub fn report_cycles(
     deps: &[Vec<usize>],
     users: &[usize],

@@ -239,69 +239,103 @@ fn search_root(
         }
     };
     let prefix = bmsg!(root, "/");
-    walk_dir(registry, config, dirname, entries, prefix, gzip, diag);
+    let walk = Walk {
+        config,
+        dirname,
+        gzip,
+        diag,
+    };
+    walk.dir(registry, entries, prefix, FIRST_DIR_FD);
     Ok(())
 }
 
-fn walk_dir(
-    registry: &mut Registry,
-    config: &Config,
-    dirname: &[u8],
-    entries: std::fs::ReadDir,
-    prefix: Vec<u8>,
+/// The descriptor number kmod's walk has for the module directory itself: kmod prints its
+/// directory descriptors in two error messages, and each level of the walk holds one more open
+/// (0–2 are the standard streams).
+const FIRST_DIR_FD: u32 = 3;
+
+/// The fixed context of one walk.
+struct Walk<'a> {
+    config: &'a Config,
+    dirname: &'a [u8],
     gzip: bool,
-    diag: &Diag,
-) {
-    for entry in entries {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let name = name.as_bytes();
-        if is_excluded(config, name) {
-            continue;
-        }
-        let path = bmsg!(prefix, name);
-        let is_dir = match entry.file_type() {
-            Ok(t) if t.is_file() => false,
-            Ok(t) if t.is_dir() => true,
-            _ => match std::fs::metadata(OsStr::from_bytes(&path)) {
-                Err(err) => {
-                    diag.error(bmsg!("fstatat(", name, "): ", strerror(&err)));
-                    continue;
-                }
-                Ok(meta) if meta.is_file() => false,
-                Ok(meta) if meta.is_dir() => true,
-                Ok(meta) => {
-                    let ft = meta.file_type();
-                    let mode = if ft.is_symlink() {
-                        0o120000
-                    } else if ft.is_block_device() {
-                        0o060000
-                    } else if ft.is_char_device() {
-                        0o020000
-                    } else if ft.is_fifo() {
-                        0o010000
-                    } else if ft.is_socket() {
-                        0o140000
-                    } else {
-                        0
-                    };
-                    diag.error(bmsg!(
-                        "unsupported file type ",
-                        path,
-                        ": ",
-                        format!("{mode:o}")
-                    ));
-                    continue;
-                }
-            },
-        };
-        if is_dir {
-            match std::fs::read_dir(OsStr::from_bytes(&path)) {
-                Ok(sub) => walk_dir(registry, config, dirname, sub, bmsg!(path, "/"), gzip, diag),
-                Err(err) => diag.error(bmsg!("openat(", name, ", O_RDONLY): ", strerror(&err))),
+    diag: &'a Diag,
+}
+
+impl Walk<'_> {
+    fn dir(&self, registry: &mut Registry, entries: std::fs::ReadDir, prefix: Vec<u8>, fd: u32) {
+        let Walk {
+            config,
+            dirname,
+            gzip,
+            diag,
+        } = *self;
+        let fd_text = fd.to_string();
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let name = name.as_bytes();
+            if is_excluded(config, name) {
+                continue;
             }
-        } else if has_module_extension(name, gzip) {
-            registry.offer(config, dirname, DiscoveredModule::new(path, dirname));
+            let path = bmsg!(prefix, name);
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_file() => false,
+                Ok(t) if t.is_dir() => true,
+                _ => match std::fs::metadata(OsStr::from_bytes(&path)) {
+                    Err(err) => {
+                        diag.error(bmsg!(
+                            "fstatat(",
+                            fd_text,
+                            ", ",
+                            name,
+                            "): ",
+                            strerror(&err)
+                        ));
+                        continue;
+                    }
+                    Ok(meta) if meta.is_file() => false,
+                    Ok(meta) if meta.is_dir() => true,
+                    Ok(meta) => {
+                        let ft = meta.file_type();
+                        let mode = if ft.is_symlink() {
+                            0o120000
+                        } else if ft.is_block_device() {
+                            0o060000
+                        } else if ft.is_char_device() {
+                            0o020000
+                        } else if ft.is_fifo() {
+                            0o010000
+                        } else if ft.is_socket() {
+                            0o140000
+                        } else {
+                            0
+                        };
+                        diag.error(bmsg!(
+                            "unsupported file type ",
+                            path,
+                            ": ",
+                            format!("{mode:o}")
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if is_dir {
+                match std::fs::read_dir(OsStr::from_bytes(&path)) {
+                    Ok(sub) => self.dir(registry, sub, bmsg!(path, "/"), fd + 1),
+                    Err(err) => diag.error(bmsg!(
+                        "openat(",
+                        fd_text,
+                        ", ",
+                        name,
+                        ", O_RDONLY): ",
+                        strerror(&err)
+                    )),
+                }
+            } else if has_module_extension(name, gzip) {
+                registry.offer(config, dirname, DiscoveredModule::new(path, dirname));
+            }
         }
     }
 }

@@ -149,7 +149,7 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
 }
 
 /// `depfile_up_to_date_dir`: true if no module file is newer (in seconds) than `mtime`.
-fn modules_up_to_date(dir: &Path, mtime: i64, gzip: bool, diag: &Diag) -> bool {
+fn modules_up_to_date(dir: &Path, mtime: i64, gzip: bool, fd: u32, diag: &Diag) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return true;
@@ -164,12 +164,19 @@ fn modules_up_to_date(dir: &Path, mtime: i64, gzip: bool, diag: &Diag) -> bool {
         let meta = match std::fs::metadata(&path) {
             Ok(meta) => meta,
             Err(err) => {
-                diag.error(bmsg!("fstatat(", name, "): ", strerror(&err)));
+                diag.error(bmsg!(
+                    "fstatat(",
+                    fd.to_string(),
+                    ", ",
+                    name,
+                    "): ",
+                    strerror(&err)
+                ));
                 continue;
             }
         };
         if meta.is_dir() {
-            if !modules_up_to_date(&path, mtime, gzip, diag) {
+            if !modules_up_to_date(&path, mtime, gzip, fd + 1, diag) {
                 return false;
             }
         } else if meta.is_file() {
@@ -213,7 +220,8 @@ fn depfile_up_to_date(dirname: &[u8], gzip: bool, diag: &Diag) -> bool {
             return false;
         }
     };
-    modules_up_to_date(&dir, meta.mtime(), gzip, diag)
+    // kmod's directory descriptors start at 3 (see `discover`).
+    modules_up_to_date(&dir, meta.mtime(), gzip, 3, diag)
 }
 
 /// kmod's `dfdopen` for reading an input file in `dirname`: warnings on failure.

@@ -966,3 +966,41 @@ fn random_cyclic_trees_match_kmod_where_it_terminates() {
     }
     eprintln!("compared {compared} cyclic trees with kmod 34");
 }
+
+#[test]
+fn odd_file_names_and_types_match_kmod() {
+    let tree = Tree::new();
+    tree.module("kernel/.hidden.ko", x86().with_modinfo("alias", "hidden"));
+    tree.module("kernel/a.b.ko", x86().with_export("dotted", None));
+    tree.module(
+        "kernel/uses-dotted.ko",
+        x86().with_import("dotted", false, None),
+    );
+    tree.module("kernel/xz-mod.ko", x86().with_modinfo("alias", "xz-alias"));
+    tree.module(
+        "kernel/zst_mod.ko",
+        x86().with_modinfo("alias", "zst-alias"),
+    );
+    let dir = tree.moddir();
+    let packed = sh_output(&format!(
+        "cd '{}/kernel' && xz xz-mod.ko && zstd -q --rm zst_mod.ko && mkfifo fifo.ko && \
+         ln -s a.b.ko link.ko && mkdir -p real && ln -s real linked-dir && \
+         cp uses-dotted.ko real/in-real.ko && ln -s /nonexistent dangling.txt",
+        dir.display()
+    ));
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+    tree.write(
+        "modules.order",
+        "kernel/a.b.ko\nkernel/xz-mod.ko\nkernel/uses-dotted.ko\n",
+    );
+    let result = assert_same_as_kmod(&tree, &[]);
+    assert!(
+        result.stderr.contains("unsupported file type"),
+        "{}",
+        result.stderr
+    );
+}

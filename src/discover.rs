@@ -369,6 +369,7 @@ impl FileListError {
 pub fn from_file_list(
     paths: &[Vec<u8>],
     dirname: &[u8],
+    version: crate::compat::KmodVersion,
     diag: &Diag,
 ) -> Result<Registry, FileListError> {
     let mut registry = Registry::default();
@@ -391,7 +392,14 @@ pub fn from_file_list(
                 diag.error(bmsg!("hash_add_unique ", module.modname, ": File exists"));
                 return Err(FileListError::AddModule(path.clone()));
             }
+            // Debian's kmod 30 prints libkmod's messages with their source location.
+            let location: &[u8] = if version == crate::compat::KmodVersion::V30 {
+                b"../libkmod/libkmod-module.c:428 kmod_module_new_from_path() "
+            } else {
+                b""
+            };
             diag.error(bmsg!(
+                location,
                 "kmod_module '",
                 module.modname,
                 "' already exists with different path: new-path='",

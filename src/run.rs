@@ -388,7 +388,7 @@ pub fn run(options: &Options) -> i32 {
             }
         }
     } else {
-        match discover::from_file_list(&files, &dirname, &diag) {
+        match discover::from_file_list(&files, &dirname, version, &diag) {
             Ok(registry) => registry,
             Err(err) => {
                 diag.fatal(err.message());
@@ -436,7 +436,10 @@ pub fn run(options: &Options) -> i32 {
     }
 
     // Resolve dependencies.
-    let symbols: Vec<ModuleSymbols> = loaded.iter().map(|l| l.symbols.clone()).collect();
+    let (symbols, loaded): (Vec<ModuleSymbols>, Vec<LoadedModule>) = loaded
+        .into_iter()
+        .map(|mut l| (std::mem::take(&mut l.symbols), l))
+        .unzip();
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,
         check_symvers: options.symvers.is_some(),

@@ -1004,3 +1004,40 @@ fn odd_file_names_and_types_match_kmod() {
         result.stderr
     );
 }
+
+#[test]
+fn file_list_errors_match_kmod() {
+    let tree = Tree::new();
+    tree.module("kernel/mod-simple.ko", x86());
+    let other = tree.root().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("mod_simple.ko"), x86().to_elf()).unwrap();
+    let inside = tree.moddir().join("kernel/mod-simple.ko");
+    let inside = inside.to_str().unwrap();
+    let outside = other.join("mod_simple.ko");
+    let outside = outside.to_str().unwrap();
+    let missing = tree.root().join("missing.ko");
+    let missing = missing.to_str().unwrap();
+    let root = tree.root().to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["-b", root, KVER, inside, outside],
+        &["-b", root, KVER, inside, inside],
+        &["-b", root, KVER, missing],
+    ];
+    for args in cases {
+        let ours34 = ours().args(args).output().unwrap();
+        assert_eq!(ours34.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&ours34.stderr).contains("depmod: FATAL: "));
+        if let Some(bin) = kmod34() {
+            let theirs = Command::new(bin).args(args).output().unwrap();
+            assert_eq!(ours34.status.code(), theirs.status.code(), "{args:?}");
+            assert_eq!(ours34.stderr, theirs.stderr, "{args:?}");
+        }
+        if let Some(bin) = kmod30() {
+            let ours30 = ours().args(["--compat", "30"]).args(args).output().unwrap();
+            let theirs = Command::new(bin).args(args).output().unwrap();
+            assert_eq!(ours30.status.code(), theirs.status.code(), "{args:?}");
+            assert_eq!(ours30.stderr, theirs.stderr, "{args:?}");
+        }
+    }
+}

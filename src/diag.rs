@@ -1,8 +1,10 @@
 //! kmod-style diagnostics: `depmod: LEVEL: message` on stderr, filtered by a `-v` threshold.
 //!
 //! kmod maps its levels onto syslog priorities and prints a message when its priority is at or
-//! below the threshold, which starts at `LOG_WARNING` and grows by one per `-v`. `DEBUG` messages
-//! only exist in kmod's debug builds, so they are never printed here either.
+//! below the threshold, which starts at `LOG_WARNING` and grows by one per `-v`, so `-vvv` shows
+//! `DEBUG` (Debian's kmod 30 and 34 are built with debug messages). kmod's debug output is full of
+//! heap addresses and libkmod internals; depmod-rs prints only the depmod-level debug messages
+//! that carry information, in kmod's wording.
 
 use std::io::Write;
 
@@ -22,7 +24,7 @@ pub enum Level {
     Notice = 5,
     /// `INFO` (`LOG_INFO`), shown from `-vv`.
     Info = 6,
-    /// `DEBUG` (`LOG_DEBUG`), never shown (kmod prints it only in debug builds).
+    /// `DEBUG` (`LOG_DEBUG`), shown from `-vvv`.
     Debug = 7,
 }
 
@@ -59,7 +61,7 @@ impl Diag {
 
     /// Whether messages of `level` are printed.
     pub fn enabled(&self, level: Level) -> bool {
-        level != Level::Debug && (level as u32) <= Level::Warning as u32 + self.verbosity
+        (level as u32) <= Level::Warning as u32 + self.verbosity
     }
 
     /// Print `depmod: LEVEL: message\n` if `level` passes the threshold. The message is raw
@@ -92,6 +94,11 @@ impl Diag {
     /// Log at `WARNING`.
     pub fn warning(&self, message: impl AsRef<[u8]>) {
         self.log(Level::Warning, message.as_ref());
+    }
+
+    /// Log at `DEBUG`.
+    pub fn debug(&self, message: impl AsRef<[u8]>) {
+        self.log(Level::Debug, message.as_ref());
     }
 
     /// Log at `INFO`.
@@ -139,7 +146,8 @@ mod tests {
         assert!(!quiet.enabled(Level::Notice));
         assert!(!Diag::new(1).enabled(Level::Info));
         assert!(Diag::new(2).enabled(Level::Info));
-        assert!(!Diag::new(9).enabled(Level::Debug));
+        assert!(!Diag::new(2).enabled(Level::Debug));
+        assert!(Diag::new(3).enabled(Level::Debug));
     }
 
     #[test]

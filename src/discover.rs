@@ -157,11 +157,28 @@ pub struct Registry {
 impl Registry {
     /// Offer a candidate file: it replaces a registered module of the same name unless that one
     /// has priority.
-    pub fn offer(&mut self, config: &Config, dirname: &[u8], new: DiscoveredModule) {
+    pub fn offer(&mut self, config: &Config, dirname: &[u8], new: DiscoveredModule, diag: &Diag) {
+        let rel_new = new.path.get(dirname.len() + 1..).unwrap_or_default();
+        if diag.enabled(crate::diag::Level::Debug) {
+            diag.debug(bmsg!("try ", rel_new, " (", new.modname, ")"));
+        }
         if let Some(old) = self.modules.get(&new.modname) {
             if old_has_priority(config, dirname, old, &new) {
+                diag.debug(bmsg!(
+                    "Ignored lower priority: ",
+                    new.path,
+                    ", higher: ",
+                    old.path
+                ));
                 return;
             }
+            let rel_old = old.relpath.as_deref().unwrap_or(b"(null)");
+            diag.debug(bmsg!(
+                "Replace lower priority ",
+                rel_old,
+                " with new module ",
+                rel_new
+            ));
         }
         self.modules.insert(new.modname.clone(), new);
     }
@@ -334,7 +351,7 @@ impl Walk<'_> {
                     )),
                 }
             } else if has_module_extension(name, gzip) {
-                registry.offer(config, dirname, DiscoveredModule::new(path, dirname));
+                registry.offer(config, dirname, DiscoveredModule::new(path, dirname), diag);
             }
         }
     }
@@ -429,8 +446,8 @@ mod tests {
 
     fn winner(config: &Config, first: &str, second: &str) -> Vec<u8> {
         let mut registry = Registry::default();
-        registry.offer(config, DIR, module(first));
-        registry.offer(config, DIR, module(second));
+        registry.offer(config, DIR, module(first), &Diag::new(0));
+        registry.offer(config, DIR, module(second), &Diag::new(0));
         let modules = registry.into_modules();
         modules[0].relpath.clone().unwrap()
     }
@@ -536,11 +553,12 @@ mod tests {
             ..Config::default()
         };
         let mut registry = Registry::default();
-        registry.offer(&config, DIR, module("foobar/mod-simple.ko"));
+        registry.offer(&config, DIR, module("foobar/mod-simple.ko"), &Diag::new(0));
         registry.offer(
             &config,
             DIR,
             DiscoveredModule::new(b"/ext/mod-simple.ko".to_vec(), DIR),
+            &Diag::new(0),
         );
         assert_eq!(registry.into_modules()[0].path, b"/ext/mod-simple.ko");
     }

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::bmsg;
+use crate::diag::Level;
 use crate::order::{superfast_hash, SYMBOL_BUCKETS};
 use crate::symvers::KernelSymbol;
 
@@ -52,6 +53,8 @@ pub struct ResolveOptions {
     pub print_unknown: bool,
     /// `-v` given: print the `needs` lines on stdout.
     pub verbose: bool,
+    /// `-vvv`: also produce kmod's debug messages.
+    pub debug: bool,
 }
 
 /// A symbol table entry.
@@ -64,8 +67,8 @@ struct SymbolEntry {
 /// Messages produced while resolving, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolveMessages {
-    /// `WARNING:` lines for stderr.
-    pub warnings: Vec<Vec<u8>>,
+    /// Diagnostics for stderr (`WARNING`, and `DEBUG` when `debug` is set in the options).
+    pub log: Vec<(Level, Vec<u8>)>,
     /// Verbose `needs` lines for stdout (with newline).
     pub verbose_lines: Vec<u8>,
 }
@@ -136,25 +139,50 @@ pub fn resolve(
             let lookup = strip_one(&import.name, Some(b'.'));
             let lookup = strip_one(lookup, options.symbol_prefix);
             let Some((key, entry)) = table.get_key_value(lookup) else {
+                if options.debug {
+                    let bind = if import.weak { "W" } else { "U" };
+                    messages.log.push((
+                        Level::Debug,
+                        bmsg!(
+                            module.path,
+                            " needs (",
+                            bind,
+                            ") unknown symbol ",
+                            import.name
+                        ),
+                    ));
+                }
                 if options.print_unknown && !import.weak {
-                    messages.warnings.push(bmsg!(
-                        module.path,
-                        " needs unknown symbol ",
-                        import.name
+                    messages.log.push((
+                        Level::Warning,
+                        bmsg!(module.path, " needs unknown symbol ", import.name),
                     ));
                 }
                 continue;
             };
-            if options.check_symvers
-                && entry.crc != import.crc
-                && !import.weak
-                && options.print_unknown
-            {
-                messages.warnings.push(bmsg!(
-                    module.path,
-                    " disagrees about version of symbol ",
-                    import.name
-                ));
+            if options.check_symvers && entry.crc != import.crc && !import.weak {
+                if options.debug {
+                    messages.log.push((
+                        Level::Debug,
+                        bmsg!(
+                            "symbol ",
+                            key,
+                            format!(" ({:#x}) module ", entry.crc),
+                            module.path,
+                            format!(" ({:#x})", import.crc)
+                        ),
+                    ));
+                }
+                if options.print_unknown {
+                    messages.log.push((
+                        Level::Warning,
+                        bmsg!(
+                            module.path,
+                            " disagrees about version of symbol ",
+                            import.name
+                        ),
+                    ));
+                }
             }
             let Some(owner) = entry.owner else { continue };
             if deps[idx].contains(&owner) {
@@ -412,8 +440,11 @@ mod tests {
         let graph = resolve(&modules, None, &options, &mut messages);
         assert_eq!(graph.deps, vec![vec![], vec![], vec![1]]);
         assert_eq!(
-            messages.warnings,
-            vec![b"/user needs unknown symbol missing".to_vec()]
+            messages.log,
+            vec![(
+                Level::Warning,
+                b"/user needs unknown symbol missing".to_vec()
+            )]
         );
         assert_eq!(
             messages.verbose_lines,

@@ -445,6 +445,7 @@ pub fn run(options: &Options) -> i32 {
         check_symvers: options.symvers.is_some(),
         print_unknown,
         verbose: options.verbose > 0,
+        debug: options.verbose >= 3,
     };
     let mut messages = ResolveMessages::default();
     let graph = resolve(
@@ -453,8 +454,8 @@ pub fn run(options: &Options) -> i32 {
         &resolve_options,
         &mut messages,
     );
-    for w in messages.warnings {
-        diag.warning(w);
+    for (level, message) in messages.log {
+        diag.log(level, &message);
     }
     if !messages.verbose_lines.is_empty() {
         let mut stdout = std::io::stdout().lock();

@@ -267,179 +267,59 @@ fn emit_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, diag: &Diag) {
     }
 }
 
+/// A stage failed; its messages are already printed. The value is the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exit(i32);
+
+/// The directories of a run (§1.3).
+struct Directories {
+    /// `<root>/<moduledir>/<kver>`: where modules and kernel-provided inputs are read.
+    dirname: Vec<u8>,
+    /// `<outroot or root>/<moduledir>/<kver>`: where outputs are written.
+    outdirname: Vec<u8>,
+    /// Whether `-o` was given.
+    has_outdir: bool,
+}
+
 /// Run depmod with `options`; returns the exit status. Diagnostics go to stderr, `-n` and
 /// verbose output to stdout.
 pub fn run(options: &Options) -> i32 {
+    match run_stages(options) {
+        Ok(()) => EXIT_SUCCESS,
+        Err(Exit(code)) => code,
+    }
+}
+
+fn run_stages(options: &Options) -> Result<(), Exit> {
     let diag = Diag::new(options.verbose);
     let version = options.compat;
-
     for shown in &options.deprecated {
         diag.warning(bmsg!("Ignored deprecated option ", shown));
     }
 
-    let mut positionals = options.positionals.iter();
-    let kversion = match positionals.next() {
-        Some(arg) => {
-            if !is_version_number(arg) {
-                diag.error(bmsg!("Bad version passed ", arg));
-                return EXIT_FAILURE;
-            }
-            arg.clone()
-        }
-        None => match kernel_release() {
-            Some(release) => release,
-            None => {
-                diag.fatal("uname() failed: No such file or directory");
-                return EXIT_FAILURE;
-            }
-        },
-    };
-    let files: Vec<Vec<u8>> = positionals.cloned().collect();
-
-    let root = options
-        .basedir
-        .as_deref()
-        .map(make_absolute)
-        .unwrap_or_default();
-    let out_root = options.outdir.as_deref().map(make_absolute);
-    let moduledir: &[u8] = match (&options.moduledir, version.has_moduledir()) {
-        (Some(dir), true) => dir,
-        _ => b"/lib/modules",
-    };
-    let moduledir = {
-        let start = moduledir
-            .iter()
-            .position(|&b| b != b'/')
-            .unwrap_or(moduledir.len());
-        &moduledir[start..]
-    };
-    let dirname = bmsg!(root, "/", moduledir, "/", kversion);
-    if dirname.len() >= PATH_MAX {
-        diag.error(bmsg!("Bad directory ", dirname, ": path too long"));
-        return EXIT_FAILURE;
-    }
-    let out_base = out_root.clone().unwrap_or_else(|| root.clone());
-    let outdirname = bmsg!(out_base, "/", moduledir, "/", kversion);
-    if outdirname.len() >= PATH_MAX {
-        diag.error(bmsg!("Bad directory ", outdirname, ": path too long"));
-        return EXIT_FAILURE;
-    }
+    let (kversion, files) = kernel_version_and_files(options, &diag)?;
+    let dirs = directories(options, &kversion, &diag)?;
 
     let mut all = options.all || files.is_empty();
     if options.quick {
-        if options.dry_run {
-            return EXIT_SUCCESS;
-        }
-        if depfile_up_to_date(&dirname, options.gzip, &diag) {
-            return EXIT_SUCCESS;
+        if options.dry_run || depfile_up_to_date(&dirs.dirname, options.gzip, &diag) {
+            return Ok(());
         }
         all = true;
     }
 
-    // Kernel symbols (-E wins over -F).
-    let mut print_unknown = options.errsyms;
-    let mut kernel_symbols: Option<Vec<KernelSymbol>> = None;
-    let symbol_source = options
-        .symvers
-        .as_ref()
-        .map(|f| (f, true))
-        .or(options.filesyms.as_ref().map(|f| (f, false)));
-    match symbol_source {
-        Some((file, is_symvers)) => {
-            let data = match std::fs::read(OsStr::from_bytes(file)) {
-                Ok(data) => data,
-                Err(err) => {
-                    diag.fatal(bmsg!("could not load ", file, ": ", strerror(&err)));
-                    return EXIT_FAILURE;
-                }
-            };
-            let mut errors = Vec::new();
-            let symbols = if is_symvers {
-                parse_module_symvers(&data, file, options.symbol_prefix, &mut errors)
-            } else {
-                parse_system_map(&data, file, options.symbol_prefix, &mut errors)
-            };
-            for e in errors {
-                diag.error(e);
-            }
-            kernel_symbols = Some(symbols);
-        }
-        None => {
-            if print_unknown {
-                diag.warning("-e needs -E or -F");
-                print_unknown = false;
-            }
-        }
-    }
-
-    // Discovery.
-    let registry: Registry = if all {
-        let config_paths: Vec<PathBuf> = if options.config.is_empty() {
-            default_config_dirs(version)
-        } else {
-            options.config.iter().map(|c| os_path(c)).collect()
-        };
-        let config = load_config(&config_paths, &kversion, &diag);
-        match discover::search(&config, &dirname, options.gzip, &diag) {
-            Ok(registry) => registry,
-            Err(err) => {
-                diag.fatal(format!("could not search modules: {err}"));
-                return EXIT_FAILURE;
-            }
-        }
+    let (kernel_symbols, print_unknown) = load_kernel_symbols(options, &diag)?;
+    let registry = if all {
+        discover_tree(options, &kversion, &dirs.dirname, &diag)?
     } else {
-        match discover::from_file_list(&files, &dirname, version, &diag) {
-            Ok(registry) => registry,
-            Err(err) => {
-                diag.fatal(err.message());
-                return EXIT_FAILURE;
-            }
-        }
+        discover::from_file_list(&files, &dirs.dirname, version, &diag).map_err(|err| {
+            diag.fatal(err.message());
+            Exit(EXIT_FAILURE)
+        })?
     };
+    let modules = order_modules(registry, version, &dirs.dirname, &diag)?;
+    let (symbols, loaded) = read_modules(&modules, version, options.gzip, &diag);
 
-    // Module order.
-    let mut modules = registry.into_modules();
-    sort_hash_order(&mut modules, MODULE_BUCKETS, |m| &m.modname);
-    if version.limits_module_count() && modules.len() >= 65535 {
-        diag.fatal("could not build module array: Numerical result out of range");
-        return EXIT_FAILURE;
-    }
-    if let Some(data) = read_input(&dirname, "modules.order", &diag) {
-        match parse_modules_order(&data) {
-            OrderFile::Lines(lines) => {
-                apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
-            }
-            OrderFile::Corrupted { line } => diag.error(bmsg!(
-                dirname,
-                "/modules.order:",
-                line.to_string(),
-                " corrupted line misses '\\n'"
-            )),
-        }
-    }
-
-    // Read every module (in parallel), then report in module order.
-    let gzip = options.gzip;
-    let loaded: Vec<LoadedModule> = modules
-        .par_iter()
-        .map(|m| load_module(m, version, gzip))
-        .collect();
-    for (module, data) in modules.iter().zip(&loaded) {
-        if let Some(err) = &data.load_error {
-            diag.error(bmsg!(
-                "failed to load symbols from ",
-                module.path,
-                ": ",
-                err
-            ));
-        }
-    }
-
-    // Resolve dependencies.
-    let (symbols, loaded): (Vec<ModuleSymbols>, Vec<LoadedModule>) = loaded
-        .into_iter()
-        .map(|mut l| (std::mem::take(&mut l.symbols), l))
-        .unzip();
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,
         check_symvers: options.symvers.is_some(),
@@ -471,7 +351,7 @@ pub fn run(options: &Options) -> i32 {
                 diag.error(bmsg!("Cycle detected: ", r));
             }
             diag.error(format!("Found {count} modules in dependency cycles!"));
-            return EXIT_FAILURE;
+            return Err(Exit(EXIT_FAILURE));
         }
     };
 
@@ -492,39 +372,212 @@ pub fn run(options: &Options) -> i32 {
             .collect(),
         symbols: graph.symbols,
     };
-
     let context = OutputContext {
         resolved: &resolved,
         version,
-        dirname: &dirname,
+        dirname: &dirs.dirname,
         warn: options.warn,
         diag: &diag,
     };
     if options.dry_run {
         return write_to_stdout(&context);
     }
-    let dir = os_path(&outdirname);
-    if version.has_outdir() || out_root.is_some() {
+    let publisher = prepare_output_dir(&dirs, version, &diag)?;
+    write_files(&context, &publisher)
+}
+
+/// The kernel version (first positional, checked like kmod, or the running kernel's) and the
+/// module files of file-list mode (the other positionals).
+fn kernel_version_and_files(
+    options: &Options,
+    diag: &Diag,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), Exit> {
+    let mut positionals = options.positionals.iter();
+    let kversion = match positionals.next() {
+        Some(arg) if is_version_number(arg) => arg.clone(),
+        Some(arg) => {
+            diag.error(bmsg!("Bad version passed ", arg));
+            return Err(Exit(EXIT_FAILURE));
+        }
+        None => kernel_release().ok_or_else(|| {
+            diag.fatal("uname() failed: No such file or directory");
+            Exit(EXIT_FAILURE)
+        })?,
+    };
+    Ok((kversion, positionals.cloned().collect()))
+}
+
+/// Build `dirname` and `outdirname` (§1.3).
+fn directories(options: &Options, kversion: &[u8], diag: &Diag) -> Result<Directories, Exit> {
+    let root = options
+        .basedir
+        .as_deref()
+        .map(make_absolute)
+        .unwrap_or_default();
+    let out_root = options.outdir.as_deref().map(make_absolute);
+    let moduledir: &[u8] = match (&options.moduledir, options.compat.has_moduledir()) {
+        (Some(dir), true) => dir,
+        _ => b"/lib/modules",
+    };
+    // The module directory is always relative to the root.
+    let start = moduledir
+        .iter()
+        .position(|&b| b != b'/')
+        .unwrap_or(moduledir.len());
+    let moduledir = &moduledir[start..];
+    let dirname = bmsg!(root, "/", moduledir, "/", kversion);
+    if dirname.len() >= PATH_MAX {
+        diag.error(bmsg!("Bad directory ", dirname, ": path too long"));
+        return Err(Exit(EXIT_FAILURE));
+    }
+    let out_base = out_root.as_deref().unwrap_or(&root);
+    let outdirname = bmsg!(out_base, "/", moduledir, "/", kversion);
+    if outdirname.len() >= PATH_MAX {
+        diag.error(bmsg!("Bad directory ", outdirname, ": path too long"));
+        return Err(Exit(EXIT_FAILURE));
+    }
+    Ok(Directories {
+        dirname,
+        outdirname,
+        has_outdir: out_root.is_some(),
+    })
+}
+
+/// `-E`/`-F`: the kernel's own symbols (`-E` wins), and whether `-e` stays on.
+fn load_kernel_symbols(
+    options: &Options,
+    diag: &Diag,
+) -> Result<(Option<Vec<KernelSymbol>>, bool), Exit> {
+    let source = match (&options.symvers, &options.filesyms) {
+        (Some(file), _) => Some((file, true)),
+        (None, Some(file)) => Some((file, false)),
+        (None, None) => None,
+    };
+    let Some((file, is_symvers)) = source else {
+        if options.errsyms {
+            diag.warning("-e needs -E or -F");
+        }
+        return Ok((None, false));
+    };
+    let data = std::fs::read(OsStr::from_bytes(file)).map_err(|err| {
+        diag.fatal(bmsg!("could not load ", file, ": ", strerror(&err)));
+        Exit(EXIT_FAILURE)
+    })?;
+    let mut errors = Vec::new();
+    let symbols = if is_symvers {
+        parse_module_symvers(&data, file, options.symbol_prefix, &mut errors)
+    } else {
+        parse_system_map(&data, file, options.symbol_prefix, &mut errors)
+    };
+    for e in errors {
+        diag.error(e);
+    }
+    Ok((Some(symbols), options.errsyms))
+}
+
+/// All mode: read the configuration and walk the tree.
+fn discover_tree(
+    options: &Options,
+    kversion: &[u8],
+    dirname: &[u8],
+    diag: &Diag,
+) -> Result<Registry, Exit> {
+    let config_paths: Vec<PathBuf> = if options.config.is_empty() {
+        default_config_dirs(options.compat)
+    } else {
+        options.config.iter().map(|c| os_path(c)).collect()
+    };
+    let config = load_config(&config_paths, kversion, diag);
+    discover::search(&config, dirname, options.gzip, diag).map_err(|err| {
+        diag.fatal(format!("could not search modules: {err}"));
+        Exit(EXIT_FAILURE)
+    })
+}
+
+/// kmod's module array: hash order, then `modules.order` (§4).
+fn order_modules(
+    registry: Registry,
+    version: KmodVersion,
+    dirname: &[u8],
+    diag: &Diag,
+) -> Result<Vec<DiscoveredModule>, Exit> {
+    let mut modules = registry.into_modules();
+    sort_hash_order(&mut modules, MODULE_BUCKETS, |m| &m.modname);
+    if version.limits_module_count() && modules.len() >= 65535 {
+        diag.fatal("could not build module array: Numerical result out of range");
+        return Err(Exit(EXIT_FAILURE));
+    }
+    if let Some(data) = read_input(dirname, "modules.order", diag) {
+        match parse_modules_order(&data) {
+            OrderFile::Lines(lines) => {
+                apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
+            }
+            OrderFile::Corrupted { line } => diag.error(bmsg!(
+                dirname,
+                "/modules.order:",
+                line.to_string(),
+                " corrupted line misses '\\n'"
+            )),
+        }
+    }
+    Ok(modules)
+}
+
+/// Read every module in parallel; report failures in module order.
+fn read_modules(
+    modules: &[DiscoveredModule],
+    version: KmodVersion,
+    gzip: bool,
+    diag: &Diag,
+) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
+    let loaded: Vec<LoadedModule> = modules
+        .par_iter()
+        .map(|m| load_module(m, version, gzip))
+        .collect();
+    for (module, data) in modules.iter().zip(&loaded) {
+        if let Some(err) = &data.load_error {
+            diag.error(bmsg!(
+                "failed to load symbols from ",
+                module.path,
+                ": ",
+                err
+            ));
+        }
+    }
+    loaded
+        .into_iter()
+        .map(|mut l| (std::mem::take(&mut l.symbols), l))
+        .unzip()
+}
+
+/// Create (kmod 31+, or with `-o`) and check the output directory.
+fn prepare_output_dir(
+    dirs: &Directories,
+    version: KmodVersion,
+    diag: &Diag,
+) -> Result<Publisher, Exit> {
+    let dir = os_path(&dirs.outdirname);
+    if version.has_outdir() || dirs.has_outdir {
         if let Err(err) = create_dir_all(&dir) {
             diag.fatal(bmsg!(
                 "could not create directory ",
-                outdirname,
+                dirs.outdirname,
                 ": ",
                 strerror(&err)
             ));
-            return EXIT_FAILURE;
+            return Err(Exit(EXIT_FAILURE));
         }
     }
     if let Err(err) = std::fs::read_dir(&dir) {
         diag.fatal(bmsg!(
             "could not open directory ",
-            outdirname,
+            dirs.outdirname,
             ": ",
             strerror(&err)
         ));
-        return EXIT_FAILURE;
+        return Err(Exit(EXIT_FAILURE));
     }
-    write_files(&context, &Publisher::new(dir))
+    Ok(Publisher::new(dir))
 }
 
 /// Everything an encoder run needs.
@@ -618,13 +671,13 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
     encoded
 }
 
-fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> i32 {
+fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
     for file in OutputFile::sequence(ctx.version) {
         let bytes = match encode_file(ctx, file) {
             Encoded::Bytes(bytes) => bytes,
             Encoded::Fatal(message) => {
                 ctx.diag.fatal(message);
-                return EXIT_FAILURE;
+                return Err(Exit(EXIT_FAILURE));
             }
         };
         match publisher.publish(file.name(), &bytes) {
@@ -632,18 +685,18 @@ fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> i32 {
             Err(err @ PublishError::CreateTemp(_)) => ctx.diag.error(err.message()),
             Err(err @ PublishError::Write(_)) => {
                 ctx.diag.error(err.message());
-                return EXIT_FAILURE;
+                return Err(Exit(EXIT_FAILURE));
             }
             Err(err @ PublishError::Rename(_)) => {
                 ctx.diag.fatal(err.message());
-                return EXIT_FAILURE;
+                return Err(Exit(EXIT_FAILURE));
             }
         }
     }
-    EXIT_SUCCESS
+    Ok(())
 }
 
-fn write_to_stdout(ctx: &OutputContext<'_>) -> i32 {
+fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {
     let mut out = Vec::new();
     for file in OutputFile::sequence(ctx.version) {
         if file.is_index() {
@@ -653,15 +706,15 @@ fn write_to_stdout(ctx: &OutputContext<'_>) -> i32 {
             Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
             Encoded::Fatal(message) => {
                 ctx.diag.fatal(message);
-                return EXIT_FAILURE;
+                return Err(Exit(EXIT_FAILURE));
             }
         }
     }
     let mut stdout = std::io::stdout().lock();
     if stdout.write_all(&out).and_then(|_| stdout.flush()).is_err() {
-        return EXIT_FAILURE;
+        return Err(Exit(EXIT_FAILURE));
     }
-    EXIT_SUCCESS
+    Ok(())
 }
 
 #[cfg(test)]

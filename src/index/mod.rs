@@ -9,6 +9,7 @@
 //!
 //! The format is described in `format-spec/index.md`.
 
+pub mod annotate;
 mod error;
 pub mod fnmatch;
 pub mod format;

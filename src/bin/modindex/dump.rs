@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use depmod_rs::index::annotate::annotate;
+
 use super::common::{escape, open, read_file};
 
 /// Print every stored value, one `KEY<TAB>PRIORITY<TAB>VALUE` line each, in trie order
@@ -13,11 +15,19 @@ use super::common::{escape, open, read_file};
 pub struct Args {
     /// The index file.
     file: PathBuf,
+    /// Instead, print an annotated hex dump: every byte of the file with its meaning.
+    #[arg(long)]
+    annotate: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {
     let bytes = read_file(&args.file)?;
     let index = open(&args.file, &bytes)?;
+    if args.annotate {
+        let text = annotate(&index).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let entries = index
         .entries()
         .map_err(|e| format!("{}: {e}", args.file.display()))?;

@@ -81,16 +81,26 @@ impl OutputLimit {
         }
     }
 
-    /// Makes room for more output, or fails when `out` already holds the maximum.
+    /// Makes room for more output. The buffer may reach one byte past the maximum so that
+    /// an image of exactly `max` bytes still decodes; anything longer fails.
     fn grow(self, out: &mut Vec<u8>, input_len: usize) -> Result<(), ModuleError> {
         let len = out.len() as u64;
-        if len >= self.max {
+        let hard_limit = self.max.saturating_add(1);
+        if len >= hard_limit {
             return Err(self.exceeded());
         }
         // Modules compress 3–6×; start near the final size, then double.
         let wanted = (out.len().max(input_len.saturating_mul(4))).max(64 * 1024) as u64;
-        let extra = wanted.min(self.max - len);
+        let extra = wanted.min(hard_limit - len);
         out.reserve_exact(usize::try_from(extra).map_err(|_| self.exceeded())?);
+        Ok(())
+    }
+
+    /// Fails when `out` holds more than the maximum.
+    fn check(self, out: &[u8]) -> Result<(), ModuleError> {
+        if out.len() as u64 > self.max {
+            return Err(self.exceeded());
+        }
         Ok(())
     }
 }
@@ -109,6 +119,7 @@ fn decode_xz(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
         let consumed = usize::try_from(stream.total_in()).unwrap_or(input.len());
         let rest = input.get(consumed..).unwrap_or(&[]);
         let status = stream.process_vec(rest, &mut out, Action::Finish);
+        limit.check(&out)?;
         match status {
             Ok(Status::StreamEnd) => return Ok(out),
             Ok(Status::Ok) | Ok(Status::GetCheck) => {}
@@ -176,6 +187,7 @@ fn decode_zstd_stream(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, Modul
                 .decompress_stream(&mut sink, &mut source)
                 .map_err(|code| limit.error(zstd_safe::get_error_name(code)))?;
         }
+        limit.check(&out)?;
         let input_done = source.pos() >= input.len();
         let output_room = out.len() < out.capacity();
         if input_done && output_room {
@@ -242,5 +254,42 @@ mod tests {
         let err = decompress(Compression::Gzip, b"", KmodVersion::V34, false, 1 << 20)
             .expect_err("gzip disabled");
         assert_eq!(err.kmod_strerror(), "Function not implemented");
+    }
+
+    fn compressed(format: Compression, data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match format {
+            Compression::Xz => {
+                let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+                enc.write_all(data).unwrap();
+                enc.finish().unwrap()
+            }
+            Compression::Zstd => zstd::bulk::compress(data, 3).unwrap(),
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(data).unwrap();
+                enc.finish().unwrap()
+            }
+            Compression::None => data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn cap_allows_exactly_the_maximum() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let len = data.len() as u64;
+        for format in [Compression::Xz, Compression::Zstd, Compression::Gzip] {
+            let input = compressed(format, &data);
+            for version in [KmodVersion::V30, KmodVersion::V34] {
+                let out = decompress(format, &input, version, true, len).unwrap();
+                assert_eq!(out, data, "{format} v{version}");
+                let err = decompress(format, &input, version, true, len - 1).unwrap_err();
+                assert!(
+                    matches!(err, ModuleError::TooLarge { .. }),
+                    "{format} v{version}: {err:?}"
+                );
+            }
+        }
     }
 }

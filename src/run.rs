@@ -26,7 +26,7 @@ use crate::graph::{
 use crate::order::{
     apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
 };
-use crate::output::bin::{self as binout, encode_index, DuplicateKind};
+use crate::output::bin::{self as binout, encode_index, encode_index_steps, DuplicateKind};
 use crate::output::{text, OutputFile, OutputModule, Resolved};
 use crate::publish::{create_dir_all, PublishError, Publisher};
 use crate::symvers::{parse_module_symvers, parse_system_map, KernelSymbol};
@@ -596,30 +596,36 @@ enum Encoded {
     Fatal(Vec<u8>),
 }
 
+/// kmod's FATAL text for an index error, without the final newline the logger adds.
+fn fatal_text(err: &crate::index::IndexError) -> Vec<u8> {
+    let mut message = err.kmod_message();
+    if message.last() == Some(&b'\n') {
+        message.pop();
+    }
+    message
+}
+
 fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
     let r = ctx.resolved;
     let order = ctx.version.node_order();
     let mut warnings = Vec::new();
     let index =
         |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| match encode_index(
-            &entries, order, kind, ctx.warn, warnings,
+            entries, order, kind, ctx.warn, warnings,
         ) {
             Ok(bytes) => Encoded::Bytes(bytes),
-            Err(err) => {
-                let mut message = err.kmod_message();
-                if message.last() == Some(&b'\n') {
-                    message.pop();
-                }
-                Encoded::Fatal(message)
-            }
+            Err(err) => Encoded::Fatal(fatal_text(&err)),
         };
     let encoded = match file {
         OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
         OutputFile::DepBin => index(binout::dep_entries(r), DuplicateKind::Deps, &mut warnings),
         OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
         OutputFile::AliasBin => {
-            let entries = binout::alias_entries(r, &mut warnings);
-            index(entries, DuplicateKind::Alias, &mut warnings)
+            let steps = binout::alias_steps(r);
+            match encode_index_steps(&steps, order, DuplicateKind::Alias, ctx.warn, &mut warnings) {
+                Ok(bytes) => Encoded::Bytes(bytes),
+                Err(err) => Encoded::Fatal(fatal_text(&err)),
+            }
         }
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
         OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),

@@ -54,19 +54,29 @@ pub fn dep_entries(resolved: &Resolved) -> Vec<IndexEntry> {
         .collect()
 }
 
-/// `modules.alias.bin`: normalised alias → modname, priority `idx`; aliases with unmatched
-/// brackets are skipped with a warning (returned).
-pub fn alias_entries(resolved: &Resolved, warnings: &mut Vec<Vec<u8>>) -> Vec<IndexEntry> {
-    let mut entries = Vec::new();
+/// One step of building an index: an insertion, or a warning kmod prints at that point (so
+/// warnings interleave with `-w` duplicate reports exactly as kmod's do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexStep {
+    /// Insert this entry.
+    Insert(IndexEntry),
+    /// Print this `WARNING:` message.
+    Warning(Vec<u8>),
+}
+
+/// `modules.alias.bin`: normalised alias → modname, priority `idx`; an alias with unmatched
+/// brackets is skipped with a warning at its place in the sequence.
+pub fn alias_steps(resolved: &Resolved) -> Vec<IndexStep> {
+    let mut steps = Vec::new();
     for (i, module) in resolved.modules.iter().enumerate() {
         for alias in &module.aliases {
-            match normalize_alias(alias) {
-                Ok(key) => entries.push(entry(key, module.modname.clone(), i)),
-                Err(_) => warnings.push(bmsg!("Unmatched bracket in ", alias)),
-            }
+            steps.push(match normalize_alias(alias) {
+                Ok(key) => IndexStep::Insert(entry(key, module.modname.clone(), i)),
+                Err(_) => IndexStep::Warning(bmsg!("Unmatched bracket in ", alias)),
+            });
         }
     }
-    entries
+    steps
 }
 
 /// `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner `idx`.
@@ -102,14 +112,33 @@ pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry> {
 /// Build the trie from `entries` and lay it out in `order`. With `warn_duplicates`, each
 /// repeated (key, value) pair adds kmod's `-w` warning to `warnings`.
 pub fn encode_index(
-    entries: &[IndexEntry],
+    entries: Vec<IndexEntry>,
+    order: NodeOrder,
+    kind: DuplicateKind,
+    warn_duplicates: bool,
+    warnings: &mut Vec<Vec<u8>>,
+) -> Result<Vec<u8>, IndexError> {
+    let steps: Vec<IndexStep> = entries.into_iter().map(IndexStep::Insert).collect();
+    encode_index_steps(&steps, order, kind, warn_duplicates, warnings)
+}
+
+/// [`encode_index`] over steps that may carry warnings of their own.
+pub fn encode_index_steps(
+    steps: &[IndexStep],
     order: NodeOrder,
     kind: DuplicateKind,
     warn_duplicates: bool,
     warnings: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, IndexError> {
     let mut builder = IndexBuilder::new();
-    for e in entries {
+    for step in steps {
+        let e = match step {
+            IndexStep::Insert(e) => e,
+            IndexStep::Warning(w) => {
+                warnings.push(w.clone());
+                continue;
+            }
+        };
         let duplicate = builder.insert(&e.key, &e.value, e.priority)?;
         if duplicate && warn_duplicates {
             match kind {

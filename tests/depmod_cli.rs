@@ -247,6 +247,7 @@ fn rich_tree() -> Tree {
             .with_modinfo("alias", "bad]bracket")
             .with_modinfo("alias", "x-y")
             .with_modinfo("alias", "x_y")
+            .with_modinfo("alias", "late]bad")
             .with_modinfo("weakdep", "core-a"),
     );
     tree.module(

@@ -348,6 +348,32 @@ mod tests {
     }
 
     #[test]
+    fn kernel_patterns() {
+        assert!(kernel_matches(b"*", b"anything"));
+        assert!(kernel_matches(b"^6\\.1", b"6.1.0-13-amd64"));
+        assert!(!kernel_matches(b"^6\\.2", b"6.1.0-13-amd64"));
+        // An invalid regex never matches.
+        assert!(!kernel_matches(b"(", b"("));
+    }
+
+    #[test]
+    fn a_file_path_is_listed_under_its_basename() {
+        let tmp = std::env::temp_dir().join(format!("depmod-rs-cfgfile-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let file = tmp.join("custom.txt");
+        std::fs::write(&file, "search x\n").unwrap();
+        let files = list_config_files(&[file.clone(), tmp.join("missing")], &Diag::new(0));
+        assert_eq!(
+            files,
+            vec![ConfigFile {
+                name: b"custom.txt".to_vec(),
+                path: file
+            }]
+        );
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
     fn excludes_and_bad_lines() {
         let config = parse(
             "exclude a b\n  # indented comment is a bad line\nbogus\n",

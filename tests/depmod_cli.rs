@@ -1042,3 +1042,44 @@ fn file_list_errors_match_kmod() {
         }
     }
 }
+
+#[test]
+fn edge_inputs_match_kmod() {
+    let tree = Tree::new();
+    let long_alias = format!("long-{}", "a".repeat(5000));
+    tree.module(
+        "kernel/edge.ko",
+        x86()
+            .with_modinfo("alias", &long_alias)
+            .with_modinfo("alias", "[unclosed")
+            .with_modinfo("softdep", "pre:\tfoo  post: bar")
+            .with_modinfo("alias", "char-major-1-2")
+            .with_modinfo("alias", "devname:first")
+            .with_modinfo("alias", "devname:second"),
+    );
+    tree.module(
+        "kernel/other.ko",
+        x86().with_modinfo("alias", "block-major-8-*"),
+    );
+    // A NUL inside a line, a blank line, and a line naming an unknown module.
+    tree.write(
+        "modules.order",
+        b"kernel/other.ko\n\nkernel/no\0such.ko\nkernel/edge.ko\n" as &[u8],
+    );
+    let long_field = format!("big.alias={}\0", "b".repeat(5000));
+    let mut modinfo = b"ext4.alias=fs-ext4\0noequals\0ext4.alias=lost\0".to_vec();
+    modinfo.extend_from_slice(long_field.as_bytes());
+    modinfo.extend_from_slice(b"m.alias=[x\0.alias=nomod\0m.\0m.alias=\0tail.alias=end");
+    tree.write("modules.builtin.modinfo", modinfo);
+    tree.write(
+        "modules.builtin",
+        "kernel/fs/noext\nkernel/fs/ext4.ko\nkernel/fs/ext4.ko\n1bad\nkernel/dir/\n",
+    );
+    std::fs::write(
+        tree.conf().join("x.conf"),
+        "search \\\nupdates \\\n built-in\n\t\nexclude\\ build2\n",
+    )
+    .unwrap();
+    assert_same_as_kmod(&tree, &["-w"]);
+    assert_same_as_kmod(&tree, &["-n"]);
+}

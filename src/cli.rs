@@ -386,7 +386,8 @@ fn apply(
     None
 }
 
-/// kmod's help text for `version`, with `program` as the program name.
+/// kmod's help text for `version`, with `program` as the program name, followed by a section on
+/// our extensions (kmod's lines come first and are unchanged).
 pub fn help_text(version: KmodVersion, program: &str) -> String {
     let mut text = format!(
         "Usage:\n\t{program} -[aA] [options] [forced_version]\n\n\
@@ -419,6 +420,11 @@ pub fn help_text(version: KmodVersion, program: &str) -> String {
          \t                     current kernel symbols.\n\
          \t-E, --symvers=FILE   Use Module.symvers file to check\n\
          \t                     symbol versions.\n",
+    );
+    text.push_str(
+        "\ndepmod-rs extensions:\n\
+         \t--compat=VERSION     Behave and write like kmod VERSION (30-34, default 34).\n\
+         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n",
     );
     text
 }

@@ -229,3 +229,22 @@ mod tests {
         assert_eq!(entries[0].modname, b"m");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..6000)) {
+            let mut diagnostics = Vec::new();
+            let _ = parse_modules_builtin(&data, &mut diagnostics);
+            let _ = parse_builtin_modinfo(&data, &mut diagnostics);
+            let _ = crate::order::parse_modules_order(&data);
+            let _ = crate::config::logical_lines(&data);
+            let _ = crate::symvers::parse_module_symvers(&data, b"f", Some(b'_'), &mut Vec::new());
+            let _ = crate::symvers::parse_system_map(&data, b"f", None, &mut Vec::new());
+        }
+    }
+}

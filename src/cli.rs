@@ -552,3 +552,28 @@ mod tests {
         assert_eq!(run(&["--", "-a"]).positionals, args(&["-a"]));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any argument list parses to some command without panicking, and a plain run keeps
+        /// every non-option argument in order.
+        #[test]
+        fn parse_never_panics(args in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..12), 0..8)) {
+            let _ = parse(b"depmod", &args);
+        }
+
+        #[test]
+        fn positionals_keep_their_order(words in proptest::collection::vec("[a-z0-9.]{1,8}", 0..5)) {
+            let args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+            match parse(b"depmod", &args) {
+                Command::Run(options) => prop_assert_eq!(options.positionals, args),
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+}

@@ -513,3 +513,38 @@ mod tests {
         assert_eq!(count, 4);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// On any graph the topological sort is consistent and the cycle report finishes.
+        #[test]
+        fn sort_and_cycle_report_terminate(edges in proptest::collection::vec((0usize..12, 0usize..12), 0..40)) {
+            let n = 12;
+            let mut deps = vec![Vec::new(); n];
+            for (a, b) in edges {
+                if !deps[a].contains(&b) {
+                    deps[a].push(b);
+                }
+            }
+            let names: Vec<Vec<u8>> = (0..n).map(|i| format!("m{i}").into_bytes()).collect();
+            let names: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+            match topological_index(&deps) {
+                TopoResult::Sorted(idx) => {
+                    for (m, list) in deps.iter().enumerate() {
+                        for &d in list {
+                            prop_assert!(idx[m] < idx[d]);
+                        }
+                    }
+                }
+                TopoResult::Cycles(users) => {
+                    let (reports, _) = report_cycles(&deps, &users, &names);
+                    prop_assert!(!reports.is_empty());
+                }
+            }
+        }
+    }
+}

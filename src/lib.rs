@@ -3,19 +3,41 @@
 //! The crate is a pipeline, one module per stage:
 //!
 //! ```text
-//! config ─► discover ─► module (read, parallel) ─► graph (resolve) ─► order ─► output ─► publish
+//! config ─► discover ─► order ─► module (read, parallel) ─► graph (resolve) ─► output ─► publish
 //! ```
 //!
+//! * [`cli`] — the command line, parsed like kmod's `getopt_long` loop.
+//! * [`config`] — depmod.d files: search, override, external, exclude.
+//! * [`discover`] — the module walk, duplicate resolution, file-list mode.
+//! * [`order`] — kmod's hash iteration order and `modules.order`.
 //! * [`index`] — the kmod binary trie (`modules.*.bin`): building, writing in either node order,
 //!   validated reading, exact and wildcard lookup.
 //! * [`module`] — opening module files (plain, xz, zstd, gzip) and reading what depmod needs
 //!   from their ELF image.
+//! * [`graph`] — symbol table, dependencies, topological index, cycle report.
+//! * [`symvers`] — `Module.symvers` and `System.map` for `-E`/`-F`.
+//! * [`builtin`] — `modules.builtin` and `modules.builtin.modinfo`.
+//! * [`output`] — one pure encoder per output file.
+//! * [`publish`] — atomic temporary-file-and-rename writes.
+//! * [`run`] — the whole run in kmod's order.
+//! * [`diag`] — kmod-style diagnostics.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
 //! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
+pub mod builtin;
+pub mod cli;
 pub mod compat;
+pub mod config;
+pub mod diag;
+pub mod discover;
+pub mod graph;
 pub mod index;
 pub mod module;
 pub mod names;
+pub mod order;
+pub mod output;
+pub mod publish;
+pub mod run;
+pub mod symvers;
 pub mod synth;

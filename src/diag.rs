@@ -1,0 +1,158 @@
+//! kmod-style diagnostics: `depmod: LEVEL: message` on stderr, filtered by a `-v` threshold.
+//!
+//! kmod maps its levels onto syslog priorities and prints a message when its priority is at or
+//! below the threshold, which starts at `LOG_WARNING` and grows by one per `-v`, so `-vvv` shows
+//! `DEBUG` (Debian's kmod 30 and 34 are built with debug messages). kmod's debug output is full of
+//! heap addresses and libkmod internals; depmod-rs prints only the depmod-level debug messages
+//! that carry information, in kmod's wording.
+
+use std::io::Write;
+
+/// The program name kmod prints in front of every diagnostic.
+pub const PROGRAM: &str = "depmod";
+
+/// A message severity, ordered like syslog priorities (more severe is smaller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `FATAL` (`LOG_CRIT`): the run stops with exit status 1.
+    Fatal = 2,
+    /// `ERROR` (`LOG_ERR`).
+    Error = 3,
+    /// `WARNING` (`LOG_WARNING`), the default threshold.
+    Warning = 4,
+    /// `NOTICE` (`LOG_NOTICE`).
+    Notice = 5,
+    /// `INFO` (`LOG_INFO`), shown from `-vv`.
+    Info = 6,
+    /// `DEBUG` (`LOG_DEBUG`), shown from `-vvv`.
+    Debug = 7,
+}
+
+impl Level {
+    /// The word kmod prints for this level.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Fatal => "FATAL",
+            Level::Error => "ERROR",
+            Level::Warning => "WARNING",
+            Level::Notice => "NOTICE",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+}
+
+/// Where diagnostics go and which of them are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Diag {
+    verbosity: u32,
+}
+
+impl Diag {
+    /// A logger for `verbosity` repetitions of `-v`.
+    pub fn new(verbosity: u32) -> Self {
+        Diag { verbosity }
+    }
+
+    /// The number of `-v` given.
+    pub fn verbosity(&self) -> u32 {
+        self.verbosity
+    }
+
+    /// Whether messages of `level` are printed.
+    pub fn enabled(&self, level: Level) -> bool {
+        (level as u32) <= Level::Warning as u32 + self.verbosity
+    }
+
+    /// Print `depmod: LEVEL: message\n` if `level` passes the threshold. The message is raw
+    /// bytes (paths need not be UTF-8) and gets no trailing newline added beyond the one here.
+    pub fn log(&self, level: Level, message: &[u8]) {
+        if !self.enabled(level) {
+            return;
+        }
+        let mut line = Vec::with_capacity(message.len() + 24);
+        line.extend_from_slice(PROGRAM.as_bytes());
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(level.name().as_bytes());
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(message);
+        line.push(b'\n');
+        // A failing stderr cannot be reported anywhere; kmod ignores it too.
+        let _ = std::io::stderr().lock().write_all(&line);
+    }
+
+    /// Log at `FATAL`.
+    pub fn fatal(&self, message: impl AsRef<[u8]>) {
+        self.log(Level::Fatal, message.as_ref());
+    }
+
+    /// Log at `ERROR`.
+    pub fn error(&self, message: impl AsRef<[u8]>) {
+        self.log(Level::Error, message.as_ref());
+    }
+
+    /// Log at `WARNING`.
+    pub fn warning(&self, message: impl AsRef<[u8]>) {
+        self.log(Level::Warning, message.as_ref());
+    }
+
+    /// Log at `DEBUG`.
+    pub fn debug(&self, message: impl AsRef<[u8]>) {
+        self.log(Level::Debug, message.as_ref());
+    }
+
+    /// Log at `INFO`.
+    pub fn info(&self, message: impl AsRef<[u8]>) {
+        self.log(Level::Info, message.as_ref());
+    }
+}
+
+/// Concatenate byte-string pieces into one message (paths are bytes, not `str`).
+#[macro_export]
+macro_rules! bmsg {
+    ($($part:expr),* $(,)?) => {{
+        let mut message: Vec<u8> = Vec::new();
+        $( message.extend_from_slice(AsRef::<[u8]>::as_ref(&$part)); )*
+        message
+    }};
+}
+
+/// The C library's `strerror` text for an I/O error, as kmod prints it with `%m`.
+pub fn strerror(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => errno_text(code),
+        None => err.to_string(),
+    }
+}
+
+/// glibc's message for an errno value.
+pub fn errno_text(code: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    // Rust formats as "<text> (os error N)".
+    match text.rfind(" (os error ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_follows_verbosity() {
+        let quiet = Diag::new(0);
+        assert!(quiet.enabled(Level::Warning));
+        assert!(!quiet.enabled(Level::Notice));
+        assert!(!Diag::new(1).enabled(Level::Info));
+        assert!(Diag::new(2).enabled(Level::Info));
+        assert!(!Diag::new(2).enabled(Level::Debug));
+        assert!(Diag::new(3).enabled(Level::Debug));
+    }
+
+    #[test]
+    fn strerror_matches_glibc() {
+        assert_eq!(errno_text(2), "No such file or directory");
+        assert_eq!(errno_text(22), "Invalid argument");
+    }
+}

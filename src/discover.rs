@@ -1,0 +1,575 @@
+//! Finding the modules (spec §3): the directory walk, exclusions, module names, duplicate
+//! resolution by override/search priority, and file-list mode.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+
+use crate::bmsg;
+use crate::config::{Config, SearchEntry};
+use crate::diag::{strerror, Diag};
+use crate::names::modname_from_path;
+
+/// A module file kept for the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredModule {
+    /// The module name (basename up to the first `.`, dashes as underscores).
+    pub modname: Vec<u8>,
+    /// The absolute path as kmod builds it (not canonicalised).
+    pub path: Vec<u8>,
+    /// The path relative to the module directory, if the module is inside it.
+    pub relpath: Option<Vec<u8>>,
+    /// The key `modules.order` lines are matched against (§3.5), if `relpath` exists.
+    pub uncrelpath: Option<Vec<u8>>,
+}
+
+impl DiscoveredModule {
+    /// Register `path` under `dirname` the way `depmod_module_add` does.
+    pub fn new(path: Vec<u8>, dirname: &[u8]) -> Self {
+        let modname = modname_from_path(&path);
+        let relpath = (path.len() > dirname.len()
+            && path.starts_with(dirname)
+            && path[dirname.len()] == b'/')
+            .then(|| path[dirname.len() + 1..].to_vec());
+        let uncrelpath = relpath.as_ref().map(|rel| {
+            // (position of the last '/' relative to relpath) + modname + NUL + ".ko"
+            let slash = path.iter().rposition(|&b| b == b'/').unwrap_or(0) as isize;
+            let rel_start = (dirname.len() + 1) as isize;
+            let len = slash - rel_start + modname.len() as isize + 1 + 3;
+            let len = len.clamp(0, rel.len() as isize) as usize;
+            rel[..len].to_vec()
+        });
+        DiscoveredModule {
+            modname,
+            path,
+            relpath,
+            uncrelpath,
+        }
+    }
+
+    /// The path written in text outputs: relative inside the module directory, else absolute.
+    pub fn output_path(&self) -> &[u8] {
+        self.relpath.as_deref().unwrap_or(&self.path)
+    }
+
+    /// Length of `dir/` plus as many basename bytes as the module name has (§3.4).
+    fn priority_len(&self) -> usize {
+        let slash = self
+            .path
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |s| s + 1);
+        (slash + self.modname.len()).min(self.path.len())
+    }
+}
+
+/// Whether `name` ends with a module extension kmod was built with (`.ko.gz` only if `gzip`).
+pub fn has_module_extension(name: &[u8], gzip: bool) -> bool {
+    let mut exts: Vec<&[u8]> = vec![b".ko", b".ko.xz", b".ko.zst"];
+    if gzip {
+        exts.push(b".ko.gz");
+    }
+    exts.iter()
+        .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// The prefix of `path` compared by search/override rules, relative to `dirname`.
+fn relative_prefix<'a>(path: &'a [u8], len: usize, dirname: &[u8]) -> Option<&'a [u8]> {
+    if path.starts_with(dirname) && len > dirname.len() {
+        Some(&path[dirname.len() + 1..len])
+    } else {
+        None
+    }
+}
+
+fn starts_with_dir(path: &[u8], len: usize, dir: &[u8]) -> bool {
+    len > dir.len() && path.get(dir.len()) == Some(&b'/') && path.starts_with(dir)
+}
+
+/// Whether the registered module `old` beats a new file `new_path` with the same name (§3.4).
+pub fn old_has_priority(
+    config: &Config,
+    dirname: &[u8],
+    old: &DiscoveredModule,
+    new: &DiscoveredModule,
+) -> bool {
+    let new_len = new.priority_len();
+    let old_len = old.priority_len();
+    let rel_new = relative_prefix(&new.path, new_len, dirname);
+    let rel_old = relative_prefix(&old.path, old_len, dirname);
+
+    for entry in &config.overrides {
+        if rel_new == Some(entry.as_slice()) {
+            return false;
+        }
+        if rel_old == Some(entry.as_slice()) {
+            return true;
+        }
+    }
+
+    let (mut builtin_prio, mut old_prio, mut new_prio) = (-1i64, -1i64, -1i64);
+    let under = |rel: Option<&[u8]>, dir: &[u8]| {
+        rel.is_some_and(|rel| {
+            rel.len() > dir.len() && rel[dir.len()] == b'/' && rel.starts_with(dir)
+        })
+    };
+    let mut i: i64 = 0;
+    for entry in &config.search {
+        match entry {
+            SearchEntry::BuiltIn => builtin_prio = i,
+            SearchEntry::External => {
+                for ext in &config.externals {
+                    if starts_with_dir(&new.path, new_len, ext) {
+                        new_prio = i;
+                    }
+                    if starts_with_dir(&old.path, old_len, ext) {
+                        old_prio = i;
+                    }
+                    i += 1;
+                }
+            }
+            SearchEntry::Path(dir) => {
+                if under(rel_new, dir) {
+                    new_prio = i;
+                } else if under(rel_old, dir) {
+                    old_prio = i;
+                }
+            }
+        }
+        i += 1;
+    }
+    if new_prio < 0 {
+        new_prio = builtin_prio;
+    }
+    if old_prio < 0 {
+        old_prio = builtin_prio;
+    }
+    new_prio <= old_prio
+}
+
+/// The modules found so far, by name (kmod's `modules_by_name`).
+#[derive(Debug, Default)]
+pub struct Registry {
+    modules: HashMap<Vec<u8>, DiscoveredModule>,
+}
+
+impl Registry {
+    /// Offer a candidate file: it replaces a registered module of the same name unless that one
+    /// has priority.
+    pub fn offer(&mut self, config: &Config, dirname: &[u8], new: DiscoveredModule, diag: &Diag) {
+        let rel_new = new.path.get(dirname.len() + 1..).unwrap_or_default();
+        if diag.enabled(crate::diag::Level::Debug) {
+            diag.debug(bmsg!("try ", rel_new, " (", new.modname, ")"));
+        }
+        if let Some(old) = self.modules.get(&new.modname) {
+            if old_has_priority(config, dirname, old, &new) {
+                diag.debug(bmsg!(
+                    "Ignored lower priority: ",
+                    new.path,
+                    ", higher: ",
+                    old.path
+                ));
+                return;
+            }
+            let rel_old = old.relpath.as_deref().unwrap_or(b"(null)");
+            diag.debug(bmsg!(
+                "Replace lower priority ",
+                rel_old,
+                " with new module ",
+                rel_new
+            ));
+        }
+        self.modules.insert(new.modname.clone(), new);
+    }
+
+    /// Add a module unconditionally; false if the name was taken.
+    pub fn add_unique(&mut self, module: DiscoveredModule) -> Result<(), DiscoveredModule> {
+        match self.modules.get(&module.modname) {
+            Some(existing) => Err(existing.clone()),
+            None => {
+                self.modules.insert(module.modname.clone(), module);
+                Ok(())
+            }
+        }
+    }
+
+    /// Number of registered modules.
+    pub fn len(&self) -> usize {
+        self.modules.len()
+    }
+
+    /// Whether nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    /// The registered modules, in no particular order.
+    pub fn into_modules(self) -> Vec<DiscoveredModule> {
+        self.modules.into_values().collect()
+    }
+}
+
+/// Whether the walk skips an entry called `name` (§3.2).
+pub fn is_excluded(config: &Config, name: &[u8]) -> bool {
+    matches!(name, b"." | b".." | b"build" | b"source") || config.excludes.iter().any(|e| e == name)
+}
+
+/// Failure to open the module directory itself (kmod: FATAL "could not search modules").
+#[derive(Debug, thiserror::Error)]
+#[error("{}", strerror(.0))]
+pub struct SearchError(#[from] pub std::io::Error);
+
+/// Walk the module directory and the external directories, registering candidates (§3.1).
+pub fn search(
+    config: &Config,
+    dirname: &[u8],
+    gzip: bool,
+    diag: &Diag,
+) -> Result<Registry, SearchError> {
+    let mut registry = Registry::default();
+    search_root(&mut registry, config, dirname, dirname, gzip, diag)?;
+    for ext in &config.externals {
+        let _ = search_root(&mut registry, config, dirname, ext, gzip, diag);
+    }
+    Ok(registry)
+}
+
+fn search_root(
+    registry: &mut Registry,
+    config: &Config,
+    dirname: &[u8],
+    root: &[u8],
+    gzip: bool,
+    diag: &Diag,
+) -> Result<(), SearchError> {
+    let entries = match std::fs::read_dir(OsStr::from_bytes(root)) {
+        Ok(entries) => entries,
+        Err(err) => {
+            diag.error(bmsg!(
+                "could not open directory ",
+                root,
+                ": ",
+                strerror(&err)
+            ));
+            return Err(SearchError(err));
+        }
+    };
+    let prefix = bmsg!(root, "/");
+    let walk = Walk {
+        config,
+        dirname,
+        gzip,
+        diag,
+    };
+    walk.dir(registry, entries, prefix, FIRST_DIR_FD);
+    Ok(())
+}
+
+/// The descriptor number kmod's walk has for the module directory itself: kmod prints its
+/// directory descriptors in two error messages, and each level of the walk holds one more open
+/// (0–2 are the standard streams).
+const FIRST_DIR_FD: u32 = 3;
+
+/// The fixed context of one walk.
+struct Walk<'a> {
+    config: &'a Config,
+    dirname: &'a [u8],
+    gzip: bool,
+    diag: &'a Diag,
+}
+
+impl Walk<'_> {
+    fn dir(&self, registry: &mut Registry, entries: std::fs::ReadDir, prefix: Vec<u8>, fd: u32) {
+        let Walk {
+            config,
+            dirname,
+            gzip,
+            diag,
+        } = *self;
+        let fd_text = fd.to_string();
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let name = name.as_bytes();
+            if is_excluded(config, name) {
+                continue;
+            }
+            let path = bmsg!(prefix, name);
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_file() => false,
+                Ok(t) if t.is_dir() => true,
+                _ => match std::fs::metadata(OsStr::from_bytes(&path)) {
+                    Err(err) => {
+                        diag.error(bmsg!(
+                            "fstatat(",
+                            fd_text,
+                            ", ",
+                            name,
+                            "): ",
+                            strerror(&err)
+                        ));
+                        continue;
+                    }
+                    Ok(meta) if meta.is_file() => false,
+                    Ok(meta) if meta.is_dir() => true,
+                    Ok(meta) => {
+                        let ft = meta.file_type();
+                        let mode = if ft.is_symlink() {
+                            0o120000
+                        } else if ft.is_block_device() {
+                            0o060000
+                        } else if ft.is_char_device() {
+                            0o020000
+                        } else if ft.is_fifo() {
+                            0o010000
+                        } else if ft.is_socket() {
+                            0o140000
+                        } else {
+                            0
+                        };
+                        diag.error(bmsg!(
+                            "unsupported file type ",
+                            path,
+                            ": ",
+                            format!("{mode:o}")
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if is_dir {
+                match std::fs::read_dir(OsStr::from_bytes(&path)) {
+                    Ok(sub) => self.dir(registry, sub, bmsg!(path, "/"), fd + 1),
+                    Err(err) => diag.error(bmsg!(
+                        "openat(",
+                        fd_text,
+                        ", ",
+                        name,
+                        ", O_RDONLY): ",
+                        strerror(&err)
+                    )),
+                }
+            } else if has_module_extension(name, gzip) {
+                registry.offer(config, dirname, DiscoveredModule::new(path, dirname), diag);
+            }
+        }
+    }
+}
+
+/// Why file-list mode stopped (each is a kmod FATAL).
+#[derive(Debug, thiserror::Error)]
+pub enum FileListError {
+    /// A path not starting with `/`.
+    #[error("{}: not absolute path.", String::from_utf8_lossy(.0))]
+    NotAbsolute(Vec<u8>),
+    /// The file cannot be stat'ed, or clashes with another by name.
+    #[error("could not create module {}: {}", String::from_utf8_lossy(.0), .1)]
+    CreateModule(Vec<u8>, String),
+    /// The same path twice.
+    #[error("could not add module {}: File exists", String::from_utf8_lossy(.0))]
+    AddModule(Vec<u8>),
+}
+
+impl FileListError {
+    /// The message as raw bytes (paths need not be UTF-8).
+    pub fn message(&self) -> Vec<u8> {
+        match self {
+            FileListError::NotAbsolute(p) => bmsg!(p, ": not absolute path."),
+            FileListError::CreateModule(p, e) => bmsg!("could not create module ", p, ": ", e),
+            FileListError::AddModule(p) => bmsg!("could not add module ", p, ": File exists"),
+        }
+    }
+}
+
+/// Register the modules named on the command line (§3.6).
+pub fn from_file_list(
+    paths: &[Vec<u8>],
+    dirname: &[u8],
+    version: crate::compat::KmodVersion,
+    diag: &Diag,
+) -> Result<Registry, FileListError> {
+    let mut registry = Registry::default();
+    for path in paths {
+        if path.first() != Some(&b'/') {
+            return Err(FileListError::NotAbsolute(path.clone()));
+        }
+        if let Err(err) = std::fs::metadata(OsStr::from_bytes(path)) {
+            return Err(FileListError::CreateModule(path.clone(), strerror(&err)));
+        }
+        let module = DiscoveredModule::new(path.clone(), dirname);
+        if module.modname.is_empty() {
+            return Err(FileListError::CreateModule(
+                path.clone(),
+                "No such file or directory".into(),
+            ));
+        }
+        if let Err(existing) = registry.add_unique(module.clone()) {
+            if existing.path == module.path {
+                diag.error(bmsg!("hash_add_unique ", module.modname, ": File exists"));
+                return Err(FileListError::AddModule(path.clone()));
+            }
+            // Debian's kmod 30 prints libkmod's messages with their source location.
+            let location: &[u8] = if version == crate::compat::KmodVersion::V30 {
+                b"../libkmod/libkmod-module.c:428 kmod_module_new_from_path() "
+            } else {
+                b""
+            };
+            diag.error(bmsg!(
+                location,
+                "kmod_module '",
+                module.modname,
+                "' already exists with different path: new-path='",
+                module.path,
+                "' old-path='",
+                existing.path,
+                "'"
+            ));
+            return Err(FileListError::CreateModule(
+                path.clone(),
+                "File exists".into(),
+            ));
+        }
+    }
+    Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &[u8] = b"/lib/modules/1.0";
+
+    fn module(rel: &str) -> DiscoveredModule {
+        DiscoveredModule::new(bmsg!(DIR, "/", rel), DIR)
+    }
+
+    fn winner(config: &Config, first: &str, second: &str) -> Vec<u8> {
+        let mut registry = Registry::default();
+        registry.offer(config, DIR, module(first), &Diag::new(0));
+        registry.offer(config, DIR, module(second), &Diag::new(0));
+        let modules = registry.into_modules();
+        modules[0].relpath.clone().unwrap()
+    }
+
+    fn default_config() -> Config {
+        Config {
+            search: vec![SearchEntry::Path(b"updates".to_vec())],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn registration_paths() {
+        let m = module("kernel/x/foo-bar.ko.xz");
+        assert_eq!(m.modname, b"foo_bar");
+        assert_eq!(m.uncrelpath.as_deref(), Some(&b"kernel/x/foo-bar.ko"[..]));
+        assert_eq!(module("top.ko").uncrelpath.as_deref(), Some(&b"top.ko"[..]));
+        let ext = DiscoveredModule::new(b"/ext/foo.ko".to_vec(), DIR);
+        assert_eq!(ext.relpath, None);
+        assert_eq!(ext.output_path(), b"/ext/foo.ko");
+    }
+
+    #[test]
+    fn updates_beats_kernel() {
+        let config = default_config();
+        assert_eq!(
+            winner(&config, "kernel/a/m.ko", "updates/m.ko"),
+            b"updates/m.ko"
+        );
+        assert_eq!(
+            winner(&config, "updates/m.ko", "kernel/a/m.ko"),
+            b"updates/m.ko"
+        );
+    }
+
+    #[test]
+    fn first_outside_updates_wins_last_inside_updates_wins() {
+        let config = default_config();
+        assert_eq!(
+            winner(&config, "kernel/a/m.ko", "kernel/b/m.ko"),
+            b"kernel/a/m.ko"
+        );
+        assert_eq!(
+            winner(&config, "updates/a/m.ko", "updates/b/m.ko"),
+            b"updates/b/m.ko"
+        );
+    }
+
+    #[test]
+    fn overrides_decide_first_and_match_exact_bytes() {
+        let config = Config {
+            search: vec![SearchEntry::Path(b"foo".to_vec()), SearchEntry::BuiltIn],
+            overrides: vec![b"override/mod-simple".to_vec()],
+            ..Config::default()
+        };
+        assert_eq!(
+            winner(&config, "override/mod-simple.ko", "foo/mod-simple.ko"),
+            b"override/mod-simple.ko"
+        );
+        // `override mod_simple` does not match a file named mod-simple.ko.
+        let config = Config {
+            overrides: vec![b"override/mod_simple".to_vec()],
+            ..default_config()
+        };
+        assert_eq!(
+            winner(&config, "kernel/mod-simple.ko", "override/mod-simple.ko"),
+            b"kernel/mod-simple.ko"
+        );
+    }
+
+    #[test]
+    fn same_prefix_needs_a_slash() {
+        // search foobar foo built-in (pushed to the head: built-in, foo, foobar).
+        let config = Config {
+            search: vec![
+                SearchEntry::BuiltIn,
+                SearchEntry::Path(b"foo".to_vec()),
+                SearchEntry::Path(b"foobar".to_vec()),
+            ],
+            ..Config::default()
+        };
+        assert_eq!(
+            winner(&config, "foo/mod-simple.ko", "foobar/mod-simple.ko"),
+            b"foobar/mod-simple.ko"
+        );
+        assert_eq!(
+            winner(&config, "foobar/mod-simple.ko", "foo/mod-simple.ko"),
+            b"foobar/mod-simple.ko"
+        );
+    }
+
+    #[test]
+    fn externals_use_extra_indices() {
+        // search external foobar foo built-in → list: built-in, foo, foobar, external.
+        let config = Config {
+            search: vec![
+                SearchEntry::BuiltIn,
+                SearchEntry::Path(b"foo".to_vec()),
+                SearchEntry::Path(b"foobar".to_vec()),
+                SearchEntry::External,
+            ],
+            externals: vec![b"/ext".to_vec()],
+            ..Config::default()
+        };
+        let mut registry = Registry::default();
+        registry.offer(&config, DIR, module("foobar/mod-simple.ko"), &Diag::new(0));
+        registry.offer(
+            &config,
+            DIR,
+            DiscoveredModule::new(b"/ext/mod-simple.ko".to_vec(), DIR),
+            &Diag::new(0),
+        );
+        assert_eq!(registry.into_modules()[0].path, b"/ext/mod-simple.ko");
+    }
+
+    #[test]
+    fn extensions() {
+        assert!(has_module_extension(b"a.ko", false));
+        assert!(!has_module_extension(b".ko", false));
+        assert!(has_module_extension(b"a.ko.zst", false));
+        assert!(!has_module_extension(b"a.ko.gz", false));
+        assert!(has_module_extension(b"a.ko.gz", true));
+        assert!(!has_module_extension(b"a.o", true));
+    }
+}

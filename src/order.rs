@@ -1,0 +1,244 @@
+//! kmod's module order: the iteration order of its hash table, then `modules.order` (spec §4).
+//!
+//! kmod collects modules in a 512-bucket hash keyed by module name and builds its module array
+//! by iterating that table: buckets in ascending order, entries inside a bucket sorted by
+//! `strcmp`. The symbol table (2048 buckets) is iterated the same way for `modules.symbols`.
+//! `modules.order` then moves the modules it lists to the front, in file order, with a stable
+//! sort (glibc's `qsort` is a merge sort).
+
+use crate::compat::KmodVersion;
+
+/// Bucket count of kmod's `modules_by_name` hash.
+pub const MODULE_BUCKETS: u32 = 512;
+/// Bucket count of kmod's symbol hash.
+pub const SYMBOL_BUCKETS: u32 = 2048;
+
+/// Paul Hsieh's SuperFastHash as kmod's `shared/hash.c` computes it on a little-endian host,
+/// with the 1- and 3-byte tails reading a *signed* `char` (kmod 30 to 34.2).
+pub fn superfast_hash(key: &[u8]) -> u32 {
+    let mut hash = key.len() as u32;
+    let le16 = |b: &[u8]| u32::from(u16::from_le_bytes([b[0], b[1]]));
+    let signed = |b: u8| (b as i8) as i32 as u32;
+    let mut blocks = key.chunks_exact(4);
+    for block in &mut blocks {
+        hash = hash.wrapping_add(le16(&block[0..2]));
+        let tmp = (le16(&block[2..4]) << 11) ^ hash;
+        hash = (hash << 16) ^ tmp;
+        hash = hash.wrapping_add(hash >> 11);
+    }
+    let rest = blocks.remainder();
+    match rest.len() {
+        3 => {
+            hash = hash.wrapping_add(le16(&rest[0..2]));
+            hash ^= hash << 16;
+            hash ^= signed(rest[2]) << 18;
+            hash = hash.wrapping_add(hash >> 11);
+        }
+        2 => {
+            hash = hash.wrapping_add(le16(&rest[0..2]));
+            hash ^= hash << 11;
+            hash = hash.wrapping_add(hash >> 17);
+        }
+        1 => {
+            hash = hash.wrapping_add(signed(rest[0]));
+            hash ^= hash << 10;
+            hash = hash.wrapping_add(hash >> 1);
+        }
+        _ => {}
+    }
+    hash ^= hash << 3;
+    hash = hash.wrapping_add(hash >> 5);
+    hash ^= hash << 4;
+    hash = hash.wrapping_add(hash >> 17);
+    hash ^= hash << 25;
+    hash = hash.wrapping_add(hash >> 6);
+    hash
+}
+
+/// The position key of `name` in a kmod hash of `buckets` buckets: iteration visits entries in
+/// ascending `(bucket, name)` order (`strcmp` compares bytes as unsigned, like slices do).
+pub fn hash_position(name: &[u8], buckets: u32) -> (u32, &[u8]) {
+    (superfast_hash(name) & (buckets - 1), name)
+}
+
+/// Sort `items` into kmod's hash iteration order for a table of `buckets` buckets, using
+/// `name` to get each item's key. Keys must be unique, as they are in kmod's tables.
+pub fn sort_hash_order<T>(items: &mut [T], buckets: u32, name: impl Fn(&T) -> &[u8]) {
+    items.sort_by_cached_key(|item| {
+        let key = name(item);
+        (superfast_hash(key) & (buckets - 1), key.to_vec())
+    });
+}
+
+/// What reading `modules.order` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderFile {
+    /// Lines (newline removed), in file order.
+    Lines(Vec<Vec<u8>>),
+    /// A line did not end in `\n` (1-based chunk number as kmod counts it): no reordering at all.
+    Corrupted {
+        /// kmod's line counter at the bad line.
+        line: usize,
+    },
+}
+
+/// Split `modules.order` the way kmod's `fgets` loop with a `PATH_MAX` buffer sees it.
+pub fn parse_modules_order(data: &[u8]) -> OrderFile {
+    const CHUNK: usize = 4095; // fgets(buf, PATH_MAX) stores at most PATH_MAX-1 bytes
+    let mut lines = Vec::new();
+    let mut rest = data;
+    let mut counter = 0;
+    while !rest.is_empty() {
+        counter += 1;
+        let take = match rest.iter().take(CHUNK).position(|&b| b == b'\n') {
+            Some(nl) => nl + 1,
+            None => rest.len().min(CHUNK),
+        };
+        let chunk = &rest[..take];
+        rest = &rest[take..];
+        // kmod sees the chunk as a C string: it ends at the first NUL.
+        let c_str = match chunk.iter().position(|&b| b == 0) {
+            Some(nul) => &chunk[..nul],
+            None => chunk,
+        };
+        if c_str.is_empty() {
+            continue;
+        }
+        if c_str.last() != Some(&b'\n') {
+            return OrderFile::Corrupted { line: counter };
+        }
+        lines.push(c_str[..c_str.len() - 1].to_vec());
+    }
+    OrderFile::Lines(lines)
+}
+
+/// Reorder `modules` (already in hash order) by `modules.order` lines, as `depmod_modules_sort`
+/// does: listed modules first in list order, unlisted ones after in their previous order.
+/// `uncrelpath` gives the key each module is listed under (none for modules outside the
+/// module directory). Which duplicate line counts depends on `version` (§4.2).
+pub fn apply_modules_order<T>(
+    modules: &mut Vec<T>,
+    lines: &[Vec<u8>],
+    version: KmodVersion,
+    uncrelpath: impl Fn(&T) -> Option<&[u8]>,
+) {
+    use std::collections::HashMap;
+    let mut by_path: HashMap<&[u8], usize> = HashMap::new();
+    for (i, module) in modules.iter().enumerate() {
+        if let Some(path) = uncrelpath(module) {
+            by_path.insert(path, i);
+        }
+    }
+    // Sort keys: listed modules get negative keys, unlisted keep 1.
+    let mut keys: Vec<i64> = vec![1; modules.len()];
+    let first_wins = version.order_first_occurrence_wins();
+    for (line_no, line) in lines.iter().enumerate() {
+        if let Some(&i) = by_path.get(line.as_slice()) {
+            if first_wins {
+                if keys[i] < 0 {
+                    continue;
+                }
+                keys[i] = line_no as i64 - lines.len() as i64 - 1;
+            } else {
+                keys[i] = line_no as i64 - lines.len() as i64 - 1;
+            }
+        }
+    }
+    drop(by_path);
+    let mut keyed: Vec<(i64, T)> = keys.into_iter().zip(modules.drain(..)).collect();
+    keyed.sort_by_key(|(key, _)| *key); // stable, like glibc's merge-sort qsort
+    modules.extend(keyed.into_iter().map(|(_, module)| module));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn superfast_hash_vectors() {
+        // Spec §16.1.
+        let vectors: &[(&[u8], u32)] = &[
+            (b"", 0x0000_0000),
+            (b"a", 0x115e_a782),
+            (b"ab", 0x516b_8b44),
+            (b"abc", 0xd2be_198a),
+            (b"abcd", 0xdad8_b8db),
+            (b"abcde", 0x51ed_072e),
+            (b"mod_foo", 0x37c0_43cb),
+            (b"mod_foo_a", 0x2fc1_1ab6),
+            (b"printk", 0x6a08_63d1),
+            (b"snd_hda_intel", 0x6e40_28a1),
+            (b"print_fooA", 0x49e9_abb5),
+            (b"print_fooB", 0xf059_4768),
+            (b"print_fooC", 0xb4dc_64e9),
+        ];
+        for (key, hash) in vectors {
+            assert_eq!(
+                superfast_hash(key),
+                *hash,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+        }
+        assert_eq!(superfast_hash(b"mod_foo") & 511, 459);
+        assert_eq!(superfast_hash(b"print_fooB") & 2047, 1896);
+    }
+
+    fn ordered(names: &[&str], buckets: u32) -> Vec<String> {
+        let mut items: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        sort_hash_order(&mut items, buckets, |s| s.as_bytes());
+        items
+    }
+
+    #[test]
+    fn iteration_order_examples() {
+        assert_eq!(ordered(&["a", "b", "c"], MODULE_BUCKETS), ["c", "b", "a"]);
+        assert_eq!(
+            ordered(
+                &["mod_foo", "mod_foo_a", "mod_foo_b", "mod_foo_c"],
+                MODULE_BUCKETS
+            ),
+            ["mod_foo_b", "mod_foo_c", "mod_foo_a", "mod_foo"]
+        );
+        assert_eq!(
+            ordered(&["print_fooA", "print_fooB", "print_fooC"], SYMBOL_BUCKETS),
+            ["print_fooA", "print_fooC", "print_fooB"]
+        );
+    }
+
+    fn reorder(order: &str, version: KmodVersion) -> Vec<String> {
+        let mut modules = ordered(&["a", "b", "c"], MODULE_BUCKETS);
+        let OrderFile::Lines(lines) = parse_modules_order(order.as_bytes()) else {
+            panic!("corrupted");
+        };
+        apply_modules_order(&mut modules, &lines, version, |m| Some(m.as_bytes()));
+        modules
+    }
+
+    #[test]
+    fn duplicate_order_lines() {
+        // Spec §4.2: `a b c a` gives a, b, c in kmod 34 and b, c, a in kmod 30.
+        assert_eq!(reorder("a\nb\nc\na\n", KmodVersion::V34), ["a", "b", "c"]);
+        assert_eq!(reorder("a\nb\nc\na\n", KmodVersion::V30), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn unlisted_modules_keep_hash_order_after_listed_ones() {
+        assert_eq!(reorder("b\n#1\nzz\n", KmodVersion::V34), ["b", "c", "a"]);
+        assert_eq!(reorder("a\n", KmodVersion::V30), ["a", "c", "b"]);
+    }
+
+    #[test]
+    fn missing_final_newline_is_corrupted() {
+        assert_eq!(
+            parse_modules_order(b"a\nb"),
+            OrderFile::Corrupted { line: 2 }
+        );
+        assert_eq!(
+            parse_modules_order(b"a\n\nb\n"),
+            OrderFile::Lines(vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()])
+        );
+        let long = [vec![b'x'; 5000], b"\n".to_vec()].concat();
+        assert_eq!(parse_modules_order(&long), OrderFile::Corrupted { line: 1 });
+    }
+}

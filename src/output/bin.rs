@@ -1,0 +1,157 @@
+//! Entries of the binary indexes (§8.3, §8.5, §8.9–§8.11) and their encoding with
+//! [`crate::index::IndexBuilder`].
+
+use super::text::dep_line;
+use super::Resolved;
+use crate::bmsg;
+use crate::builtin::BuiltinAlias;
+use crate::compat::NodeOrder;
+use crate::index::{IndexBuilder, IndexError};
+use crate::names::normalize_alias;
+
+/// One `(key, value, priority)` insertion, in kmod's insertion order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The trie key.
+    pub key: Vec<u8>,
+    /// The value stored under it.
+    pub value: Vec<u8>,
+    /// Its priority (the owner's `idx`, or 0).
+    pub priority: u32,
+}
+
+/// What kind of duplicate an index reports with `-w` (the word in kmod's warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateKind {
+    /// `duplicate module deps:` followed by the value line.
+    Deps,
+    /// `duplicate module alias:` followed by `<key> <value>`.
+    Alias,
+    /// `duplicate module syms:` followed by `<key> <value>`.
+    Syms,
+    /// Not reported (builtin indexes).
+    Silent,
+}
+
+fn entry(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, priority: usize) -> IndexEntry {
+    IndexEntry {
+        key: key.into(),
+        value: value.into(),
+        priority: priority as u32,
+    }
+}
+
+/// `modules.dep.bin`: modname → dep line, priority `idx`.
+pub fn dep_entries(resolved: &Resolved) -> Vec<IndexEntry> {
+    (0..resolved.modules.len())
+        .map(|i| {
+            entry(
+                resolved.modules[i].modname.clone(),
+                dep_line(resolved, i),
+                i,
+            )
+        })
+        .collect()
+}
+
+/// One step of building an index: an insertion, or a warning kmod prints at that point (so
+/// warnings interleave with `-w` duplicate reports exactly as kmod's do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexStep {
+    /// Insert this entry.
+    Insert(IndexEntry),
+    /// Print this `WARNING:` message.
+    Warning(Vec<u8>),
+}
+
+/// `modules.alias.bin`: normalised alias → modname, priority `idx`; an alias with unmatched
+/// brackets is skipped with a warning at its place in the sequence.
+pub fn alias_steps(resolved: &Resolved) -> Vec<IndexStep> {
+    let mut steps = Vec::new();
+    for (i, module) in resolved.modules.iter().enumerate() {
+        for alias in &module.aliases {
+            steps.push(match normalize_alias(alias) {
+                Ok(key) => IndexStep::Insert(entry(key, module.modname.clone(), i)),
+                Err(_) => IndexStep::Warning(bmsg!("Unmatched bracket in ", alias)),
+            });
+        }
+    }
+    steps
+}
+
+/// `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner `idx`.
+pub fn symbol_entries(resolved: &Resolved) -> Vec<IndexEntry> {
+    resolved
+        .symbols
+        .iter()
+        .map(|(name, owner)| {
+            entry(
+                bmsg!("symbol:", name),
+                resolved.modules[*owner].modname.clone(),
+                *owner,
+            )
+        })
+        .collect()
+}
+
+/// `modules.builtin.bin`: each key with value `""`, priority 0.
+pub fn builtin_entries(keys: &[Vec<u8>]) -> Vec<IndexEntry> {
+    keys.iter()
+        .map(|k| entry(k.clone(), Vec::new(), 0))
+        .collect()
+}
+
+/// `modules.builtin.alias.bin`: alias → modname, priority 0.
+pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry> {
+    aliases
+        .iter()
+        .map(|a| entry(a.alias.clone(), a.modname.clone(), 0))
+        .collect()
+}
+
+/// Build the trie from `entries` and lay it out in `order`. With `warn_duplicates`, each
+/// repeated (key, value) pair adds kmod's `-w` warning to `warnings`.
+pub fn encode_index(
+    entries: Vec<IndexEntry>,
+    order: NodeOrder,
+    kind: DuplicateKind,
+    warn_duplicates: bool,
+    warnings: &mut Vec<Vec<u8>>,
+) -> Result<Vec<u8>, IndexError> {
+    let steps: Vec<IndexStep> = entries.into_iter().map(IndexStep::Insert).collect();
+    encode_index_steps(&steps, order, kind, warn_duplicates, warnings)
+}
+
+/// [`encode_index`] over steps that may carry warnings of their own.
+pub fn encode_index_steps(
+    steps: &[IndexStep],
+    order: NodeOrder,
+    kind: DuplicateKind,
+    warn_duplicates: bool,
+    warnings: &mut Vec<Vec<u8>>,
+) -> Result<Vec<u8>, IndexError> {
+    let mut builder = IndexBuilder::new();
+    for step in steps {
+        let e = match step {
+            IndexStep::Insert(e) => e,
+            IndexStep::Warning(w) => {
+                warnings.push(w.clone());
+                continue;
+            }
+        };
+        let duplicate = builder.insert(&e.key, &e.value, e.priority)?;
+        if duplicate && warn_duplicates {
+            match kind {
+                DuplicateKind::Deps => warnings.push(bmsg!("duplicate module deps:\n", e.value)),
+                DuplicateKind::Alias => {
+                    warnings.push(bmsg!("duplicate module alias:\n", e.key, " ", e.value))
+                }
+                DuplicateKind::Syms => {
+                    warnings.push(bmsg!("duplicate module syms:\n", e.key, " ", e.value))
+                }
+                DuplicateKind::Silent => {}
+            }
+        }
+    }
+    builder.to_bytes(order)
+}

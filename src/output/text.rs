@@ -1,0 +1,251 @@
+//! Encoders for the text outputs (§8.2, §8.4, §8.6–§8.8, §8.12).
+
+use super::Resolved;
+use crate::bmsg;
+
+/// The `modules.dep` line of module `i`, without the newline (also the `.dep.bin` value).
+pub fn dep_line(resolved: &Resolved, i: usize) -> Vec<u8> {
+    let mut line = bmsg!(resolved.modules[i].path, ":");
+    for &d in &resolved.dependencies[i] {
+        line.push(b' ');
+        line.extend_from_slice(&resolved.modules[d].path);
+    }
+    line
+}
+
+/// `modules.dep`: one line per module; 0 bytes without modules.
+pub fn modules_dep(resolved: &Resolved) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..resolved.modules.len() {
+        out.extend_from_slice(&dep_line(resolved, i));
+        out.push(b'\n');
+    }
+    out
+}
+
+/// `modules.alias`: header, then `alias <raw> <modname>` per alias.
+pub fn modules_alias(resolved: &Resolved) -> Vec<u8> {
+    let mut out = b"# Aliases extracted from modules themselves.\n".to_vec();
+    for module in &resolved.modules {
+        for alias in &module.aliases {
+            out.extend_from_slice(&bmsg!("alias ", alias, " ", module.modname, "\n"));
+        }
+    }
+    out
+}
+
+/// `modules.softdep`: header, then `softdep <modname> <raw>`.
+pub fn modules_softdep(resolved: &Resolved) -> Vec<u8> {
+    let mut out = b"# Soft dependencies extracted from modules themselves.\n".to_vec();
+    for module in &resolved.modules {
+        for value in &module.softdeps {
+            out.extend_from_slice(&bmsg!("softdep ", module.modname, " ", value, "\n"));
+        }
+    }
+    out
+}
+
+/// `modules.weakdep`: header, then `weakdep <modname> <raw>`.
+pub fn modules_weakdep(resolved: &Resolved) -> Vec<u8> {
+    let mut out = b"# Weak dependencies extracted from modules themselves.\n".to_vec();
+    for module in &resolved.modules {
+        for value in &module.weakdeps {
+            out.extend_from_slice(&bmsg!("weakdep ", module.modname, " ", value, "\n"));
+        }
+    }
+    out
+}
+
+/// `modules.symbols`: header, then `alias symbol:<name> <owner>` in symbol-table order.
+pub fn modules_symbols(resolved: &Resolved) -> Vec<u8> {
+    let mut out = b"# Aliases for symbols, used by symbol_request().\n".to_vec();
+    for (name, owner) in &resolved.symbols {
+        out.extend_from_slice(&bmsg!(
+            "alias symbol:",
+            name,
+            " ",
+            resolved.modules[*owner].modname,
+            "\n"
+        ));
+    }
+    out
+}
+
+/// glibc `sscanf("%u")` on `s`: skips white space, accepts a sign, needs a digit; returns the
+/// value (wrapped to 32 bits like the store into `unsigned int`) and the rest.
+fn scan_u32(s: &[u8]) -> Option<(u32, &[u8])> {
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        i += 1;
+    }
+    let mut negative = false;
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        negative = s[i] == b'-';
+        i += 1;
+    }
+    let start = i;
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    while i < s.len() && s[i].is_ascii_digit() {
+        match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(s[i] - b'0')))
+        {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    let value = if overflow {
+        u64::MAX
+    } else if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    };
+    Some((value as u32, &s[i..]))
+}
+
+/// `sscanf(value, "<prefix>%u-%u")` yielding both numbers.
+fn scan_major_minor(value: &[u8], prefix: &[u8]) -> Option<(u32, u32)> {
+    let rest = value.strip_prefix(prefix)?;
+    let (major, rest) = scan_u32(rest)?;
+    let rest = rest.strip_prefix(b"-")?;
+    let (minor, _) = scan_u32(rest)?;
+    Some((major, minor))
+}
+
+/// `modules.devname` and the errors for devnames without a device number (§8.12).
+pub fn modules_devname(resolved: &Resolved) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for module in &resolved.modules {
+        let mut devname: Option<&[u8]> = None;
+        let mut device: Option<(u8, u32, u32)> = None;
+        for alias in &module.aliases {
+            if let Some(name) = alias.strip_prefix(b"devname:") {
+                devname = Some(name);
+            } else if let Some((major, minor)) = scan_major_minor(alias, b"char-major-") {
+                device = Some((b'c', major, minor));
+            } else if let Some((major, minor)) = scan_major_minor(alias, b"block-major-") {
+                device = Some((b'b', major, minor));
+            }
+            if devname.is_some() && device.is_some() {
+                break;
+            }
+        }
+        let Some(devname) = devname else { continue };
+        match device {
+            Some((kind, major, minor)) => {
+                if out.is_empty() {
+                    out.extend_from_slice(b"# Device nodes to trigger on-demand module loading.\n");
+                }
+                out.extend_from_slice(&bmsg!(
+                    module.modname,
+                    " ",
+                    devname,
+                    " ",
+                    [kind],
+                    format!("{major}:{minor}\n")
+                ));
+            }
+            None => errors.push(bmsg!(
+                "Module '",
+                module.modname,
+                "' has devname (",
+                devname,
+                ") but lacks major and minor information. Ignoring."
+            )),
+        }
+    }
+    (out, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::OutputModule;
+    use super::*;
+
+    fn module(name: &str, aliases: &[&str]) -> OutputModule {
+        OutputModule {
+            modname: name.as_bytes().to_vec(),
+            path: format!("kernel/{name}.ko").into_bytes(),
+            aliases: aliases.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn resolved(modules: Vec<OutputModule>) -> Resolved {
+        let n = modules.len();
+        Resolved {
+            modules,
+            dependencies: vec![Vec::new(); n],
+            symbols: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn devname_rules() {
+        let r = resolved(vec![
+            module(
+                "fuse",
+                &["devname:fuse", "char-major-10-229", "devname:late"],
+            ),
+            module(
+                "loop",
+                &[
+                    "block-major-7-*",
+                    "devname:loop-control",
+                    "char-major-10-237",
+                ],
+            ),
+            module("nodev", &["devname:foo"]),
+            module("plain", &["pci:v*"]),
+            module("signs", &["char-major- +4-  -1junk", "devname:x"]),
+        ]);
+        let (text, errors) = modules_devname(&r);
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "# Device nodes to trigger on-demand module loading.\n\
+             fuse fuse c10:229\n\
+             loop loop-control c10:237\n\
+             signs x c4:4294967295\n"
+        );
+        assert_eq!(
+            errors,
+            vec![b"Module 'nodev' has devname (foo) but lacks major and minor information. Ignoring.".to_vec()]
+        );
+    }
+
+    #[test]
+    fn empty_devname_is_zero_bytes() {
+        assert!(modules_devname(&resolved(vec![])).0.is_empty());
+    }
+
+    #[test]
+    fn empty_outputs() {
+        let r = resolved(vec![]);
+        assert!(modules_dep(&r).is_empty());
+        assert_eq!(
+            modules_alias(&r),
+            b"# Aliases extracted from modules themselves.\n"
+        );
+        assert_eq!(
+            modules_symbols(&r),
+            b"# Aliases for symbols, used by symbol_request().\n"
+        );
+    }
+
+    #[test]
+    fn dep_lines() {
+        let mut r = resolved(vec![module("a", &[]), module("b", &[]), module("c", &[])]);
+        r.dependencies[0] = vec![2, 1];
+        assert_eq!(
+            modules_dep(&r),
+            b"kernel/a.ko: kernel/c.ko kernel/b.ko\nkernel/b.ko:\nkernel/c.ko:\n"
+        );
+    }
+}

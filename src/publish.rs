@@ -1,0 +1,143 @@
+//! Writing outputs into place (spec §11.2): each file is built in memory, written with one
+//! `write` to a temporary file in the output directory and renamed over its final name, so a
+//! reader never sees a half-written file. Files are published one at a time, in kmod's order.
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::bmsg;
+use crate::diag::strerror;
+
+/// Why a file could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The temporary file could not be created (kmod skips this file and continues).
+    #[error("could not create temporary file")]
+    CreateTemp(Vec<u8>),
+    /// Writing failed (the temporary file is removed).
+    #[error("write failed")]
+    Write(Vec<u8>),
+    /// The rename failed (kmod: FATAL).
+    #[error("rename failed")]
+    Rename(Vec<u8>),
+}
+
+impl PublishError {
+    /// kmod's message for this failure.
+    pub fn message(&self) -> &[u8] {
+        match self {
+            PublishError::CreateTemp(m) | PublishError::Write(m) | PublishError::Rename(m) => m,
+        }
+    }
+}
+
+/// The output directory and the unique stem of this run's temporary files.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    dir: PathBuf,
+    stem: String,
+}
+
+/// `mkdir -p` with mode 0755 (minus umask), as kmod 31+ does before writing.
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+}
+
+impl Publisher {
+    /// A publisher for `dir`; temporary names are `<file>.<pid>.<usec>.<sec>` as in kmod.
+    pub fn new(dir: PathBuf) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let stem = format!(
+            "{}.{}.{}",
+            std::process::id(),
+            now.subsec_micros(),
+            now.as_secs()
+        );
+        Publisher { dir, stem }
+    }
+
+    /// The output directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Write `contents` to `name` atomically. The file mode is 0644 minus the umask.
+    pub fn publish(&self, name: &str, contents: &[u8]) -> Result<(), PublishError> {
+        let dir = self.dir.as_os_str().as_bytes();
+        let tmp_name = format!("{name}.{}", self.stem);
+        let tmp = self.dir.join(&tmp_name);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(|err| {
+                PublishError::CreateTemp(bmsg!(
+                    "openat(",
+                    dir,
+                    ", ",
+                    tmp_name,
+                    ", 301, 644): ",
+                    strerror(&err)
+                ))
+            })?;
+        if let Err(err) = file.write_all(contents).and_then(|_| file.flush()) {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(PublishError::Write(bmsg!(
+                "Could not create index '",
+                name,
+                "'. Output is truncated: ",
+                strerror(&err)
+            )));
+        }
+        drop(file);
+        let target = self.dir.join(OsStr::new(name));
+        std::fs::rename(&tmp, &target).map_err(|err| {
+            let _ = std::fs::remove_file(&tmp);
+            PublishError::Rename(bmsg!(
+                "renameat(",
+                dir,
+                ", ",
+                tmp_name,
+                ", ",
+                dir,
+                ", ",
+                name,
+                "): ",
+                strerror(&err)
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("depmod-rs-publish-{}", std::process::id()));
+        create_dir_all(&dir).unwrap();
+        let publisher = Publisher::new(dir.clone());
+        publisher.publish("modules.dep", b"a.ko:\n").unwrap();
+        publisher.publish("modules.dep", b"b.ko:\n").unwrap();
+        assert_eq!(std::fs::read(dir.join("modules.dep")).unwrap(), b"b.ko:\n");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,740 @@
+//! The depmod run: every stage in kmod's order, from parsed options to published files.
+//!
+//! ```text
+//! options ─► directories ─► (-A check) ─► symvers ─► config ─► discover ─► order
+//!         ─► read modules (parallel) ─► resolve ─► topological index ─► encode ─► publish
+//! ```
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::bmsg;
+use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
+use crate::cli::Options;
+use crate::compat::KmodVersion;
+use crate::config::{default_config_dirs, load_config};
+use crate::diag::{strerror, Diag};
+use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
+use crate::graph::{
+    report_cycles, resolve, sorted_dependencies, topological_index, ExportedSymbol, ImportedSymbol,
+    ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
+};
+use crate::order::{
+    apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
+};
+use crate::output::bin::{self as binout, encode_index, encode_index_steps, DuplicateKind};
+use crate::output::{text, OutputFile, OutputModule, Resolved};
+use crate::publish::{create_dir_all, PublishError, Publisher};
+use crate::symvers::{parse_module_symvers, parse_system_map, KernelSymbol};
+
+/// `PATH_MAX` on Linux.
+const PATH_MAX: usize = 4096;
+
+/// Exit status for success.
+pub const EXIT_SUCCESS: i32 = 0;
+/// Exit status for every failure kmod reports.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// kmod's `sscanf(version, "%u.%u") == 2` check on the first positional argument.
+pub fn is_version_number(arg: &[u8]) -> bool {
+    fn number(s: &[u8]) -> Option<&[u8]> {
+        let mut i = 0;
+        while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+            i += 1;
+        }
+        if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+            i += 1;
+        }
+        let start = i;
+        while i < s.len() && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        (i > start).then(|| &s[i..])
+    }
+    number(arg)
+        .and_then(|rest| rest.strip_prefix(b"."))
+        .and_then(number)
+        .is_some()
+}
+
+/// kmod's `path_make_absolute_cwd`.
+fn make_absolute(path: &[u8]) -> Vec<u8> {
+    if path.first() == Some(&b'/') {
+        return path.to_vec();
+    }
+    let cwd = std::env::current_dir()
+        .map(|p| p.into_os_string().into_vec())
+        .unwrap_or_default();
+    bmsg!(cwd, "/", path)
+}
+
+fn kernel_release() -> Option<Vec<u8>> {
+    let mut release = std::fs::read("/proc/sys/kernel/osrelease").ok()?;
+    while release.last() == Some(&b'\n') {
+        release.pop();
+    }
+    Some(release)
+}
+
+fn os_path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsString::from_vec(bytes.to_vec()))
+}
+
+/// What was read from one module file.
+#[derive(Debug, Clone, Default)]
+struct LoadedModule {
+    symbols: ModuleSymbols,
+    aliases: Vec<Vec<u8>>,
+    softdeps: Vec<Vec<u8>>,
+    weakdeps: Vec<Vec<u8>>,
+    /// `strerror` text when the exports could not be read.
+    load_error: Option<String>,
+}
+
+fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> LoadedModule {
+    use crate::module::{read_module, ReadOptions};
+    let mut loaded = LoadedModule {
+        symbols: ModuleSymbols {
+            path: module.path.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let options = ReadOptions {
+        version,
+        gzip,
+        ..ReadOptions::default()
+    };
+    let info = match read_module(Path::new(OsStr::from_bytes(&module.path)), &options) {
+        Ok(info) => info,
+        Err(err) => {
+            loaded.load_error = Some(err.kmod_strerror().to_string());
+            return loaded;
+        }
+    };
+    match info.exports {
+        Ok(exports) => {
+            loaded.symbols.exports = exports
+                .into_iter()
+                .map(|e| ExportedSymbol {
+                    name: e.name,
+                    crc: e.crc,
+                })
+                .collect()
+        }
+        Err(err) => loaded.load_error = Some(err.kmod_strerror().to_string()),
+    }
+    for entry in info.modinfo {
+        match entry.key.as_slice() {
+            b"alias" => loaded.aliases.push(entry.value),
+            b"softdep" => loaded.softdeps.push(entry.value),
+            b"weakdep" if version.has_weakdep() => loaded.weakdeps.push(entry.value),
+            _ => {}
+        }
+    }
+    loaded.symbols.imports = info
+        .imports
+        .into_iter()
+        .map(|i| ImportedSymbol {
+            name: i.name,
+            crc: i.crc,
+            weak: i.weak,
+        })
+        .collect();
+    loaded
+}
+
+/// `depfile_up_to_date_dir`: true if no module file is newer (in seconds) than `mtime`.
+fn modules_up_to_date(dir: &Path, mtime: i64, gzip: bool, fd: u32, diag: &Diag) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        if matches!(name, b"." | b".." | b"build" | b"source") {
+            continue;
+        }
+        let path = dir.join(OsStr::from_bytes(name));
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(err) => {
+                diag.error(bmsg!(
+                    "fstatat(",
+                    fd.to_string(),
+                    ", ",
+                    name,
+                    "): ",
+                    strerror(&err)
+                ));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            if !modules_up_to_date(&path, mtime, gzip, fd + 1, diag) {
+                return false;
+            }
+        } else if meta.is_file() {
+            if has_module_extension(name, gzip) && meta.mtime() > mtime {
+                return false;
+            }
+        } else {
+            diag.error(bmsg!(
+                "unsupported file type ",
+                path.as_os_str().as_bytes(),
+                ": ",
+                format!("{:o}", meta.mode() & 0o170000)
+            ));
+        }
+    }
+    true
+}
+
+/// `depfile_up_to_date`: whether `-A` may skip the run.
+fn depfile_up_to_date(dirname: &[u8], gzip: bool, diag: &Diag) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = os_path(dirname);
+    if let Err(err) = std::fs::read_dir(&dir) {
+        diag.error(bmsg!(
+            "could not open directory ",
+            dirname,
+            ": ",
+            strerror(&err)
+        ));
+        return false;
+    }
+    let meta = match std::fs::metadata(dir.join("modules.dep")) {
+        Ok(meta) => meta,
+        Err(err) => {
+            diag.error(bmsg!(
+                "could not fstatat(",
+                dirname,
+                ", modules.dep): ",
+                strerror(&err)
+            ));
+            return false;
+        }
+    };
+    // kmod's directory descriptors start at 3 (see `discover`).
+    modules_up_to_date(&dir, meta.mtime(), gzip, 3, diag)
+}
+
+/// kmod's `dfdopen` for reading an input file in `dirname`: warnings on failure.
+fn read_input(dirname: &[u8], name: &str, diag: &Diag) -> Option<Vec<u8>> {
+    let dir = os_path(dirname);
+    if let Err(err) = std::fs::metadata(&dir).and_then(|m| {
+        if m.is_dir() {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(20))
+        }
+    }) {
+        diag.warning(bmsg!(
+            "could not open directory ",
+            dirname,
+            ": ",
+            strerror(&err)
+        ));
+        return None;
+    }
+    match std::fs::read(dir.join(name)) {
+        Ok(data) => Some(data),
+        Err(err) => {
+            diag.warning(bmsg!(
+                "could not open ",
+                name,
+                " at ",
+                dirname,
+                ": ",
+                strerror(&err)
+            ));
+            None
+        }
+    }
+}
+
+fn emit_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, diag: &Diag) {
+    for d in diagnostics {
+        match d {
+            BuiltinDiagnostic::Error(m) => diag.error(m),
+            BuiltinDiagnostic::Warning(m) => diag.warning(m),
+        }
+    }
+}
+
+/// A stage failed; its messages are already printed. The value is the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exit(i32);
+
+/// The directories of a run (§1.3).
+struct Directories {
+    /// `<root>/<moduledir>/<kver>`: where modules and kernel-provided inputs are read.
+    dirname: Vec<u8>,
+    /// `<outroot or root>/<moduledir>/<kver>`: where outputs are written.
+    outdirname: Vec<u8>,
+    /// Whether `-o` was given.
+    has_outdir: bool,
+}
+
+/// Run depmod with `options`; returns the exit status. Diagnostics go to stderr, `-n` and
+/// verbose output to stdout.
+pub fn run(options: &Options) -> i32 {
+    match run_stages(options) {
+        Ok(()) => EXIT_SUCCESS,
+        Err(Exit(code)) => code,
+    }
+}
+
+fn run_stages(options: &Options) -> Result<(), Exit> {
+    let diag = Diag::new(options.verbose);
+    let version = options.compat;
+    for shown in &options.deprecated {
+        diag.warning(bmsg!("Ignored deprecated option ", shown));
+    }
+
+    let (kversion, files) = kernel_version_and_files(options, &diag)?;
+    let dirs = directories(options, &kversion, &diag)?;
+
+    let mut all = options.all || files.is_empty();
+    if options.quick {
+        if options.dry_run || depfile_up_to_date(&dirs.dirname, options.gzip, &diag) {
+            return Ok(());
+        }
+        all = true;
+    }
+
+    let (kernel_symbols, print_unknown) = load_kernel_symbols(options, &diag)?;
+    let registry = if all {
+        discover_tree(options, &kversion, &dirs.dirname, &diag)?
+    } else {
+        discover::from_file_list(&files, &dirs.dirname, version, &diag).map_err(|err| {
+            diag.fatal(err.message());
+            Exit(EXIT_FAILURE)
+        })?
+    };
+    let modules = order_modules(registry, version, &dirs.dirname, &diag)?;
+    let (symbols, loaded) = read_modules(&modules, version, options.gzip, &diag);
+
+    let resolve_options = ResolveOptions {
+        symbol_prefix: options.symbol_prefix,
+        check_symvers: options.symvers.is_some(),
+        print_unknown,
+        verbose: options.verbose > 0,
+        debug: options.verbose >= 3,
+    };
+    let mut messages = ResolveMessages::default();
+    let graph = resolve(
+        &symbols,
+        kernel_symbols.as_deref(),
+        &resolve_options,
+        &mut messages,
+    );
+    for (level, message) in messages.log {
+        diag.log(level, &message);
+    }
+    if !messages.verbose_lines.is_empty() {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(&messages.verbose_lines);
+        let _ = stdout.flush();
+    }
+    let dep_sort_idx = match topological_index(&graph.deps) {
+        TopoResult::Sorted(idx) => idx,
+        TopoResult::Cycles(users) => {
+            let names: Vec<&[u8]> = modules.iter().map(|m| m.modname.as_slice()).collect();
+            let (reports, count) = report_cycles(&graph.deps, &users, &names);
+            for r in reports {
+                diag.error(bmsg!("Cycle detected: ", r));
+            }
+            diag.error(format!("Found {count} modules in dependency cycles!"));
+            return Err(Exit(EXIT_FAILURE));
+        }
+    };
+
+    let resolved = Resolved {
+        dependencies: (0..modules.len())
+            .map(|i| sorted_dependencies(&graph.deps, &dep_sort_idx, i))
+            .collect(),
+        modules: modules
+            .iter()
+            .zip(loaded)
+            .map(|(m, l)| OutputModule {
+                modname: m.modname.clone(),
+                path: m.output_path().to_vec(),
+                aliases: l.aliases,
+                softdeps: l.softdeps,
+                weakdeps: l.weakdeps,
+            })
+            .collect(),
+        symbols: graph.symbols,
+    };
+    let context = OutputContext {
+        resolved: &resolved,
+        version,
+        dirname: &dirs.dirname,
+        warn: options.warn,
+        diag: &diag,
+    };
+    if options.dry_run {
+        return write_to_stdout(&context);
+    }
+    let publisher = prepare_output_dir(&dirs, version, &diag)?;
+    write_files(&context, &publisher)
+}
+
+/// The kernel version (first positional, checked like kmod, or the running kernel's) and the
+/// module files of file-list mode (the other positionals).
+fn kernel_version_and_files(
+    options: &Options,
+    diag: &Diag,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), Exit> {
+    let mut positionals = options.positionals.iter();
+    let kversion = match positionals.next() {
+        Some(arg) if is_version_number(arg) => arg.clone(),
+        Some(arg) => {
+            diag.error(bmsg!("Bad version passed ", arg));
+            return Err(Exit(EXIT_FAILURE));
+        }
+        None => kernel_release().ok_or_else(|| {
+            diag.fatal("uname() failed: No such file or directory");
+            Exit(EXIT_FAILURE)
+        })?,
+    };
+    Ok((kversion, positionals.cloned().collect()))
+}
+
+/// Build `dirname` and `outdirname` (§1.3).
+fn directories(options: &Options, kversion: &[u8], diag: &Diag) -> Result<Directories, Exit> {
+    let root = options
+        .basedir
+        .as_deref()
+        .map(make_absolute)
+        .unwrap_or_default();
+    let out_root = options.outdir.as_deref().map(make_absolute);
+    let moduledir: &[u8] = match (&options.moduledir, options.compat.has_moduledir()) {
+        (Some(dir), true) => dir,
+        _ => b"/lib/modules",
+    };
+    // The module directory is always relative to the root.
+    let start = moduledir
+        .iter()
+        .position(|&b| b != b'/')
+        .unwrap_or(moduledir.len());
+    let moduledir = &moduledir[start..];
+    let dirname = bmsg!(root, "/", moduledir, "/", kversion);
+    if dirname.len() >= PATH_MAX {
+        diag.error(bmsg!("Bad directory ", dirname, ": path too long"));
+        return Err(Exit(EXIT_FAILURE));
+    }
+    let out_base = out_root.as_deref().unwrap_or(&root);
+    let outdirname = bmsg!(out_base, "/", moduledir, "/", kversion);
+    if outdirname.len() >= PATH_MAX {
+        diag.error(bmsg!("Bad directory ", outdirname, ": path too long"));
+        return Err(Exit(EXIT_FAILURE));
+    }
+    Ok(Directories {
+        dirname,
+        outdirname,
+        has_outdir: out_root.is_some(),
+    })
+}
+
+/// `-E`/`-F`: the kernel's own symbols (`-E` wins), and whether `-e` stays on.
+fn load_kernel_symbols(
+    options: &Options,
+    diag: &Diag,
+) -> Result<(Option<Vec<KernelSymbol>>, bool), Exit> {
+    let source = match (&options.symvers, &options.filesyms) {
+        (Some(file), _) => Some((file, true)),
+        (None, Some(file)) => Some((file, false)),
+        (None, None) => None,
+    };
+    let Some((file, is_symvers)) = source else {
+        if options.errsyms {
+            diag.warning("-e needs -E or -F");
+        }
+        return Ok((None, false));
+    };
+    let data = std::fs::read(OsStr::from_bytes(file)).map_err(|err| {
+        diag.fatal(bmsg!("could not load ", file, ": ", strerror(&err)));
+        Exit(EXIT_FAILURE)
+    })?;
+    let mut errors = Vec::new();
+    let symbols = if is_symvers {
+        parse_module_symvers(&data, file, options.symbol_prefix, &mut errors)
+    } else {
+        parse_system_map(&data, file, options.symbol_prefix, &mut errors)
+    };
+    for e in errors {
+        diag.error(e);
+    }
+    Ok((Some(symbols), options.errsyms))
+}
+
+/// All mode: read the configuration and walk the tree.
+fn discover_tree(
+    options: &Options,
+    kversion: &[u8],
+    dirname: &[u8],
+    diag: &Diag,
+) -> Result<Registry, Exit> {
+    let config_paths: Vec<PathBuf> = if options.config.is_empty() {
+        default_config_dirs(options.compat)
+    } else {
+        options.config.iter().map(|c| os_path(c)).collect()
+    };
+    let config = load_config(&config_paths, kversion, diag);
+    discover::search(&config, dirname, options.gzip, diag).map_err(|err| {
+        diag.fatal(format!("could not search modules: {err}"));
+        Exit(EXIT_FAILURE)
+    })
+}
+
+/// kmod's module array: hash order, then `modules.order` (§4).
+fn order_modules(
+    registry: Registry,
+    version: KmodVersion,
+    dirname: &[u8],
+    diag: &Diag,
+) -> Result<Vec<DiscoveredModule>, Exit> {
+    let mut modules = registry.into_modules();
+    sort_hash_order(&mut modules, MODULE_BUCKETS, |m| &m.modname);
+    if version.limits_module_count() && modules.len() >= 65535 {
+        diag.fatal("could not build module array: Numerical result out of range");
+        return Err(Exit(EXIT_FAILURE));
+    }
+    if let Some(data) = read_input(dirname, "modules.order", diag) {
+        match parse_modules_order(&data) {
+            OrderFile::Lines(lines) => {
+                apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
+            }
+            OrderFile::Corrupted { line } => diag.error(bmsg!(
+                dirname,
+                "/modules.order:",
+                line.to_string(),
+                " corrupted line misses '\\n'"
+            )),
+        }
+    }
+    Ok(modules)
+}
+
+/// Read every module in parallel; report failures in module order.
+fn read_modules(
+    modules: &[DiscoveredModule],
+    version: KmodVersion,
+    gzip: bool,
+    diag: &Diag,
+) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
+    let loaded: Vec<LoadedModule> = modules
+        .par_iter()
+        .map(|m| load_module(m, version, gzip))
+        .collect();
+    for (module, data) in modules.iter().zip(&loaded) {
+        if let Some(err) = &data.load_error {
+            diag.error(bmsg!(
+                "failed to load symbols from ",
+                module.path,
+                ": ",
+                err
+            ));
+        }
+    }
+    loaded
+        .into_iter()
+        .map(|mut l| (std::mem::take(&mut l.symbols), l))
+        .unzip()
+}
+
+/// Create (kmod 31+, or with `-o`) and check the output directory.
+fn prepare_output_dir(
+    dirs: &Directories,
+    version: KmodVersion,
+    diag: &Diag,
+) -> Result<Publisher, Exit> {
+    let dir = os_path(&dirs.outdirname);
+    if version.has_outdir() || dirs.has_outdir {
+        if let Err(err) = create_dir_all(&dir) {
+            diag.fatal(bmsg!(
+                "could not create directory ",
+                dirs.outdirname,
+                ": ",
+                strerror(&err)
+            ));
+            return Err(Exit(EXIT_FAILURE));
+        }
+    }
+    if let Err(err) = std::fs::read_dir(&dir) {
+        diag.fatal(bmsg!(
+            "could not open directory ",
+            dirs.outdirname,
+            ": ",
+            strerror(&err)
+        ));
+        return Err(Exit(EXIT_FAILURE));
+    }
+    Ok(Publisher::new(dir))
+}
+
+/// Everything an encoder run needs.
+struct OutputContext<'a> {
+    resolved: &'a Resolved,
+    version: KmodVersion,
+    dirname: &'a [u8],
+    warn: bool,
+    diag: &'a Diag,
+}
+
+/// The result of encoding one file.
+enum Encoded {
+    Bytes(Vec<u8>),
+    /// A FATAL index error: stop with exit 1.
+    Fatal(Vec<u8>),
+}
+
+/// kmod's FATAL text for an index error, without the final newline the logger adds.
+fn fatal_text(err: &crate::index::IndexError) -> Vec<u8> {
+    let mut message = err.kmod_message();
+    if message.last() == Some(&b'\n') {
+        message.pop();
+    }
+    message
+}
+
+fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
+    let r = ctx.resolved;
+    let order = ctx.version.node_order();
+    let mut warnings = Vec::new();
+    let index =
+        |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| match encode_index(
+            entries, order, kind, ctx.warn, warnings,
+        ) {
+            Ok(bytes) => Encoded::Bytes(bytes),
+            Err(err) => Encoded::Fatal(fatal_text(&err)),
+        };
+    let encoded = match file {
+        OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
+        OutputFile::DepBin => index(binout::dep_entries(r), DuplicateKind::Deps, &mut warnings),
+        OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
+        OutputFile::AliasBin => {
+            let steps = binout::alias_steps(r);
+            match encode_index_steps(&steps, order, DuplicateKind::Alias, ctx.warn, &mut warnings) {
+                Ok(bytes) => Encoded::Bytes(bytes),
+                Err(err) => Encoded::Fatal(fatal_text(&err)),
+            }
+        }
+        OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
+        OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),
+        OutputFile::Symbols => Encoded::Bytes(text::modules_symbols(r)),
+        OutputFile::SymbolsBin => index(
+            binout::symbol_entries(r),
+            DuplicateKind::Syms,
+            &mut warnings,
+        ),
+        OutputFile::BuiltinBin => match read_input(ctx.dirname, "modules.builtin", ctx.diag) {
+            None => Encoded::Bytes(Vec::new()),
+            Some(data) => {
+                let mut diagnostics = Vec::new();
+                let keys = parse_modules_builtin(&data, &mut diagnostics);
+                emit_builtin_diagnostics(diagnostics, ctx.diag);
+                index(
+                    binout::builtin_entries(&keys),
+                    DuplicateKind::Silent,
+                    &mut warnings,
+                )
+            }
+        },
+        OutputFile::BuiltinAliasBin => {
+            match read_input(ctx.dirname, "modules.builtin.modinfo", ctx.diag) {
+                None => Encoded::Bytes(Vec::new()),
+                Some(data) => {
+                    let mut diagnostics = Vec::new();
+                    let aliases = parse_builtin_modinfo(&data, &mut diagnostics);
+                    emit_builtin_diagnostics(diagnostics, ctx.diag);
+                    index(
+                        binout::builtin_alias_entries(&aliases),
+                        DuplicateKind::Silent,
+                        &mut warnings,
+                    )
+                }
+            }
+        }
+        OutputFile::Devname => {
+            let (bytes, errors) = text::modules_devname(r);
+            for e in errors {
+                ctx.diag.error(e);
+            }
+            Encoded::Bytes(bytes)
+        }
+    };
+    for w in warnings {
+        ctx.diag.warning(w);
+    }
+    encoded
+}
+
+fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
+    for file in OutputFile::sequence(ctx.version) {
+        let bytes = match encode_file(ctx, file) {
+            Encoded::Bytes(bytes) => bytes,
+            Encoded::Fatal(message) => {
+                ctx.diag.fatal(message);
+                return Err(Exit(EXIT_FAILURE));
+            }
+        };
+        match publisher.publish(file.name(), &bytes) {
+            Ok(()) => {}
+            Err(err @ PublishError::CreateTemp(_)) => ctx.diag.error(err.message()),
+            Err(err @ PublishError::Write(_)) => {
+                ctx.diag.error(err.message());
+                return Err(Exit(EXIT_FAILURE));
+            }
+            Err(err @ PublishError::Rename(_)) => {
+                ctx.diag.fatal(err.message());
+                return Err(Exit(EXIT_FAILURE));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {
+    let mut out = Vec::new();
+    for file in OutputFile::sequence(ctx.version) {
+        if file.is_index() {
+            continue;
+        }
+        match encode_file(ctx, file) {
+            Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
+            Encoded::Fatal(message) => {
+                ctx.diag.fatal(message);
+                return Err(Exit(EXIT_FAILURE));
+            }
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(&out).and_then(|_| stdout.flush()).is_err() {
+        return Err(Exit(EXIT_FAILURE));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_number_check() {
+        assert!(is_version_number(b"6.1.0-13-amd64"));
+        assert!(is_version_number(b"4.4"));
+        assert!(is_version_number(b" 4.-4"));
+        assert!(!is_version_number(b"abc"));
+        assert!(!is_version_number(b"4"));
+        assert!(!is_version_number(b"4."));
+        assert!(!is_version_number(b"4.x"));
+    }
+}

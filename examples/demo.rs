@@ -7,10 +7,11 @@
 //! The tree is written under `target/demo/root` with [`depmod_rs::synth`] (real ELF
 //! relocatable objects carrying `.modinfo`, exported symbols and undefined symbols), together
 //! with `modules.order`, `modules.builtin`, `modules.builtin.modinfo` and a depmod.d file. Then
-//! the `depmod-rs` binary runs exactly as a distribution's scripts would run `depmod`:
+//! the `depmod-rs` binary runs exactly as an initramfs builder runs `depmod` on a staging tree,
+//! writing the indexes next to the modules:
 //!
 //! ```text
-//! depmod-rs -C target/demo/root/etc/depmod.d -b target/demo/root -o target/demo/out 6.1.0-demo
+//! depmod-rs -C target/demo/root/etc/depmod.d -b target/demo/root 6.1.0-demo
 //! ```
 //!
 //! and every file it wrote is printed: text files as they are, binary indexes through
@@ -53,8 +54,7 @@ fn demo() -> Result<ExitCode, String> {
     let target = target_dir()?;
     let demo = target.join("demo");
     let root = demo.join("root");
-    let out = demo.join("out");
-    for dir in [&root, &out] {
+    for dir in [&root, &demo.join("out")] {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
@@ -69,8 +69,6 @@ fn demo() -> Result<ExitCode, String> {
         .arg(&config)
         .arg("-b")
         .arg(&root)
-        .arg("-o")
-        .arg(&out)
         .arg(KVER);
     println!("$ {}", shown(&command));
     let status = command
@@ -80,7 +78,7 @@ fn demo() -> Result<ExitCode, String> {
         return Err(format!("depmod-rs failed: {status}"));
     }
 
-    let written = out.join("lib/modules").join(KVER);
+    let written = root.join("lib/modules").join(KVER);
     println!("\ndepmod-rs wrote {}:", written.display());
     for name in OUTPUTS {
         let path = written.join(name);
@@ -102,15 +100,15 @@ fn demo() -> Result<ExitCode, String> {
             print!("{}", String::from_utf8_lossy(&bytes));
         }
     }
+    let dir = written.display();
+    let modindex = modindex.display();
+    println!("\nTry:");
+    println!("  {modindex} lookup {dir}/modules.alias.bin pci:v00008086d00001234sv0sd0bc02sc00i00");
+    println!("  {modindex} graph --module demo-net {dir}");
+    println!("  {modindex} verify -C {} {dir}", config.display());
     println!(
-        "\nTry: {} lookup {} 'pci:v00008086d00001234sv00000000sd00000000bc02sc00i00'",
-        modindex.display(),
-        written.join("modules.alias.bin").display()
-    );
-    println!(
-        "     {} graph --module demofs {}",
-        modindex.display(),
-        written.join("modules.dep").display()
+        "  modprobe -d {} -S {KVER} --show-depends demofs",
+        root.display()
     );
     Ok(ExitCode::SUCCESS)
 }

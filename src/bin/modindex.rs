@@ -10,14 +10,22 @@ use clap::{Parser, Subcommand};
 mod build;
 #[path = "modindex/common.rs"]
 mod common;
+#[path = "modindex/diff.rs"]
+mod diff;
 #[path = "modindex/dump.rs"]
 mod dump;
+#[path = "modindex/graph.rs"]
+mod graph;
 #[path = "modindex/lookup.rs"]
 mod lookup;
 #[path = "modindex/module.rs"]
 mod module;
+#[path = "modindex/pipeline.rs"]
+mod pipeline;
 #[path = "modindex/verify.rs"]
 mod verify;
+#[path = "modindex/verify_dir.rs"]
+mod verify_dir;
 
 /// Read, build and check kmod binary indexes (modules.*.bin).
 #[derive(Debug, Parser)]
@@ -32,8 +40,10 @@ enum Command {
     Dump(dump::Args),
     Build(build::Args),
     Lookup(lookup::Args),
-    Verify(verify::Args),
+    Verify(verify_dir::Args),
     Module(module::Args),
+    Diff(diff::Args),
+    Graph(graph::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,8 +52,10 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(args),
         Command::Build(args) => build::run(args),
         Command::Lookup(args) => lookup::run(args),
-        Command::Verify(args) => verify::run(args),
+        Command::Verify(args) => verify_dir::run(args),
         Command::Module(args) => module::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Graph(args) => graph::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -14,7 +14,7 @@ use super::common::{open, read_file};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The index file.
-    file: PathBuf,
+    pub file: PathBuf,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, String> {

@@ -12,7 +12,10 @@ fn main() {
     let code = match cli::parse(&argv0, &rest) {
         Command::Run(options) => depmod_rs::run::run(&options),
         Command::Help(version) => {
-            let text = cli::help_text(version, depmod_rs::diag::PROGRAM);
+            // kmod prints its program_invocation_short_name here; diagnostics keep `depmod:`.
+            let program = argv0.rsplit(|&b| b == b'/').next().unwrap_or(b"depmod");
+            let program = String::from_utf8_lossy(program);
+            let text = cli::help_text(version, &program);
             let _ = std::io::stdout().write_all(text.as_bytes());
             0
         }

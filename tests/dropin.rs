@@ -1,0 +1,316 @@
+//! depmod-rs installed as `depmod`: the command lines integrators run, against Debian's kmod.
+//!
+//! Each test puts a `depmod` symlink to our binary in one directory and a `depmod` wrapper for
+//! Debian's kmod 34.2 (reference cache) in another, runs the same command line through `PATH`
+//! (so argv[0] is `depmod` for both, as in a shell script) on two copies of the same tree, and
+//! compares every output file, stdout, stderr and the exit status. The command lines are the
+//! ones the tools use:
+//!
+//! * dracut, mkinitcpio, initramfs-tools, mkosi: `depmod -a -b STAGING KVER`;
+//! * kernel-install, DKMS, Debian's kernel postinst: `depmod -a KVER` (here with `-b`, since
+//!   tests do not write `/lib/modules`; the bare form is checked on a missing version);
+//! * kbuild's `modules_install`: `depmod -ae -F System.map -b INSTALL_MOD_PATH KVER`.
+//!
+//! Without kmod 34 only our side runs (and the spec-derived checks), unless
+//! `DEPMOD_RS_REQUIRE_REAL=1`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use depmod_rs::synth::SynthModule;
+use tempfile::TempDir;
+
+const KVER: &str = "6.1.0-dropin";
+
+fn kmod34() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let path = Path::new(&home).join(".cache/depmod-rs/bin/depmod-kmod34");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("DEPMOD_RS_REQUIRE_REAL").is_none(),
+        "kmod 34 is required but missing"
+    );
+    None
+}
+
+/// `depmod` as a command name in a directory of its own.
+struct Installed {
+    _dir: TempDir,
+    bin_dir: PathBuf,
+}
+
+impl Installed {
+    /// Our binary, installed as a `depmod` symlink.
+    fn ours() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin_dir = dir.path().join("sbin");
+        std::fs::create_dir(&bin_dir).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_depmod-rs"), bin_dir.join("depmod"))
+            .unwrap();
+        Installed { _dir: dir, bin_dir }
+    }
+
+    /// kmod 34's depmod, through a `depmod` wrapper script.
+    fn kmod(wrapper: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin_dir = dir.path().join("sbin");
+        std::fs::create_dir(&bin_dir).unwrap();
+        let script = bin_dir.join("depmod");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nexec '{}' \"$@\"\n", wrapper.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Installed { _dir: dir, bin_dir }
+    }
+
+    /// Runs `depmod ARGS` found through PATH, in `cwd`.
+    fn run(&self, args: &[&str], cwd: &Path) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Command::new("depmod")
+            .env("PATH", path)
+            .current_dir(cwd)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+/// A staging tree the way an initramfs builder lays it out.
+fn staging_tree(root: &Path) {
+    let dir = root.join("lib/modules").join(KVER);
+    let put = |rel: &str, module: SynthModule| {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, module.to_elf()).unwrap();
+    };
+    put(
+        "kernel/drivers/scsi/scsi_mod.ko",
+        SynthModule::x86_64()
+            .with_export("scsi_add_host", Some(0x11))
+            .with_import("printk", false, Some(0x22)),
+    );
+    put(
+        "kernel/drivers/scsi/sd_mod.ko",
+        SynthModule::x86_64()
+            .with_import("scsi_add_host", false, Some(0x11))
+            .with_import("printk", false, Some(0x22))
+            .with_modinfo("alias", "scsi:t-0x00*")
+            .with_modinfo("softdep", "pre: crc-t10dif"),
+    );
+    put(
+        "kernel/drivers/ata/ahci.ko",
+        SynthModule::x86_64()
+            .with_import("scsi_add_host", false, Some(0x11))
+            .with_import("not_in_kernel", false, Some(0x33))
+            .with_modinfo("alias", "pci:v*d*sv*sd*bc01sc06i01*"),
+    );
+    put(
+        "kernel/drivers/block/loop.ko",
+        SynthModule::x86_64()
+            .with_modinfo("alias", "devname:loop-control")
+            .with_modinfo("alias", "char-major-10-237")
+            .with_modinfo("alias", "block-major-7-*"),
+    );
+    put(
+        "updates/dkms/extra.ko",
+        SynthModule::x86_64()
+            .with_import("scsi_add_host", false, Some(0x11))
+            .with_modinfo("weakdep", "loop"),
+    );
+    std::fs::write(
+        dir.join("modules.order"),
+        "kernel/drivers/scsi/scsi_mod.ko\nkernel/drivers/scsi/sd_mod.ko\nkernel/drivers/ata/ahci.ko\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("modules.builtin"), "kernel/lib/crc32c.ko\n").unwrap();
+    std::fs::write(
+        dir.join("modules.builtin.modinfo"),
+        b"crc32c.alias=crypto-crc32c\0".as_slice(),
+    )
+    .unwrap();
+}
+
+/// Every file under `dir`, by relative path.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// Runs `args` (with `{ROOT}` replaced by each side's tree) through both installs, each on its
+/// own copy of the tree made by `make_tree`, and compares everything.
+fn compare(
+    args: &[&str],
+    make_tree: impl Fn(&Path),
+) -> Option<(Output, BTreeMap<PathBuf, Vec<u8>>)> {
+    let ours_root = tempfile::tempdir().unwrap();
+    make_tree(ours_root.path());
+    let root_arg = |root: &Path| -> Vec<String> {
+        args.iter()
+            .map(|a| a.replace("{ROOT}", &root.display().to_string()))
+            .collect()
+    };
+    let ours_args = root_arg(ours_root.path());
+    let ours_refs: Vec<&str> = ours_args.iter().map(String::as_str).collect();
+    let ours = Installed::ours().run(&ours_refs, ours_root.path());
+    let ours_files = files(ours_root.path());
+    let normalise = |text: &[u8], root: &Path| {
+        String::from_utf8_lossy(text).replace(&root.display().to_string(), "{ROOT}")
+    };
+    if let Some(wrapper) = kmod34() {
+        let theirs_root = tempfile::tempdir().unwrap();
+        make_tree(theirs_root.path());
+        let theirs_args = root_arg(theirs_root.path());
+        let theirs_refs: Vec<&str> = theirs_args.iter().map(String::as_str).collect();
+        let theirs = Installed::kmod(&wrapper).run(&theirs_refs, theirs_root.path());
+        assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
+        assert_eq!(
+            normalise(&ours.stderr, ours_root.path()),
+            normalise(&theirs.stderr, theirs_root.path()),
+            "{args:?}"
+        );
+        // Help is kmod's text followed by a section on our extensions; anything else is equal.
+        if args.contains(&"-h") {
+            assert!(ours.stdout.starts_with(&theirs.stdout), "{args:?}");
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+                "{args:?}"
+            );
+        }
+        let theirs_files = files(theirs_root.path());
+        assert_eq!(
+            ours_files.keys().collect::<Vec<_>>(),
+            theirs_files.keys().collect::<Vec<_>>(),
+            "{args:?}"
+        );
+        for (name, bytes) in &ours_files {
+            assert!(
+                theirs_files[name] == *bytes,
+                "{args:?}: {} differs",
+                name.display()
+            );
+        }
+    }
+    Some((ours, ours_files))
+}
+
+fn written(files: &BTreeMap<PathBuf, Vec<u8>>, name: &str) -> String {
+    let path = Path::new("lib/modules").join(KVER).join(name);
+    String::from_utf8_lossy(&files[&path]).into_owned()
+}
+
+#[test]
+fn initramfs_builders_depmod_a_b_staging_kver() {
+    let (out, files) = compare(&["-a", "-b", "{ROOT}", KVER], staging_tree).unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let dep = written(&files, "modules.dep");
+    assert!(
+        dep.contains("kernel/drivers/scsi/sd_mod.ko: kernel/drivers/scsi/scsi_mod.ko\n"),
+        "{dep}"
+    );
+    assert!(files.contains_key(
+        &Path::new("lib/modules")
+            .join(KVER)
+            .join("modules.alias.bin")
+    ));
+}
+
+#[test]
+fn relative_basedir_from_the_staging_parent() {
+    // mkinitcpio and dracut pass the staging directory as they got it, sometimes relative.
+    let (out, _) = compare(&["-a", "-b", ".", KVER], staging_tree).unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn kernel_install_and_dkms_depmod_a_kver() {
+    // `depmod -a KVER`, rooted where the test may write.
+    let (out, files) = compare(&["-a", "-b", "{ROOT}", KVER], staging_tree).unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(written(&files, "modules.weakdep").contains("weakdep extra loop\n"));
+    // The bare form reads /lib/modules/KVER: a version that is not installed fails the same way.
+    let (out, _) = compare(&["-a", "0.0.0-not-installed"], |_| {}).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // And -A (quick) on a tree whose indexes are up to date does nothing, as kmod.
+    let (out, _) = compare(&["-A", "-b", "{ROOT}", KVER], |root| {
+        staging_tree(root);
+        let status = Installed::ours().run(&["-a", "-b", &root.display().to_string(), KVER], root);
+        assert!(status.status.success());
+    })
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// kbuild's `scripts/depmod.sh`: -e with the kernel's System.map reports what no module and
+/// no kernel symbol provides.
+#[test]
+fn kbuild_depmod_ae_f_system_map() {
+    let tree_with_map = |root: &Path| {
+        staging_tree(root);
+        std::fs::write(
+            root.join("System.map"),
+            "ffffffff81000000 T _text\n\
+             ffffffff810a0000 T printk\n\
+             ffffffff810b0000 T __ksymtab_printk\n\
+             ffffffff810c0000 D jiffies\n",
+        )
+        .unwrap();
+    };
+    let (out, _) = compare(
+        &["-ae", "-F", "{ROOT}/System.map", "-b", "{ROOT}", KVER],
+        tree_with_map,
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs unknown symbol not_in_kernel"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("needs unknown symbol printk"), "{stderr}");
+    // The relative form kbuild uses from the build directory.
+    let (out, _) = compare(&["-ae", "-F", "System.map", "-b", ".", KVER], tree_with_map).unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Messages keep kmod's `depmod:` prefix; getopt errors name argv[0] as the shell ran it.
+#[test]
+fn messages_name_depmod() {
+    let (out, _) = compare(&["-x"], |_| {}).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "depmod: invalid option -- 'x'\n"
+    );
+    let (out, _) = compare(&["-b", "{ROOT}", "not-a-version"], |_| {}).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "depmod: ERROR: Bad version passed not-a-version\n"
+    );
+    let (out, _) = compare(&["-h"], |_| {}).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Usage:\n\tdepmod -[aA]"));
+}

@@ -149,6 +149,18 @@ fn short_spec(version: KmodVersion) -> &'static str {
     }
 }
 
+/// Every option the parser accepts for `version`: short option letters and long names
+/// (including the extensions). Used to keep the documentation in step with the parser.
+pub fn accepted_options(version: KmodVersion) -> (Vec<char>, Vec<&'static str>) {
+    let shorts = short_spec(version).chars().filter(|&c| c != ':').collect();
+    let longs = long_table(version)
+        .iter()
+        .chain(EXTENSIONS.iter())
+        .map(|o| o.name)
+        .collect();
+    (shorts, longs)
+}
+
 fn short_has_arg(spec: &str, c: u8) -> Option<HasArg> {
     let bytes = spec.as_bytes();
     let pos = bytes.iter().position(|&b| b == c && b != b':')?;

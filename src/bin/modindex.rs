@@ -30,13 +30,13 @@ mod verify_dir;
 /// Read, build and check kmod binary indexes (modules.*.bin).
 #[derive(Debug, Parser)]
 #[command(name = "modindex", version)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     Dump(dump::Args),
     Build(build::Args),
     Lookup(lookup::Args),

@@ -19,6 +19,7 @@
 //! * [`symvers`] — `Module.symvers` and `System.map` for `-E`/`-F`.
 //! * [`builtin`] — `modules.builtin` and `modules.builtin.modinfo`.
 //! * [`output`] — one pure encoder per output file.
+//! * [`progress`] — a progress line on stderr for long runs at a terminal.
 //! * [`publish`] — atomic temporary-file-and-rename writes.
 //! * [`run`] — the whole run in kmod's order.
 //! * [`diag`] — kmod-style diagnostics.
@@ -39,6 +40,7 @@ pub mod module;
 pub mod names;
 pub mod order;
 pub mod output;
+pub mod progress;
 pub mod publish;
 pub mod run;
 pub mod symvers;

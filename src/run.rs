@@ -28,6 +28,7 @@ use crate::order::{
 };
 use crate::output::bin::{self as binout, encode_index, encode_index_steps, DuplicateKind};
 use crate::output::{text, OutputFile, OutputModule, Resolved};
+use crate::progress::Progress;
 use crate::publish::{create_dir_all, PublishError, Publisher};
 use crate::symvers::{parse_module_symvers, parse_system_map, KernelSymbol};
 
@@ -97,6 +98,7 @@ struct LoadedModule {
 
 fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> LoadedModule {
     use crate::module::{read_module, ReadOptions};
+    crate::progress::tick();
     let mut loaded = LoadedModule {
         symbols: ModuleSymbols {
             path: module.path.clone(),
@@ -318,7 +320,9 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         })?
     };
     let modules = order_modules(registry, version, &dirs.dirname, &diag)?;
+    let progress = Progress::start("reading modules", modules.len(), options.verbose);
     let (symbols, loaded) = read_modules(&modules, version, options.gzip, &diag);
+    drop(progress);
 
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,

@@ -314,3 +314,70 @@ fn messages_name_depmod() {
     let (out, _) = compare(&["-h"], |_| {}).unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Usage:\n\tdepmod -[aA]"));
 }
+
+/// On a terminal, a long run shows a progress line on stderr and erases it at the end; off a
+/// terminal, stderr stays exactly kmod's (checked by every comparison above).
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
+    // A compressed tree takes long enough to read (seconds) for the line to appear.
+    let tree = Path::new(&home).join(".cache/depmod-rs/trees/trixie-amd64");
+    let script = Path::new("/usr/bin/script");
+    if !tree.join("KVER").exists() || !script.exists() {
+        eprintln!("skipping: needs the trixie-amd64 tree and script(1)");
+        return;
+    }
+    let kver = std::fs::read_to_string(tree.join("KVER")).unwrap();
+    let kver = kver.trim();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("lib/modules")).unwrap();
+    std::fs::create_dir_all(root.path().join("conf")).unwrap();
+    let copied = Command::new("cp")
+        .arg("-al")
+        .arg(tree.join("lib/modules").join(kver))
+        .arg(root.path().join("lib/modules"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let command = format!(
+        "'{}' -C '{}' -b '{}' {kver}",
+        env!("CARGO_BIN_EXE_depmod-rs"),
+        root.path().join("conf").display(),
+        root.path().display()
+    );
+    // script(1) runs the command with a pseudo-terminal as stdin, stdout and stderr.
+    let started = std::time::Instant::now();
+    let on_tty = Command::new(script)
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(on_tty.status.success());
+    let text = String::from_utf8_lossy(&on_tty.stdout);
+    // On a machine fast enough to read the tree within the delay, there is nothing to show.
+    if started.elapsed() > depmod_rs::progress::DELAY * 3 {
+        assert!(text.contains("depmod-rs: reading modules "), "{text:?}");
+    }
+    assert!(text.is_empty() || text.ends_with("\r\u{1b}[K"), "{text:?}");
+    // Off a terminal: nothing.
+    let piped = Command::new("sh").args(["-c", &command]).output().unwrap();
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    // Verbose runs print their own lines to the terminal; no progress line then.
+    let verbose = Command::new(script)
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("{command} -v >/dev/null"),
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&verbose.stdout).contains("reading modules"));
+}

@@ -104,7 +104,20 @@ papt_update() {
     local suite=$1 arch=$2
     [ -n "${APT_UPDATED[$suite-$arch]:-}" ] && return 0
     log "apt-get update ($suite, $arch)"
-    papt "$suite" "$arch" update >/dev/null || die "apt-get update failed for $suite/$arch"
+    local attempt
+    for attempt in 1 2 3; do
+        if papt "$suite" "$arch" update >"$CACHE/apt/update.log" 2>&1; then
+            break
+        fi
+        if [ "$attempt" = 3 ]; then
+            # apt keeps whatever lists it did get (e.g. a security mirror mid-sync); carry on
+            # with those and fail later, clearly, if the package we need is not among them.
+            log "WARNING: apt-get update ($suite, $arch) failed 3 times; using the lists it has:"
+            grep '^E:' "$CACHE/apt/update.log" >&2 || true
+        else
+            sleep $((attempt * 5))
+        fi
+    done
     APT_UPDATED[$suite-$arch]=1
 }
 # Download packages into DIR (cwd of apt-get download).

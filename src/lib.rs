@@ -11,9 +11,11 @@
 //! * [`module`] — opening module files (plain, xz, zstd, gzip) and reading what depmod needs
 //!   from their ELF image.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
+//! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod compat;
 pub mod index;
 pub mod module;
 pub mod names;
+pub mod synth;

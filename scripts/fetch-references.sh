@@ -12,6 +12,7 @@
 #     trees/<name>/lib/modules/<kver>/         modules of one Debian kernel package
 #     apt/<suite>-<arch>/                      private apt state (lists, downloaded .debs)
 #     READY-<item>                             marker: <item> is complete (kmod30, kmod34, tree-<name>)
+#     UNAVAILABLE-<tree>                       an optional tree failed; retried after a day
 #
 # Re-running is a no-op for every item whose READY marker exists. Items are fetched in order
 # of importance; each marker appears as soon as its item is complete.
@@ -29,10 +30,13 @@ log() { printf 'fetch-references: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # Only one fetcher at a time per cache (CI and a developer may share a machine).
-exec 9>"$CACHE/.lock"
-if ! flock -n 9; then
-    log "another fetch is running on $CACHE; waiting for it"
-    flock 9
+if [ -z "${DEPMOD_RS_FETCH_LOCKED:-}" ]; then
+    exec 9>"$CACHE/.lock"
+    if ! flock -n 9; then
+        log "another fetch is running on $CACHE; waiting for it"
+        flock 9
+    fi
+    export DEPMOD_RS_FETCH_LOCKED=1 # held for child runs of this script
 fi
 
 # Tree name -> "suite arch metapackage". The metapackage's dependency names the newest
@@ -279,9 +283,21 @@ optional=" ${OPTIONAL_TREES[*]} "
 for item in "${items[@]}"; do
     if [ $# -eq 0 ] && [[ $optional == *" $item "* ]]; then
         # Optional architectures must not fail the run; they are retried next time.
-        (fetch_item "$item") || log "WARNING: optional item $item failed; continuing"
+        # A failed optional item is retried after a day, not on every run, so that re-runs
+        # of a complete cache stay no-ops.
+        marker="$CACHE/UNAVAILABLE-$item"
+        if [ -n "$(find "$marker" -mmin -1440 2>/dev/null)" ]; then
+            log "skipping optional $item (unavailable at $(date -r "$marker" -u +%FT%TZ))"
+        elif "$0" "$item"; then # a separate run, so that set -e applies inside it
+            rm -f "$marker"
+        else
+            touch "$marker"
+            log "WARNING: optional item $item failed; continuing without it"
+        fi
     else
         fetch_item "$item"
     fi
 done
-log "cache complete: $CACHE"
+if [ $# -eq 0 ]; then
+    log "cache complete: $CACHE"
+fi

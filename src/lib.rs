@@ -12,6 +12,7 @@
 //!   from their ELF image.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
 //! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
+//! * [`testgen`] — random module trees from a seed, for conformance tests against real kmod.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod compat;
@@ -19,3 +20,4 @@ pub mod index;
 pub mod module;
 pub mod names;
 pub mod synth;
+pub mod testgen;

@@ -11,6 +11,8 @@
 
 mod support;
 
+#[path = "conformance/generated.rs"]
+mod generated;
 #[path = "conformance/kmod_testsuite.rs"]
 mod kmod_testsuite;
 #[path = "conformance/real_trees.rs"]

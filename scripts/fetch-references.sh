@@ -119,7 +119,7 @@ papt_update() {
             log "WARNING: apt-get update ($suite, $arch) failed 3 times; using the lists it has:"
             grep '^E:' "$CACHE/apt/update.log" >&2 || true
         else
-            sleep $((attempt * 5))
+            sleep $((attempt * 2))
         fi
     done
     APT_UPDATED[$suite-$arch]=1

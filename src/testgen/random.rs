@@ -106,7 +106,11 @@ pub fn generate(seed: u64, opts: &Options) -> TreeSpec {
         .map(|i| new_logical(&mut rng, i, externals, opts))
         .collect();
 
-    add_symbols(&mut rng, &mut logical, seed);
+    let vmlinux: Vec<(String, u32)> = VMLINUX_SYMBOLS
+        .iter()
+        .map(|name| (name.to_string(), rng.u32()))
+        .collect();
+    add_symbols(&mut rng, &mut logical, seed, &vmlinux);
     let has_cycle =
         opts.cycles && count >= 3 && rng.chance(15) && add_cycle(&mut rng, &mut logical);
     for l in &mut logical {
@@ -172,8 +176,12 @@ pub fn generate(seed: u64, opts: &Options) -> TreeSpec {
         other_files.push(("kernel/source/hidden2.ko".into(), elf));
     }
 
+    let (options, symvers, system_map) = make_options(&mut rng, &vmlinux);
     TreeSpec {
         seed,
+        options,
+        symvers,
+        system_map,
         kver,
         modules,
         other_files,
@@ -246,15 +254,15 @@ fn new_logical(rng: &mut Rng, i: usize, externals: usize, opts: &Options) -> Log
 }
 
 /// Exports and imports, as a DAG over the generation order.
-fn add_symbols(rng: &mut Rng, logical: &mut [Logical], seed: u64) {
+fn add_symbols(rng: &mut Rng, logical: &mut [Logical], seed: u64, vmlinux: &[(String, u32)]) {
     // Symbols several leaf modules export; their owner depends on the final module order.
     let shared: Vec<String> = (0..rng.range(0, 3))
         .map(|k| format!("shared_sym_{k}"))
         .collect();
-    // (symbol, rank of its last exporter) for everything exported so far.
-    let mut available: Vec<(String, usize)> = Vec::new();
+    // (symbol, CRC of its last exporter) for everything exported so far.
+    let mut available: Vec<(String, Option<u32>)> = Vec::new();
     let modversions_tree = rng.chance(60);
-    for (i, l) in logical.iter_mut().enumerate() {
+    for l in logical.iter_mut() {
         let modversions = modversions_tree && rng.chance(90);
         let mut exports: Vec<String> = (0..rng.range(0, 4))
             .map(|k| format!("{}_fn{k}", l.modname))
@@ -269,21 +277,26 @@ fn add_symbols(rng: &mut Rng, logical: &mut [Logical], seed: u64) {
         if !l.leaf {
             let wanted = rng.range(0, 5);
             for _ in 0..wanted {
-                let name = if !available.is_empty() && rng.chance(75) {
-                    let (sym, _) = &available[rng.below(available.len())];
+                // The importer usually agrees with the exporter's CRC (checked with -E).
+                let (name, known_crc) = if !available.is_empty() && rng.chance(75) {
+                    let (sym, crc) = available[rng.below(available.len())].clone();
                     // A leading dot (PPC64 function descriptors) is stripped before lookup.
                     if rng.chance(5) {
-                        format!(".{sym}")
+                        (format!(".{sym}"), crc)
                     } else {
-                        sym.clone()
+                        (sym, crc)
                     }
                 } else if rng.chance(70) {
-                    pick_str(rng, VMLINUX_SYMBOLS).to_string()
+                    let (sym, crc) = rng.pick(vmlinux).cloned().unwrap_or_default();
+                    (sym, Some(crc))
                 } else {
-                    format!("unknown_sym_{seed}_{}", rng.below(1000))
+                    (format!("unknown_sym_{seed}_{}", rng.below(1000)), None)
                 };
                 let weak = rng.chance(15);
-                let crc = modversions.then(|| rng.u32());
+                let crc = modversions.then(|| match known_crc {
+                    Some(crc) if rng.chance(85) => crc,
+                    _ => rng.u32(),
+                });
                 if !l
                     .module
                     .imports
@@ -304,7 +317,7 @@ fn add_symbols(rng: &mut Rng, logical: &mut [Logical], seed: u64) {
             let crc = modversions.then(|| rng.u32());
             l.module = l.module.clone().with_export(&name, crc);
             available.retain(|(s, _)| *s != name);
-            available.push((name, i));
+            available.push((name, crc));
         }
     }
 }
@@ -634,6 +647,93 @@ fn make_configs(
         });
     }
     configs
+}
+
+/// Command-line options, and the `Module.symvers` / `System.map` files some of them read.
+fn make_options(
+    rng: &mut Rng,
+    vmlinux: &[(String, u32)],
+) -> (Vec<String>, Option<Vec<u8>>, Option<Vec<u8>>) {
+    let mut options: Vec<String> = Vec::new();
+    let mut symvers = None;
+    let mut system_map = None;
+    if rng.chance(15) {
+        options.push("-w".into());
+    }
+    match rng.below(100) {
+        0..=14 => {
+            options.extend(["-e", "-E", "@ROOT@/Module.symvers"].map(String::from));
+            symvers = Some(make_symvers(rng, vmlinux));
+        }
+        15..=22 => {
+            options.extend(["-e", "-F", "@ROOT@/System.map"].map(String::from));
+            system_map = Some(make_system_map(rng, vmlinux));
+        }
+        23..=26 => options.push("-e".into()), // without -E/-F: a warning, then off
+        _ => {}
+    }
+    if rng.chance(8) {
+        options.push("-n".into());
+    }
+    if rng.chance(8) {
+        options.push("-v".into());
+    }
+    if rng.chance(4) {
+        options.push("-a".into());
+    }
+    (options, symvers, system_map)
+}
+
+fn make_symvers(rng: &mut Rng, vmlinux: &[(String, u32)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (name, crc) in vmlinux {
+        match rng.below(12) {
+            // Three columns: the newline sticks to "vmlinux", so the line is skipped.
+            0 => out.push_str(&format!(
+                "{crc:#010x}	{name}	vmlinux
+"
+            )),
+            1 => out.push_str(&format!(
+                "0xZZ{crc:x}	{name}	vmlinux	EXPORT_SYMBOL
+"
+            )),
+            2 => out.push_str(&format!(
+                "{crc:#010x}	{name}	drivers/foo	EXPORT_SYMBOL
+"
+            )),
+            3 => {} // absent: an unknown symbol
+            _ => out.push_str(&format!(
+                "{crc:#010x}	{name}	vmlinux	EXPORT_SYMBOL_GPL	
+"
+            )),
+        }
+    }
+    out.into_bytes()
+}
+
+fn make_system_map(rng: &mut Rng, vmlinux: &[(String, u32)]) -> Vec<u8> {
+    let mut out = String::from(
+        "ffffffff81000000 T _stext
+",
+    );
+    for (k, (name, _)) in vmlinux.iter().enumerate() {
+        match rng.below(8) {
+            0 => out.push_str(&format!(
+                "ffffffff8100{k:04x} T {name}
+"
+            )),
+            1 => out.push_str(
+                "badline
+",
+            ), // fewer than two spaces: an ERROR line
+            2 => {}
+            _ => out.push_str(&format!(
+                "ffffffff8200{k:04x} r __ksymtab_{name}
+"
+            )),
+        }
+    }
+    out.into_bytes()
 }
 
 #[cfg(test)]

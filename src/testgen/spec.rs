@@ -96,6 +96,13 @@ pub struct TreeSpec {
     pub configs: Vec<ConfigFile>,
     /// Number of external directories (`ext0`, `ext1`, … beside `lib/`).
     pub externals: usize,
+    /// Extra command-line options for depmod (`-w`, `-e -E FILE`, `-n`, …); `@ROOT@` stands for
+    /// the tree's root directory.
+    pub options: Vec<String>,
+    /// `Module.symvers` written at the root, if any.
+    pub symvers: Option<Vec<u8>>,
+    /// `System.map` written at the root, if any.
+    pub system_map: Option<Vec<u8>>,
     /// Whether a deliberate cycle was planned (kmod exits 1 unless a ring member is excluded
     /// or not searched).
     pub has_cycle: bool,
@@ -111,7 +118,7 @@ impl TreeSpec {
             .count();
         format!(
             "seed {}: kver {}, {} module files ({} compressed), {} externals, {} configs, \
-             modules.order {}, builtin {}, builtin.modinfo {}{}",
+             modules.order {}, builtin {}, builtin.modinfo {}, options {:?}{}",
             self.seed,
             self.kver,
             self.modules.len(),
@@ -129,6 +136,7 @@ impl TreeSpec {
             } else {
                 "no"
             },
+            self.options,
             if self.has_cycle { ", with a cycle" } else { "" },
         )
     }

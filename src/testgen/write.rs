@@ -43,6 +43,8 @@ pub struct WrittenTree {
     pub config_dir: PathBuf,
     /// External directories, by number.
     pub externals: Vec<PathBuf>,
+    /// Extra depmod options with `@ROOT@` resolved.
+    pub options: Vec<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
@@ -155,7 +157,20 @@ pub fn write_tree(spec: &TreeSpec, root: &Path) -> Result<WrittenTree, WriteErro
         }
         write_file(&config_dir.join(&conf.name), text.as_bytes())?;
     }
+    if let Some(symvers) = &spec.symvers {
+        write_file(&root.join("Module.symvers"), symvers)?;
+    }
+    if let Some(map) = &spec.system_map {
+        write_file(&root.join("System.map"), map)?;
+    }
+    let root_text = root.to_string_lossy();
+    let options = spec
+        .options
+        .iter()
+        .map(|o| o.replace("@ROOT@", &root_text))
+        .collect();
     Ok(WrittenTree {
+        options,
         root: root.to_path_buf(),
         kver: spec.kver.clone(),
         module_dir,

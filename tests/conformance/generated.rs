@@ -39,6 +39,7 @@ fn check_seed(seed: u64) -> Vec<String> {
         basedir: tree.root.clone(),
         kver: tree.kver.clone(),
         config: vec![tree.config_dir.clone()],
+        extra: tree.options.clone(),
         timeout_secs: Some(TIMEOUT_SECS),
         ..Invocation::default()
     };
@@ -74,7 +75,12 @@ fn check_seed(seed: u64) -> Vec<String> {
         ));
     }
     for (reference, subject) in [(&kmod34, &rs), (&kmod30, &rs30)] {
-        for d in support::differences(reference, subject, Compare::ALL) {
+        let what = Compare {
+            // -n writes to stdout only.
+            file_set: !tree.options.iter().any(|o| o == "-n"),
+            ..Compare::ALL
+        };
+        for d in support::differences(reference, subject, what) {
             problems.push(format!(
                 "{} vs {}: {d}",
                 subject.tool.label(),
@@ -135,8 +141,25 @@ fn generated_trees() {
         seeds.len(),
         failures.iter().map(|(s, _)| *s).collect::<Vec<_>>()
     );
+    for (seed, problems) in &failures {
+        // One line per seed: its first difference, to see at a glance how many kinds there are.
+        let first = problems.get(1).map_or("", String::as_str);
+        let first: String = first.lines().take(3).collect::<Vec<_>>().join(" | ");
+        report.push_str(&format!("  seed {seed}: {}\n", truncate(&first, 300)));
+    }
     for (seed, problems) in failures.iter().take(5) {
         report.push_str(&format!("\n=== seed {seed}\n{}\n", problems.join("\n")));
     }
     panic!("{report}");
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }

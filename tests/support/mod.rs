@@ -261,6 +261,23 @@ pub fn clean_outputs(dir: &Path) {
     }
 }
 
+/// kmod's temporary files (`modules.alias.<pid>.<usec>.<sec>`, left behind by a FATAL) get a
+/// fixed name so that two runs compare; depmod-rs may use any suffix after `modules.<name>.`
+/// that kmod would not write as a real output.
+pub fn normalize_temp_name(name: &str) -> String {
+    if OUTPUTS_KMOD34.contains(&name) {
+        return name.to_string();
+    }
+    for out in OUTPUTS_KMOD34 {
+        if let Some(rest) = name.strip_prefix(out) {
+            if rest.starts_with('.') && !rest.starts_with(".bin") {
+                return format!("{out}.<temporary>");
+            }
+        }
+    }
+    name.to_string()
+}
+
 fn is_output_name(name: &str) -> bool {
     // Also catches kmod's temporary files (`modules.dep.<pid>.<usec>.<sec>`) left by a FATAL.
     name.starts_with("modules.") && !INPUTS.contains(&name)
@@ -275,7 +292,7 @@ pub fn collect_outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if is_output_name(&name) && entry.path().is_file() {
                 let bytes = fs::read(entry.path())
                     .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
-                files.insert(name, bytes);
+                files.insert(normalize_temp_name(&name), bytes);
             }
         }
     }
@@ -398,6 +415,8 @@ pub struct Compare {
     pub stdout: bool,
     /// Compare the exit status.
     pub status: bool,
+    /// Require a successful run to write exactly its kmod version's file set (off for `-n`).
+    pub file_set: bool,
 }
 
 impl Compare {
@@ -406,6 +425,7 @@ impl Compare {
         stderr: true,
         stdout: true,
         status: true,
+        file_set: true,
     };
 }
 
@@ -424,7 +444,7 @@ pub fn differences(expected: &Outcome, actual: &Outcome, what: Compare) -> Vec<S
         ));
     }
     for outcome in [expected, actual] {
-        if outcome.status == Some(0) {
+        if what.file_set && outcome.status == Some(0) {
             let names: Vec<&str> = outcome.files.keys().map(String::as_str).collect();
             if names != sorted(outcome.tool.outputs()) {
                 diffs.push(format!(
@@ -460,13 +480,24 @@ pub fn differences(expected: &Outcome, actual: &Outcome, what: Compare) -> Vec<S
         ));
     }
     if what.stderr && expected.stderr != actual.stderr {
+        let (line, e, a) = first_differing_line(&expected.stderr, &actual.stderr);
+        let show = |l: Option<String>| l.map_or("<end>".to_string(), |l| format!("{l:?}"));
         diffs.push(format!(
-            "stderr differs:\n--- {}\n{}--- {}\n{}",
-            expected.tool.label(),
-            head(&expected.stderr, 20),
-            actual.tool.label(),
-            head(&actual.stderr, 20)
+            "stderr differs at line {line} ({} vs {} lines):\n    expected: {}\n    actual:   {}",
+            expected.stderr.split(|&b| b == b'\n').count() - 1,
+            actual.stderr.split(|&b| b == b'\n').count() - 1,
+            show(e),
+            show(a),
         ));
+        if std::env::var("DEPMOD_RS_SHOW_STDERR").is_ok_and(|v| v == "1") {
+            diffs.push(format!(
+                "stderr of {}:\n{}stderr of {}:\n{}",
+                expected.tool.label(),
+                head(&expected.stderr, 200),
+                actual.tool.label(),
+                head(&actual.stderr, 200)
+            ));
+        }
     }
     diffs
 }

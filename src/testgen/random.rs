@@ -176,6 +176,7 @@ pub fn generate(seed: u64, opts: &Options) -> TreeSpec {
         other_files.push(("kernel/source/hidden2.ko".into(), elf));
     }
 
+    let symlinks = make_symlinks(&mut rng, &modules);
     let (options, symvers, system_map) = make_options(&mut rng, &vmlinux);
     TreeSpec {
         seed,
@@ -185,6 +186,7 @@ pub fn generate(seed: u64, opts: &Options) -> TreeSpec {
         kver,
         modules,
         other_files,
+        symlinks,
         order,
         builtin,
         builtin_modinfo,
@@ -647,6 +649,32 @@ fn make_configs(
         });
     }
     configs
+}
+
+/// A link to a module file (found under the link's own name) and sometimes a dangling link.
+/// Directory links are not made: one pointing upwards would make kmod recurse forever.
+fn make_symlinks(rng: &mut Rng, modules: &[ModuleFile]) -> Vec<(String, String)> {
+    let mut links = Vec::new();
+    let in_kernel: Vec<String> = modules
+        .iter()
+        .filter_map(|m| match &m.location {
+            Location::ModuleDir(p) if p.starts_with("kernel/") => {
+                Some(format!("{p}.ko{}", m.compression.suffix()))
+            }
+            _ => None,
+        })
+        .collect();
+    if let Some(target) = rng.pick(&in_kernel) {
+        if rng.chance(10) {
+            // Relative to kernel/, where the link lives.
+            let target = target.trim_start_matches("kernel/").to_string();
+            links.push(("kernel/linked-module.ko".to_string(), target));
+        }
+    }
+    if rng.chance(5) {
+        links.push(("kernel/dangling.ko".to_string(), "nowhere.ko".to_string()));
+    }
+    links
 }
 
 /// Command-line options, and the `Module.symvers` / `System.map` files some of them read.

@@ -86,6 +86,9 @@ pub struct TreeSpec {
     pub modules: Vec<ModuleFile>,
     /// Other files under the module directory (not modules): (relative path, contents).
     pub other_files: Vec<(String, Vec<u8>)>,
+    /// Symbolic links under the module directory: (link path, target as written in the link).
+    /// kmod follows them; a dangling one is reported and skipped.
+    pub symlinks: Vec<(String, String)>,
     /// `modules.order`, if present.
     pub order: Option<OrderFile>,
     /// `modules.builtin`, if present.

@@ -135,6 +135,13 @@ pub fn write_tree(spec: &TreeSpec, root: &Path) -> Result<WrittenTree, WriteErro
     for (rel, bytes) in &spec.other_files {
         write_file(&module_dir.join(rel), bytes)?;
     }
+    for (link, target) in &spec.symlinks {
+        let path = module_dir.join(link);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::os::unix::fs::symlink(target, &path).map_err(io(&path))?;
+    }
     if let Some(order) = &spec.order {
         let mut text = order.lines.join("\n");
         if order.final_newline && !order.lines.is_empty() {

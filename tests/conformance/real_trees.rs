@@ -3,6 +3,9 @@
 
 use crate::support::{self, trie, Compare, Invocation, Outcome, TempDir, Tool, Tree};
 
+/// kmod needs at most ~10 s per tree even on a loaded machine; a run this long is a hang.
+const TIMEOUT_SECS: u64 = 600;
+
 /// Runs all four implementations on `tree` and returns every difference found.
 fn check_tree(tree: &Tree) -> Vec<String> {
     let tmp = TempDir::new(&format!("tree-{}", tree.name));
@@ -16,6 +19,7 @@ fn check_tree(tree: &Tree) -> Vec<String> {
             kver: tree.kver.clone(),
             config: vec![config.clone()],
             outdir: Some(tmp.path().join(out)),
+            timeout_secs: Some(TIMEOUT_SECS),
             ..Invocation::default()
         };
         support::run(tool, &inv)
@@ -30,6 +34,7 @@ fn check_tree(tree: &Tree) -> Vec<String> {
         basedir: copy,
         kver: tree.kver.clone(),
         config: vec![config.clone()],
+        timeout_secs: Some(TIMEOUT_SECS),
         ..Invocation::default()
     };
     let kmod30 = support::run(Tool::Kmod30, &in_place);

@@ -34,7 +34,7 @@ step "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
 # unoptimised build would cost more than the extra optimisation time.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-step "cargo test" bash -c 'set -o pipefail; cargo test --release --all-targets 2>&1 | tee "$1"' _ "$log"
+step "cargo test" bash -c 'set -o pipefail; cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$1"' _ "$log"
 
 sum_field() { # 1 = passed, 2 = failed, summed over every "test result:" line
     sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1 \2/p' "$log" |

@@ -1,7 +1,7 @@
 //! Random module trees (`depmod_rs::testgen`), one per seed: depmod-rs vs kmod 34 (with `-o`)
 //! and depmod-rs --compat 30 vs kmod 30 (in place), all outputs, stderr, stdout, exit status.
 //!
-//! `DEPMOD_RS_SEEDS=N` sets the number of seeds (default 20), `DEPMOD_RS_SEED_BASE` the first
+//! `DEPMOD_RS_SEEDS=N` sets the number of seeds (default 30), `DEPMOD_RS_SEED_BASE` the first
 //! one (default 1); `DEPMOD_RS_SEED=S` runs only seed S. A failure names the seed, so
 //! `DEPMOD_RS_SEED=S DEPMOD_RS_KEEP_TMP=1 cargo test --test conformance generated` reproduces it
 //! and keeps the tree for inspection.
@@ -18,7 +18,7 @@ fn seeds() -> Vec<u64> {
     if let Some(seed) = env_u64("DEPMOD_RS_SEED") {
         return vec![seed];
     }
-    let count = env_u64("DEPMOD_RS_SEEDS").unwrap_or(20);
+    let count = env_u64("DEPMOD_RS_SEEDS").unwrap_or(30);
     let base = env_u64("DEPMOD_RS_SEED_BASE").unwrap_or(1);
     (base..base + count).collect()
 }

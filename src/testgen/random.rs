@@ -151,6 +151,9 @@ pub fn generate(seed: u64, opts: &Options) -> TreeSpec {
             modules.push(place(&mut rng, &copy, dir, &base, opts));
         }
     }
+    if opts.malformed && rng.chance(8) {
+        modules.push(unterminated_ksymtab_module(&mut rng));
+    }
     if opts.malformed && rng.chance(25) {
         modules.push(malformed_module(&mut rng, &logical));
     }
@@ -489,6 +492,21 @@ fn malformed_module(rng: &mut Rng, logical: &[Logical]) -> ModuleFile {
     }
 }
 
+/// A module whose `__ksymtab_strings` lacks its final NUL and which has no `__crc_` symbols, so
+/// kmod reads its exports from that section: kmod 30 counts the unterminated tail as a name,
+/// kmod 34 rejects the section (spec §13 #14).
+fn unterminated_ksymtab_module(rng: &mut Rng) -> ModuleFile {
+    let n = rng.below(100);
+    let mut module = SynthModule::x86_64().with_modinfo("alias", format!("tailtest-{n}"));
+    module.ksymtab_strings_override =
+        Some(format!("\0tail_sym_a_{n}\0tail_sym_b_{n}").into_bytes());
+    ModuleFile {
+        location: Location::ModuleDir(format!("kernel/tail/tail_{n}")),
+        compression: Compression::None,
+        contents: ModuleContents::Elf(module),
+    }
+}
+
 fn make_order(rng: &mut Rng, modules: &[ModuleFile]) -> Option<OrderFile> {
     if rng.chance(12) {
         return None;
@@ -640,6 +658,13 @@ fn make_configs(
             text: "bogus line here\n  # indented comment is a bad line\ninclude /etc/x\n\
                    search \\\n  extra\n\noverride onlytwo fields\n"
                 .into(),
+        });
+    }
+    if rng.chance(8) {
+        // Reported and skipped: "could not open directory".
+        configs.push(ConfigFile {
+            name: "50-missing-external.conf".into(),
+            text: "external * /nonexistent/depmod-rs-testgen/ext\n".into(),
         });
     }
     if rng.chance(15) {

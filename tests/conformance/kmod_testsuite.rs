@@ -281,6 +281,7 @@ fn run_scenario(tool: Tool, s: &Scenario, root: &Path) -> Outcome {
     let mut outcome = support::run(tool, &inv);
     // `run` collected from the default location; use the scenario's real output directory.
     outcome.files = support::collect_outputs(&out_dir);
+    outcome.modes = support::collect_modes(&out_dir);
     outcome
 }
 

@@ -214,6 +214,8 @@ pub struct Outcome {
     pub stderr: Vec<u8>,
     /// Every `modules.*` file written (inputs excluded), by name.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Permission bits of those files (kmod 30/34: 0644 & ~umask).
+    pub modes: BTreeMap<String, u32>,
 }
 
 /// How to run depmod on an input.
@@ -299,6 +301,24 @@ pub fn collect_outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// Permission bits of every generated `modules.*` file in `dir`.
+pub fn collect_modes(dir: &Path) -> BTreeMap<String, u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut modes = BTreeMap::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let (true, Ok(meta)) = (is_output_name(&name), entry.metadata()) {
+                modes.insert(
+                    normalize_temp_name(&name),
+                    meta.permissions().mode() & 0o7777,
+                );
+            }
+        }
+    }
+    modes
+}
+
 /// Runs `tool` as described by `inv` and collects what it wrote.
 ///
 /// Outputs already in the output directory are removed first. Occurrences of the output root in
@@ -331,6 +351,7 @@ pub fn run(tool: Tool, inv: &Invocation) -> Outcome {
         stdout: output.stdout,
         stderr,
         files: collect_outputs(&out_dir),
+        modes: collect_modes(&out_dir),
     }
 }
 
@@ -471,6 +492,14 @@ pub fn differences(expected: &Outcome, actual: &Outcome, what: Compare) -> Vec<S
                 expected.tool.label()
             )),
             (None, None) => {}
+        }
+    }
+    for (name, mode) in &expected.modes {
+        match actual.modes.get(name) {
+            Some(m) if m != mode => {
+                diffs.push(format!("{name}: mode {m:o}, expected {mode:o}"));
+            }
+            _ => {}
         }
     }
     if what.stdout && expected.stdout != actual.stdout {

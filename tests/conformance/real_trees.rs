@@ -75,6 +75,39 @@ fn reference_sanity(kmod34: &Outcome, kmod30: &Outcome) -> Vec<String> {
             ));
         }
     }
+    // The trie reader used for .bin reports must itself be right: every modules.dep line is
+    // the value of one modules.dep.bin entry.
+    for o in [kmod34, kmod30] {
+        if let (Some(dep), Some(bin)) = (o.files.get("modules.dep"), o.files.get("modules.dep.bin"))
+        {
+            let mut lines: Vec<&[u8]> = dep
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            let mut values: Vec<Vec<u8>> = match trie::decode(bin) {
+                Ok(entries) => entries.into_iter().map(|e| e.value).collect(),
+                Err(e) => {
+                    problems.push(format!(
+                        "{}: modules.dep.bin does not decode: {e}",
+                        o.tool.label()
+                    ));
+                    continue;
+                }
+            };
+            lines.sort_unstable();
+            values.sort_unstable();
+            if lines.len() != values.len()
+                || lines.iter().zip(&values).any(|(l, v)| *l != v.as_slice())
+            {
+                problems.push(format!(
+                    "{}: decoded modules.dep.bin ({} values) does not match modules.dep ({} lines)",
+                    o.tool.label(),
+                    values.len(),
+                    lines.len()
+                ));
+            }
+        }
+    }
     for name in support::OUTPUTS_KMOD30 {
         let (Some(a), Some(b)) = (kmod34.files.get(name), kmod30.files.get(name)) else {
             continue;

@@ -101,7 +101,13 @@ pub fn generate(seed: u64, opts: &Options) -> TreeSpec {
     } else {
         0
     };
-    let count = rng.range(3, opts.max_modules.max(3));
+    // Now and then a bigger tree, so more names share hash buckets.
+    let max = if rng.chance(8) {
+        opts.max_modules.max(3) * 8
+    } else {
+        opts.max_modules.max(3)
+    };
+    let count = rng.range(3, max);
     let mut logical: Vec<Logical> = (0..count)
         .map(|i| new_logical(&mut rng, i, externals, opts))
         .collect();
@@ -428,6 +434,11 @@ fn add_modinfo(rng: &mut Rng, l: &mut Logical, count: usize) {
             info.push(("alias".into(), a));
         }
     }
+    if rng.chance(1) {
+        // Longer than kmod's 4095-byte key buffer: truncated in the .bin, whole in the text.
+        let long = format!("long-{}", "x-".repeat(2100 + rng.below(100)));
+        info.push(("alias".into(), long));
+    }
     if rng.chance(15) {
         let other = format!("mod_{}", rng.below(count));
         info.push(("softdep".into(), format!("pre: {other} post: crc32c")));
@@ -536,6 +547,11 @@ fn make_order(rng: &mut Rng, modules: &[ModuleFile]) -> Option<OrderFile> {
     }
     if rng.chance(3) {
         lines.clear();
+    }
+    if rng.chance(2) {
+        // A line that does not fit kmod's PATH_MAX buffer counts as corrupt: no sorting at all.
+        let at = rng.below(lines.len() + 1);
+        lines.insert(at, format!("kernel/{}.ko", "d/".repeat(2100)));
     }
     Some(OrderFile {
         final_newline: lines.is_empty() || !rng.chance(8),

@@ -436,7 +436,13 @@ pub fn help_text(version: KmodVersion, program: &str) -> String {
     text.push_str(
         "\ndepmod-rs extensions:\n\
          \t--compat=VERSION     Behave and write like kmod VERSION (30-34, default 34).\n\
-         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n",
+         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n\n\
+         Writes modules.dep, modules.alias, modules.softdep, modules.weakdep (kmod 33+),\n\
+         modules.symbols, modules.devname and the .bin indexes into\n\
+         <outdir or basedir>/<moduledir>/<version>, each byte-identical to kmod's.\n\
+         Exit status: 0 on success (unreadable modules are reported and skipped),\n\
+         1 on bad usage, a dependency cycle or a fatal error.\n\
+         Manual: depmod-rs(8).\n",
     );
     text
 }

@@ -140,6 +140,15 @@ fn diff_sees_kmod30_and_kmod34_indexes_as_equal() {
         assert_eq!(out.status.code(), Some(0), "{name}");
         assert!(out.stdout.is_empty(), "{name}");
     }
+    // Whole directories: every file the same but kmod 30's missing modules.weakdep.
+    let mut cmd = modindex();
+    cmd.arg("diff").arg(&dir30).arg(&dir34);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("modules.weakdep: only in {}\n", dir34.display())
+    );
 }
 
 #[test]

@@ -16,11 +16,15 @@ use super::common::{escape, open, read_file};
 /// returns the first value of an exact lookup, so the order is part of the content). Fields
 /// are escaped as by `modindex dump`. This is the check to run before swapping one depmod for
 /// another: the same tree must give no output.
+///
+/// Given two directories, every file depmod writes is compared: `.bin` indexes by content as
+/// above (each difference line prefixed with the file name), text files byte for byte, and a
+/// file present on one side only is reported.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The first index file.
+    /// The first index file (or module directory).
     a: PathBuf,
-    /// The second index file.
+    /// The second index file (or module directory).
     b: PathBuf,
     /// Print nothing; only set the exit status.
     #[arg(short, long)]
@@ -128,7 +132,67 @@ pub fn compare(
     Ok(differences)
 }
 
+/// The files depmod writes, in its order.
+const DEPMOD_FILES: [&str; 11] = [
+    "modules.dep",
+    "modules.dep.bin",
+    "modules.alias",
+    "modules.alias.bin",
+    "modules.softdep",
+    "modules.weakdep",
+    "modules.symbols",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+    "modules.devname",
+];
+
+fn read_optional(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Compares two module directories file by file; returns the report lines.
+fn compare_dirs(a: &std::path::Path, b: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    let mut lines = Vec::new();
+    for name in DEPMOD_FILES {
+        let (pa, pb) = (a.join(name), b.join(name));
+        match (read_optional(&pa)?, read_optional(&pb)?) {
+            (None, None) => {}
+            (Some(_), None) => lines.push(format!("{name}: only in {}\n", a.display()).into()),
+            (None, Some(_)) => lines.push(format!("{name}: only in {}\n", b.display()).into()),
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) if name.ends_with(".bin") && !x.is_empty() && !y.is_empty() => {
+                for d in compare(&x, &pa, &y, &pb)? {
+                    let mut line = format!("{name}: ").into_bytes();
+                    line.extend_from_slice(&d.line());
+                    lines.push(line);
+                }
+            }
+            (Some(_), Some(_)) => lines.push(format!("{name}: differs\n").into()),
+        }
+    }
+    Ok(lines)
+}
+
 pub fn run(args: Args) -> Result<ExitCode, String> {
+    if args.a.is_dir() && args.b.is_dir() {
+        let lines = compare_dirs(&args.a, &args.b)?;
+        if !args.quiet {
+            std::io::stdout()
+                .lock()
+                .write_all(&lines.concat())
+                .map_err(|e| format!("stdout: {e}"))?;
+        }
+        return Ok(if lines.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let a = read_file(&args.a)?;
     let b = read_file(&args.b)?;
     let differences = compare(&a, &args.a, &b, &args.b)?;

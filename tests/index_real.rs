@@ -117,6 +117,12 @@ fn sorted_lines(path: &Path) -> Vec<Vec<u8>> {
 /// keeps the result for later runs. If the two disagree on the module set (the tree changed
 /// while it was being copied), it tries again before giving up.
 fn kmod_outputs(tree: &Tree) -> Outputs {
+    // The tests of this file run in parallel threads and share the per-tree work directory:
+    // one prepares it while the others wait, instead of deleting it under each other.
+    static PREPARING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = PREPARING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let bin = cache_dir().join("bin");
     let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("index-real")

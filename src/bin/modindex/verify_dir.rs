@@ -15,7 +15,7 @@ use super::verify;
 /// With a file (`modules.*.bin`): validate it structurally (exit 0 valid, 2 not); see below.
 ///
 /// With a module directory (`/lib/modules/KVER`, or `-b ROOT KVER`): run depmod on the
-/// modules there in memory of a scratch directory and compare every file depmod writes with
+/// modules there, writing into a scratch directory, and compare every file depmod writes with
 /// the one in the directory. Exit 0 when all are identical (current), 1 when any differs or is
 /// missing (stale; each is listed), 2 on error. For a differing `.bin` index the listing says
 /// whether only the node layout differs (an index written by another kmod release) or the

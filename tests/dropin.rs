@@ -60,11 +60,16 @@ impl Installed {
         let bin_dir = dir.path().join("sbin");
         std::fs::create_dir(&bin_dir).unwrap();
         let script = bin_dir.join("depmod");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\nexec '{}' \"$@\"\n", wrapper.display()),
-        )
-        .unwrap();
+        // The reference wrapper runs kmod through its loader with argv[0] `depmod`. A script
+        // cannot see the argv[0] it was started with (`$0` is its path), so the caller says
+        // which to pass: `depmod` for a PATH lookup, else the script's path.
+        let text = std::fs::read_to_string(wrapper).unwrap_or_default();
+        let body = if text.contains("--argv0 depmod ") {
+            text.replace("--argv0 depmod ", "--argv0 \"${DEPMOD_TEST_ARGV0:-$0}\" ")
+        } else {
+            format!("#!/bin/sh\nexec '{}' \"$@\"\n", wrapper.display())
+        };
+        std::fs::write(&script, body).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         Installed { _dir: dir, bin_dir }
     }
@@ -78,10 +83,24 @@ impl Installed {
         );
         Command::new("depmod")
             .env("PATH", path)
+            .env("DEPMOD_TEST_ARGV0", "depmod")
             .current_dir(cwd)
             .args(args)
             .output()
             .unwrap()
+    }
+}
+
+impl Installed {
+    /// Runs `/full/path/to/depmod ARGS`; stderr with that directory shown as `{BIN}`.
+    fn run_by_path(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new(self.bin_dir.join("depmod"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .replace(&self.bin_dir.display().to_string(), "{BIN}");
+        (out.status.code(), stderr)
     }
 }
 
@@ -380,4 +399,24 @@ fn progress_line_only_on_a_terminal() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&verbose.stdout).contains("reading modules"));
+}
+
+/// Run by its full path (as from a unit file or a script with a fixed path), getopt's
+/// messages name that path, as glibc's do for kmod.
+#[test]
+fn getopt_messages_name_the_full_path() {
+    let ours = Installed::ours();
+    let (code, stderr) = ours.run_by_path(&["-x"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "{BIN}/depmod: invalid option -- 'x'\n");
+    let Some(wrapper) = kmod34() else { return };
+    let theirs = Installed::kmod(&wrapper);
+    for args in [
+        &["-x"][..],
+        &["--basedir"],
+        &["--s"],
+        &["-b", "/nonexistent", "4.4"],
+    ] {
+        assert_eq!(ours.run_by_path(args), theirs.run_by_path(args), "{args:?}");
+    }
 }

@@ -15,6 +15,9 @@
 //! by kmod 30's tools; and depmod-rs's kmod 34 indexes / kmod 30's read by kmod 30's tools
 //! (an older modprobe after a depmod upgrade).
 //!
+//! The kmod 34 pairing runs both depmods with `-v`, whose stdout (every dependency edge as it
+//! is found) must be identical too.
+//!
 //! Tests skip when the reference cache is missing, unless `DEPMOD_RS_REQUIRE_REAL=1`.
 
 use std::path::{Path, PathBuf};
@@ -78,6 +81,8 @@ fn kmod30() -> Option<Tools> {
 struct IndexedTree {
     dir: TempDir,
     kver: String,
+    /// depmod's stdout (the `-v` lines), with the root shown as `{ROOT}`.
+    stdout: String,
 }
 
 impl IndexedTree {
@@ -123,7 +128,9 @@ impl IndexedTree {
             depmod.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(IndexedTree { dir, kver })
+        let stdout = String::from_utf8_lossy(&out.stdout)
+            .replace(&dir.path().display().to_string(), "{ROOT}");
+        Some(IndexedTree { dir, kver, stdout })
     }
 
     fn modules_dep(&self) -> Vec<u8> {
@@ -314,10 +321,16 @@ fn alias_instances_match_their_pattern() {
 #[test]
 fn bookworm_amd64_kmod34_tools_read_ours_as_kmod34s() {
     let Some(tools) = kmod34() else { return };
-    let Some(ours) = IndexedTree::new("bookworm-amd64", &depmod_rs(), &[]) else {
+    // With -v: every dependency edge as it is found, on stdout, must be kmod's too.
+    let Some(ours) = IndexedTree::new("bookworm-amd64", &depmod_rs(), &["-v"]) else {
         return;
     };
-    let theirs = IndexedTree::new("bookworm-amd64", &tools.depmod, &[]).unwrap();
+    let theirs = IndexedTree::new("bookworm-amd64", &tools.depmod, &["-v"]).unwrap();
+    assert!(theirs.stdout.lines().count() > 1000);
+    assert!(
+        ours.stdout == theirs.stdout,
+        "-v output differs from kmod 34's"
+    );
     compare_answers(&tools, &ours, &theirs, "bookworm-amd64, kmod 34");
 }
 

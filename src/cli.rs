@@ -200,7 +200,7 @@ fn parse_compat(value: &[u8]) -> Option<KmodVersion> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
-/// Parse `args` (without argv[0]); `argv0` prefixes getopt's messages as glibc does.
+/// Parse `args` (without `argv[0]`); `argv0` prefixes getopt's messages as glibc does.
 pub fn parse(argv0: &[u8], args: &[Vec<u8>]) -> Command {
     let version = prescan_compat(args);
     let table = long_table(version);

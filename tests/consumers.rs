@@ -18,7 +18,8 @@
 //! The kmod 34 pairing runs both depmods with `-v`, whose stdout (every dependency edge as it
 //! is found) must be identical too.
 //!
-//! Tests skip when the reference cache is missing, unless `DEPMOD_RS_REQUIRE_REAL=1`.
+//! Tests fail when the reference cache is missing, unless `DEPMOD_RS_SKIP_REAL=1` (then they
+//! say they skipped).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +33,9 @@ const ALIAS_SAMPLE: usize = 4000;
 const BATCH: usize = 250;
 
 fn cache() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DEPMOD_RS_CACHE") {
+        return Some(PathBuf::from(dir));
+    }
     let home = std::env::var_os("HOME")?;
     Some(Path::new(&home).join(".cache/depmod-rs"))
 }
@@ -41,11 +45,14 @@ fn require(path: PathBuf) -> Option<PathBuf> {
         return Some(path);
     }
     assert!(
-        std::env::var_os("DEPMOD_RS_REQUIRE_REAL").is_none(),
-        "{} is required but missing",
+        std::env::var_os("DEPMOD_RS_SKIP_REAL").is_some_and(|v| v == "1"),
+        "{} is required but missing (run scripts/fetch-references.sh, or set DEPMOD_RS_SKIP_REAL=1 to skip)",
         path.display()
     );
-    eprintln!("skipping: {} not available", path.display());
+    eprintln!(
+        "SKIPPED (DEPMOD_RS_SKIP_REAL=1): {} not available",
+        path.display()
+    );
     None
 }
 

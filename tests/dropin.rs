@@ -11,8 +11,8 @@
 //!   tests do not write `/lib/modules`; the bare form is checked on a missing version);
 //! * kbuild's `modules_install`: `depmod -ae -F System.map -b INSTALL_MOD_PATH KVER`.
 //!
-//! Without kmod 34 only our side runs (and the spec-derived checks), unless
-//! `DEPMOD_RS_REQUIRE_REAL=1`.
+//! Without kmod 34 the tests fail, unless `DEPMOD_RS_SKIP_REAL=1` (then only our side runs,
+//! with the spec-derived checks).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,14 +24,17 @@ use tempfile::TempDir;
 const KVER: &str = "6.1.0-dropin";
 
 fn kmod34() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let path = Path::new(&home).join(".cache/depmod-rs/bin/depmod-kmod34");
+    let cache = match std::env::var_os("DEPMOD_RS_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(&std::env::var_os("HOME")?).join(".cache/depmod-rs"),
+    };
+    let path = cache.join("bin/depmod-kmod34");
     if path.exists() {
         return Some(path);
     }
     assert!(
-        std::env::var_os("DEPMOD_RS_REQUIRE_REAL").is_none(),
-        "kmod 34 is required but missing"
+        std::env::var_os("DEPMOD_RS_SKIP_REAL").is_some_and(|v| v == "1"),
+        "kmod 34 is required but missing (run scripts/fetch-references.sh, or set DEPMOD_RS_SKIP_REAL=1 to skip)"
     );
     None
 }

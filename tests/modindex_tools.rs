@@ -2,8 +2,8 @@
 //!
 //! kmod 34.2 (reference cache) and kmod 30 (`/usr/sbin/depmod`) write the indexes; the tools
 //! must read them as the same content (diff), as current (verify) and as the graph that
-//! modules.dep describes. Tests that need a kmod binary skip when it is absent, unless
-//! `DEPMOD_RS_REQUIRE_REAL=1`.
+//! modules.dep describes. Tests that need a kmod binary fail when it is absent, unless
+//! `DEPMOD_RS_SKIP_REAL=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -33,10 +33,10 @@ fn kmod30() -> Option<PathBuf> {
 fn require(found: Option<PathBuf>, what: &str) -> Option<PathBuf> {
     if found.is_none() {
         assert!(
-            std::env::var_os("DEPMOD_RS_REQUIRE_REAL").is_none(),
-            "{what} is required but missing"
+            std::env::var_os("DEPMOD_RS_SKIP_REAL").is_some_and(|v| v == "1"),
+            "{what} is required but missing (run scripts/fetch-references.sh, or set DEPMOD_RS_SKIP_REAL=1 to skip)"
         );
-        eprintln!("skipping: {what} not available");
+        eprintln!("SKIPPED (DEPMOD_RS_SKIP_REAL=1): {what} not available");
     }
     found
 }

@@ -23,6 +23,7 @@
 //! * [`diag`] — kmod-style diagnostics.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
 //! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
+//! * [`testgen`] — random module trees from a seed, for conformance tests against real kmod.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
@@ -41,3 +42,4 @@ pub mod publish;
 pub mod run;
 pub mod symvers;
 pub mod synth;
+pub mod testgen;

@@ -27,6 +27,7 @@
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
+pub mod cache;
 pub mod cli;
 pub mod compat;
 pub mod config;

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::bmsg;
 use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
+use crate::cache::{self, FileKey, ModuleCache, ModuleRecord, ReadSettings};
 use crate::cli::Options;
 use crate::compat::KmodVersion;
 use crate::config::{default_config_dirs, load_config};
@@ -291,6 +292,7 @@ pub fn run(options: &Options) -> i32 {
 }
 
 fn run_stages(options: &Options) -> Result<(), Exit> {
+    let mut timer = StageTimer::from_env();
     let diag = Diag::new(options.verbose);
     let version = options.compat;
     for shown in &options.deprecated {
@@ -318,7 +320,16 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         })?
     };
     let modules = order_modules(registry, version, &dirs.dirname, &diag)?;
-    let (symbols, loaded) = read_modules(&modules, version, options.gzip, &diag);
+    timer.stage("discover");
+    let cache_file = options.cache.as_deref().map(os_path);
+    let plan = ReadPlan {
+        version,
+        gzip: options.gzip,
+        cache_file: cache_file.as_deref(),
+        update_cache: !options.dry_run,
+    };
+    let (symbols, loaded) = read_modules(&modules, &plan, &diag);
+    timer.stage("read modules");
 
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,
@@ -355,6 +366,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         }
     };
 
+    timer.stage("resolve");
     let resolved = Resolved {
         dependencies: (0..modules.len())
             .map(|i| sorted_dependencies(&graph.deps, &dep_sort_idx, i))
@@ -383,7 +395,31 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         return write_to_stdout(&context);
     }
     let publisher = prepare_output_dir(&dirs, version, &diag)?;
-    write_files(&context, &publisher)
+    let written = write_files(&context, &publisher);
+    timer.stage("encode and write");
+    written
+}
+
+/// Wall time per stage on stderr, when `DEPMOD_RS_TIMINGS` is set (for profiling; the
+/// output of a run is unaffected).
+struct StageTimer {
+    last: Option<std::time::Instant>,
+}
+
+impl StageTimer {
+    fn from_env() -> Self {
+        StageTimer {
+            last: std::env::var_os("DEPMOD_RS_TIMINGS").map(|_| std::time::Instant::now()),
+        }
+    }
+
+    fn stage(&mut self, name: &str) {
+        if let Some(last) = self.last {
+            let now = std::time::Instant::now();
+            eprintln!("timing: {name}: {:.1} ms", (now - last).as_secs_f64() * 1e3);
+            self.last = Some(now);
+        }
+    }
 }
 
 /// The kernel version (first positional, checked like kmod, or the running kernel's) and the
@@ -523,18 +559,118 @@ fn order_modules(
     Ok(modules)
 }
 
-/// Read every module in parallel; report failures in module order.
-fn read_modules(
-    modules: &[DiscoveredModule],
+/// How module files are read in this run.
+struct ReadPlan<'a> {
     version: KmodVersion,
     gzip: bool,
+    /// `--cache FILE`.
+    cache_file: Option<&'a Path>,
+    /// Whether the cache may be rewritten (not with `-n`).
+    update_cache: bool,
+}
+
+impl LoadedModule {
+    fn from_record(path: &[u8], record: &ModuleRecord) -> Self {
+        LoadedModule {
+            symbols: ModuleSymbols {
+                path: path.to_vec(),
+                exports: record.exports.clone(),
+                imports: record.imports.clone(),
+            },
+            aliases: record.aliases.clone(),
+            softdeps: record.softdeps.clone(),
+            weakdeps: record.weakdeps.clone(),
+            load_error: None,
+        }
+    }
+
+    fn to_record(&self) -> ModuleRecord {
+        ModuleRecord {
+            exports: self.symbols.exports.clone(),
+            imports: self.symbols.imports.clone(),
+            aliases: self.aliases.clone(),
+            softdeps: self.softdeps.clone(),
+            weakdeps: self.weakdeps.clone(),
+        }
+    }
+}
+
+/// One module's data, its cache key (when a cache is used) and whether it came from the
+/// cache.
+type ReadResult = (LoadedModule, Option<FileKey>, bool);
+
+/// Whether a module's name says it is compressed (decoding dominates its read time).
+fn looks_compressed(path: &[u8]) -> bool {
+    [&b".xz"[..], b".zst", b".gz"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// The order in which modules are handed to the reading threads: largest compressed files
+/// first, so that no big decode starts last and leaves the other cores idle. Uncompressed
+/// trees keep module order (their reads are short and even; a `stat` each would cost more
+/// than it saves).
+fn read_schedule(modules: &[DiscoveredModule]) -> Vec<usize> {
+    let mut schedule: Vec<usize> = (0..modules.len()).collect();
+    if modules.iter().any(|m| looks_compressed(&m.path)) {
+        let sizes: Vec<u64> = modules
+            .par_iter()
+            .map(|m| {
+                std::fs::metadata(OsStr::from_bytes(&m.path))
+                    .map(|meta| meta.len())
+                    .unwrap_or(0)
+            })
+            .collect();
+        schedule.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    }
+    schedule
+}
+
+/// Read every module in parallel (through the cache when one is given); report failures
+/// in module order.
+fn read_modules(
+    modules: &[DiscoveredModule],
+    plan: &ReadPlan<'_>,
     diag: &Diag,
 ) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
-    let loaded: Vec<LoadedModule> = modules
+    let settings = ReadSettings {
+        version: plan.version,
+        gzip: plan.gzip,
+    };
+    let cache = plan
+        .cache_file
+        .map(|file| ModuleCache::load(file, settings));
+    let started = cache::now_ns();
+    let schedule = read_schedule(modules);
+    let mut slots: Vec<Option<ReadResult>> = (0..modules.len()).map(|_| None).collect();
+    let results: Vec<(usize, ReadResult)> = schedule
         .par_iter()
-        .map(|m| load_module(m, version, gzip))
+        .map(|&i| {
+            let module = &modules[i];
+            let Some(cache) = &cache else {
+                return (
+                    i,
+                    (load_module(module, plan.version, plan.gzip), None, false),
+                );
+            };
+            let key = FileKey::of(Path::new(OsStr::from_bytes(&module.path)));
+            if let Some(record) = key.as_ref().and_then(|k| cache.lookup(&module.path, k)) {
+                return (
+                    i,
+                    (LoadedModule::from_record(&module.path, record), key, true),
+                );
+            }
+            (
+                i,
+                (load_module(module, plan.version, plan.gzip), key, false),
+            )
+        })
         .collect();
-    for (module, data) in modules.iter().zip(&loaded) {
+    for (i, result) in results {
+        slots[i] = Some(result);
+    }
+    let read: Vec<ReadResult> = slots.into_iter().flatten().collect();
+    for (module, (data, _, _)) in modules.iter().zip(&read) {
         if let Some(err) = &data.load_error {
             diag.error(bmsg!(
                 "failed to load symbols from ",
@@ -544,9 +680,29 @@ fn read_modules(
             ));
         }
     }
-    loaded
-        .into_iter()
-        .map(|mut l| (std::mem::take(&mut l.symbols), l))
+    if let (Some(file), Some(old)) = (plan.cache_file, &cache) {
+        let all_hits = read.iter().all(|(_, _, hit)| *hit) && old.len() == read.len();
+        if plan.update_cache && !all_hits {
+            let mut fresh = ModuleCache::new();
+            for (module, (data, key, _)) in modules.iter().zip(&read) {
+                if let (None, Some(key)) = (&data.load_error, key) {
+                    if key.is_settled(started) {
+                        fresh.insert(module.path.clone(), *key, data.to_record());
+                    }
+                }
+            }
+            if let Err(err) = fresh.save(file, settings) {
+                diag.warning(bmsg!(
+                    "could not write module cache ",
+                    file.as_os_str().as_bytes(),
+                    ": ",
+                    strerror(&err)
+                ));
+            }
+        }
+    }
+    read.into_iter()
+        .map(|(mut l, _, _)| (std::mem::take(&mut l.symbols), l))
         .unzip()
 }
 

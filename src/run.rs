@@ -18,7 +18,7 @@ use crate::cache::{self, FileKey, ModuleCache, ModuleRecord, ReadSettings};
 use crate::cli::Options;
 use crate::compat::KmodVersion;
 use crate::config::{default_config_dirs, load_config};
-use crate::diag::{strerror, Diag};
+use crate::diag::{strerror, Diag, Level};
 use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
 use crate::graph::{
     report_cycles, resolve, sorted_dependencies, topological_index, ExportedSymbol, ImportedSymbol,
@@ -225,8 +225,29 @@ fn depfile_up_to_date(dirname: &[u8], gzip: bool, diag: &Diag) -> bool {
     modules_up_to_date(&dir, meta.mtime(), gzip, 3, diag)
 }
 
+/// Diagnostics held back so that work done in parallel reports in kmod's order.
+#[derive(Debug, Default)]
+struct Messages(Vec<(Level, Vec<u8>)>);
+
+impl Messages {
+    fn error(&mut self, message: impl Into<Vec<u8>>) {
+        self.0.push((Level::Error, message.into()));
+    }
+
+    fn warning(&mut self, message: impl Into<Vec<u8>>) {
+        self.0.push((Level::Warning, message.into()));
+    }
+
+    /// Prints the messages, in the order they were recorded.
+    fn flush(self, diag: &Diag) {
+        for (level, message) in self.0 {
+            diag.log(level, &message);
+        }
+    }
+}
+
 /// kmod's `dfdopen` for reading an input file in `dirname`: warnings on failure.
-fn read_input(dirname: &[u8], name: &str, diag: &Diag) -> Option<Vec<u8>> {
+fn read_input(dirname: &[u8], name: &str, diag: &mut Messages) -> Option<Vec<u8>> {
     let dir = os_path(dirname);
     if let Err(err) = std::fs::metadata(&dir).and_then(|m| {
         if m.is_dir() {
@@ -259,7 +280,7 @@ fn read_input(dirname: &[u8], name: &str, diag: &Diag) -> Option<Vec<u8>> {
     }
 }
 
-fn emit_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, diag: &Diag) {
+fn emit_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, diag: &mut Messages) {
     for d in diagnostics {
         match d {
             BuiltinDiagnostic::Error(m) => diag.error(m),
@@ -543,7 +564,10 @@ fn order_modules(
         diag.fatal("could not build module array: Numerical result out of range");
         return Err(Exit(EXIT_FAILURE));
     }
-    if let Some(data) = read_input(dirname, "modules.order", diag) {
+    let mut messages = Messages::default();
+    let order_file = read_input(dirname, "modules.order", &mut messages);
+    messages.flush(diag);
+    if let Some(data) = order_file {
         match parse_modules_order(&data) {
             OrderFile::Lines(lines) => {
                 apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
@@ -761,7 +785,14 @@ fn fatal_text(err: &crate::index::IndexError) -> Vec<u8> {
     message
 }
 
-fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
+/// Encodes one file; its diagnostics are returned, not printed.
+fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> (Encoded, Messages) {
+    let mut messages = Messages::default();
+    let encoded = encode_file_into(ctx, file, &mut messages);
+    (encoded, messages)
+}
+
+fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messages) -> Encoded {
     let r = ctx.resolved;
     let order = ctx.version.node_order();
     let mut warnings = Vec::new();
@@ -791,12 +822,12 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
             DuplicateKind::Syms,
             &mut warnings,
         ),
-        OutputFile::BuiltinBin => match read_input(ctx.dirname, "modules.builtin", ctx.diag) {
+        OutputFile::BuiltinBin => match read_input(ctx.dirname, "modules.builtin", diag) {
             None => Encoded::Bytes(Vec::new()),
             Some(data) => {
                 let mut diagnostics = Vec::new();
                 let keys = parse_modules_builtin(&data, &mut diagnostics);
-                emit_builtin_diagnostics(diagnostics, ctx.diag);
+                emit_builtin_diagnostics(diagnostics, diag);
                 index(
                     binout::builtin_entries(&keys),
                     DuplicateKind::Silent,
@@ -805,12 +836,12 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
             }
         },
         OutputFile::BuiltinAliasBin => {
-            match read_input(ctx.dirname, "modules.builtin.modinfo", ctx.diag) {
+            match read_input(ctx.dirname, "modules.builtin.modinfo", diag) {
                 None => Encoded::Bytes(Vec::new()),
                 Some(data) => {
                     let mut diagnostics = Vec::new();
                     let aliases = parse_builtin_modinfo(&data, &mut diagnostics);
-                    emit_builtin_diagnostics(diagnostics, ctx.diag);
+                    emit_builtin_diagnostics(diagnostics, diag);
                     index(
                         binout::builtin_alias_entries(&aliases),
                         DuplicateKind::Silent,
@@ -822,20 +853,28 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
         OutputFile::Devname => {
             let (bytes, errors) = text::modules_devname(r);
             for e in errors {
-                ctx.diag.error(e);
+                diag.error(e);
             }
             Encoded::Bytes(bytes)
         }
     };
     for w in warnings {
-        ctx.diag.warning(w);
+        diag.warning(w);
     }
     encoded
 }
 
+/// Encodes all files in parallel (they are independent), then publishes them and prints
+/// their diagnostics one file at a time in kmod's order, stopping at the first fatal one.
 fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
-    for file in OutputFile::sequence(ctx.version) {
-        let bytes = match encode_file(ctx, file) {
+    let files = OutputFile::sequence(ctx.version);
+    let encoded: Vec<(Encoded, Messages)> = files
+        .par_iter()
+        .map(|&file| encode_file(ctx, file))
+        .collect();
+    for (file, (encoded, messages)) in files.into_iter().zip(encoded) {
+        messages.flush(ctx.diag);
+        let bytes = match encoded {
             Encoded::Bytes(bytes) => bytes,
             Encoded::Fatal(message) => {
                 ctx.diag.fatal(message);
@@ -864,7 +903,9 @@ fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {
         if file.is_index() {
             continue;
         }
-        match encode_file(ctx, file) {
+        let (encoded, messages) = encode_file(ctx, file);
+        messages.flush(ctx.diag);
+        match encoded {
             Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
             Encoded::Fatal(message) => {
                 ctx.diag.fatal(message);

@@ -5,11 +5,6 @@ use std::os::unix::ffi::OsStringExt;
 
 use depmod_rs::cli::{self, Command};
 
-/// depmod allocates and frees hundreds of thousands of small strings from several threads;
-/// mimalloc does that markedly faster than glibc's allocator (see docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let mut args = std::env::args_os().map(|a| a.into_vec());
     let argv0 = args.next().unwrap_or_else(|| b"depmod".to_vec());

@@ -104,6 +104,35 @@ pub struct ModuleRecord {
     pub weakdeps: Vec<Vec<u8>>,
 }
 
+/// A record's contents, borrowed from wherever the run keeps them (so that writing the
+/// cache copies nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Exported symbols with CRCs.
+    pub exports: &'a [ExportedSymbol],
+    /// Undefined symbols, in kmod's order.
+    pub imports: &'a [ImportedSymbol],
+    /// `alias=` values.
+    pub aliases: &'a [Vec<u8>],
+    /// `softdep=` values.
+    pub softdeps: &'a [Vec<u8>],
+    /// `weakdep=` values.
+    pub weakdeps: &'a [Vec<u8>],
+}
+
+impl ModuleRecord {
+    /// A borrowed view of the record.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            exports: &self.exports,
+            imports: &self.imports,
+            aliases: &self.aliases,
+            softdeps: &self.softdeps,
+            weakdeps: &self.weakdeps,
+        }
+    }
+}
+
 /// The settings under which records were read; a cache made under others is discarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadSettings {
@@ -149,6 +178,11 @@ impl ModuleCache {
             .map(|(_, record)| record)
     }
 
+    /// Removes and returns the record for `path` with the key it was stored under.
+    pub fn take(&mut self, path: &[u8]) -> Option<(FileKey, ModuleRecord)> {
+        self.entries.remove(path)
+    }
+
     /// Stores (or replaces) the record for `path`.
     pub fn insert(&mut self, path: Vec<u8>, key: FileKey, record: ModuleRecord) {
         self.entries.insert(path, (key, record));
@@ -166,70 +200,87 @@ impl ModuleCache {
     /// Writes the cache to `path` atomically (temporary file in the same directory, then
     /// rename), creating its directory if needed.
     pub fn save(&self, path: &Path, settings: ReadSettings) -> std::io::Result<()> {
-        let bytes = self.encode(settings);
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "cache path has no name")
-        })?;
-        std::fs::create_dir_all(dir)?;
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".tmp.{}", std::process::id()));
-        let temp = dir.join(temp_name);
-        let written = std::fs::File::create(&temp).and_then(|mut file| {
-            file.write_all(&bytes)?;
-            file.sync_data()
-        });
-        if let Err(err) = written.and_then(|()| std::fs::rename(&temp, path)) {
-            let _ = std::fs::remove_file(&temp);
-            return Err(err);
-        }
-        Ok(())
+        save_bytes(path, &self.encode(settings))
     }
 
     /// The file's bytes: header, records sorted by path (so equal caches give equal files),
     /// CRC-32 trailer.
     pub fn encode(&self, settings: ReadSettings) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.entries.len() * 1024);
-        out.extend_from_slice(MAGIC);
-        put_u32(&mut out, FORMAT_VERSION);
-        put_u32(&mut out, settings.tag());
-        put_u64(&mut out, self.entries.len() as u64);
-        let mut paths: Vec<&Vec<u8>> = self.entries.keys().collect();
-        paths.sort_unstable();
-        for path in paths {
-            let (key, record) = &self.entries[path];
-            put_bytes(&mut out, path);
-            put_u64(&mut out, key.dev);
-            put_u64(&mut out, key.ino);
-            put_u64(&mut out, key.size);
-            out.extend_from_slice(&key.mtime_ns.to_le_bytes());
-            out.extend_from_slice(&key.ctime_ns.to_le_bytes());
-            put_u64(&mut out, record.exports.len() as u64);
-            for e in &record.exports {
-                put_bytes(&mut out, &e.name);
-                put_u64(&mut out, e.crc);
-            }
-            put_u64(&mut out, record.imports.len() as u64);
-            for i in &record.imports {
-                put_bytes(&mut out, &i.name);
-                put_u64(&mut out, i.crc);
-                out.push(u8::from(i.weak));
-            }
-            for list in [&record.aliases, &record.softdeps, &record.weakdeps] {
-                put_u64(&mut out, list.len() as u64);
-                for value in list {
-                    put_bytes(&mut out, value);
-                }
+        encode_records(
+            self.entries
+                .iter()
+                .map(|(path, (key, record))| (path.as_slice(), *key, record.as_ref())),
+            settings,
+        )
+    }
+}
+
+/// Writes cache bytes to `path` atomically (temporary file in the same directory, then
+/// rename), creating its directory if needed.
+pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "cache path has no name")
+    })?;
+    std::fs::create_dir_all(dir)?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp.{}", std::process::id()));
+    let temp = dir.join(temp_name);
+    // No fsync: after a crash the file may be empty or partial, which its CRC reveals, and
+    // a discarded cache only costs one full read.
+    let written = std::fs::File::create(&temp).and_then(|mut file| file.write_all(bytes));
+    if let Err(err) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Encodes records (in any order) as a cache file: header, records sorted by path (so equal
+/// contents give equal files), CRC-32 trailer.
+pub fn encode_records<'a>(
+    records: impl Iterator<Item = (&'a [u8], FileKey, RecordRef<'a>)>,
+    settings: ReadSettings,
+) -> Vec<u8> {
+    let mut records: Vec<_> = records.collect();
+    records.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(64 + records.len() * 1024);
+    out.extend_from_slice(MAGIC);
+    put_u32(&mut out, FORMAT_VERSION);
+    put_u32(&mut out, settings.tag());
+    put_u64(&mut out, records.len() as u64);
+    for (path, key, record) in records {
+        put_bytes(&mut out, path);
+        put_u64(&mut out, key.dev);
+        put_u64(&mut out, key.ino);
+        put_u64(&mut out, key.size);
+        out.extend_from_slice(&key.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&key.ctime_ns.to_le_bytes());
+        put_u64(&mut out, record.exports.len() as u64);
+        for e in record.exports {
+            put_bytes(&mut out, &e.name);
+            put_u64(&mut out, e.crc);
+        }
+        put_u64(&mut out, record.imports.len() as u64);
+        for i in record.imports {
+            put_bytes(&mut out, &i.name);
+            put_u64(&mut out, i.crc);
+            out.push(u8::from(i.weak));
+        }
+        for list in [record.aliases, record.softdeps, record.weakdeps] {
+            put_u64(&mut out, list.len() as u64);
+            for value in list {
+                put_bytes(&mut out, value);
             }
         }
-        let crc = crc32fast::hash(&out);
-        put_u32(&mut out, crc);
-        out
     }
+    let crc = crc32fast::hash(&out);
+    put_u32(&mut out, crc);
+    out
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::bmsg;
 use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
-use crate::cache::{self, FileKey, ModuleCache, ModuleRecord, ReadSettings};
+use crate::cache::{self, FileKey, ModuleCache, ModuleRecord, ReadSettings, RecordRef};
 use crate::cli::Options;
 use crate::compat::KmodVersion;
 use crate::config::{default_config_dirs, load_config};
@@ -418,7 +418,20 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     let publisher = prepare_output_dir(&dirs, version, &diag)?;
     let written = write_files(&context, &publisher);
     timer.stage("encode and write");
+    drop_in_background((resolved, symbols, modules, graph.deps));
     written
+}
+
+/// Frees `value` on another thread. Freeing the run's hundreds of thousands of small
+/// allocations takes several milliseconds that nothing waits for: the process usually exits
+/// first, and a library caller gets the memory back shortly after.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    if std::thread::Builder::new()
+        .spawn(move || drop(value))
+        .is_err()
+    {
+        // Could not start a thread: the value was dropped with the closure.
+    }
 }
 
 /// Wall time per stage on stderr, when `DEPMOD_RS_TIMINGS` is set (for profiling; the
@@ -594,27 +607,27 @@ struct ReadPlan<'a> {
 }
 
 impl LoadedModule {
-    fn from_record(path: &[u8], record: &ModuleRecord) -> Self {
+    fn from_record(path: &[u8], record: ModuleRecord) -> Self {
         LoadedModule {
             symbols: ModuleSymbols {
                 path: path.to_vec(),
-                exports: record.exports.clone(),
-                imports: record.imports.clone(),
+                exports: record.exports,
+                imports: record.imports,
             },
-            aliases: record.aliases.clone(),
-            softdeps: record.softdeps.clone(),
-            weakdeps: record.weakdeps.clone(),
+            aliases: record.aliases,
+            softdeps: record.softdeps,
+            weakdeps: record.weakdeps,
             load_error: None,
         }
     }
 
-    fn to_record(&self) -> ModuleRecord {
-        ModuleRecord {
-            exports: self.symbols.exports.clone(),
-            imports: self.symbols.imports.clone(),
-            aliases: self.aliases.clone(),
-            softdeps: self.softdeps.clone(),
-            weakdeps: self.weakdeps.clone(),
+    fn record(&self) -> RecordRef<'_> {
+        RecordRef {
+            exports: &self.symbols.exports,
+            imports: &self.symbols.imports,
+            aliases: &self.aliases,
+            softdeps: &self.softdeps,
+            weakdeps: &self.weakdeps,
         }
     }
 }
@@ -661,33 +674,43 @@ fn read_modules(
         version: plan.version,
         gzip: plan.gzip,
     };
-    let cache = plan
+    let mut cache = plan
         .cache_file
         .map(|file| ModuleCache::load(file, settings));
+    let cached_count = cache.as_ref().map_or(0, ModuleCache::len);
     let started = cache::now_ns();
-    let schedule = read_schedule(modules);
+    // Each job owns the record stored for its module, so a hit moves it instead of copying.
+    let jobs: Vec<(usize, Option<(FileKey, ModuleRecord)>)> = read_schedule(modules)
+        .into_iter()
+        .map(|i| (i, cache.as_mut().and_then(|c| c.take(&modules[i].path))))
+        .collect();
+    drop(cache);
     let mut slots: Vec<Option<ReadResult>> = (0..modules.len()).map(|_| None).collect();
-    let results: Vec<(usize, ReadResult)> = schedule
-        .par_iter()
-        .map(|&i| {
+    let results: Vec<(usize, ReadResult)> = jobs
+        .into_par_iter()
+        .map(|(i, stored)| {
             let module = &modules[i];
-            let Some(cache) = &cache else {
+            if plan.cache_file.is_none() {
                 return (
                     i,
                     (load_module(module, plan.version, plan.gzip), None, false),
                 );
-            };
-            let key = FileKey::of(Path::new(OsStr::from_bytes(&module.path)));
-            if let Some(record) = key.as_ref().and_then(|k| cache.lookup(&module.path, k)) {
-                return (
-                    i,
-                    (LoadedModule::from_record(&module.path, record), key, true),
-                );
             }
-            (
-                i,
-                (load_module(module, plan.version, plan.gzip), key, false),
-            )
+            let key = FileKey::of(Path::new(OsStr::from_bytes(&module.path)));
+            match (stored, key) {
+                (Some((stored_key, record)), Some(key)) if stored_key == key => (
+                    i,
+                    (
+                        LoadedModule::from_record(&module.path, record),
+                        Some(key),
+                        true,
+                    ),
+                ),
+                _ => (
+                    i,
+                    (load_module(module, plan.version, plan.gzip), key, false),
+                ),
+            }
         })
         .collect();
     for (i, result) in results {
@@ -704,18 +727,19 @@ fn read_modules(
             ));
         }
     }
-    if let (Some(file), Some(old)) = (plan.cache_file, &cache) {
-        let all_hits = read.iter().all(|(_, _, hit)| *hit) && old.len() == read.len();
+    if let Some(file) = plan.cache_file {
+        let all_hits = read.iter().all(|(_, _, hit)| *hit) && cached_count == read.len();
         if plan.update_cache && !all_hits {
-            let mut fresh = ModuleCache::new();
-            for (module, (data, key, _)) in modules.iter().zip(&read) {
-                if let (None, Some(key)) = (&data.load_error, key) {
-                    if key.is_settled(started) {
-                        fresh.insert(module.path.clone(), *key, data.to_record());
-                    }
-                }
-            }
-            if let Err(err) = fresh.save(file, settings) {
+            let records = modules
+                .iter()
+                .zip(&read)
+                .filter_map(|(module, (data, key, _))| {
+                    let key =
+                        (*key).filter(|k| data.load_error.is_none() && k.is_settled(started))?;
+                    Some((module.path.as_slice(), key, data.record()))
+                });
+            let bytes = cache::encode_records(records, settings);
+            if let Err(err) = cache::save_bytes(file, &bytes) {
                 diag.warning(bmsg!(
                     "could not write module cache ",
                     file.as_os_str().as_bytes(),

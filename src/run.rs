@@ -97,7 +97,7 @@ struct LoadedModule {
 }
 
 fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> LoadedModule {
-    use crate::module::{read_module, ReadOptions};
+    use crate::module::{read_module_selected, ReadOptions};
     let mut loaded = LoadedModule {
         symbols: ModuleSymbols {
             path: module.path.clone(),
@@ -110,7 +110,8 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
         gzip,
         ..ReadOptions::default()
     };
-    let info = match read_module(Path::new(OsStr::from_bytes(&module.path)), &options) {
+    let path = Path::new(OsStr::from_bytes(&module.path));
+    let info = match read_module_selected(path, &options, &[b"alias", b"softdep", b"weakdep"]) {
         Ok(info) => info,
         Err(err) => {
             loaded.load_error = Some(err.kmod_strerror().to_string());

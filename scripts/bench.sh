@@ -128,7 +128,9 @@ bench_tree() {
         echo "bench: $tree: depmod-rs and kmod 34 outputs differ" >&2
         exit 1
     fi
-    # Warm the cache (and let the files' ctimes settle past the racy margin).
+    # Warm the cache. `cp -al` changed every file's ctime (link count): wait past the
+    # cache's racy-file margin first, or the warm-up could store nothing.
+    sleep 2.5
     rm -f "$work/module.cache"
     "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver" 2>/dev/null || true
 

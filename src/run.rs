@@ -889,37 +889,72 @@ fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messag
     encoded
 }
 
-/// Encodes all files in parallel (they are independent), then publishes them and prints
-/// their diagnostics one file at a time in kmod's order, stopping at the first fatal one.
+/// Encodes the files in parallel (they are independent) and publishes them, printing each
+/// file's diagnostics just before it is published, in kmod's order, and stopping at the
+/// first fatal one.
+///
+/// Memory: on deep trees the dependency lines are by far the largest data, and both
+/// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is encoded and
+/// published first on its own; `modules.dep.bin` is then encoded alongside all the other
+/// (smaller) files, which wait for their turn to be published.
 fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
     let files = OutputFile::sequence(ctx.version);
-    let encoded: Vec<(Encoded, Messages)> = files
-        .par_iter()
-        .map(|&file| encode_file(ctx, file))
-        .collect();
-    for (file, (encoded, messages)) in files.into_iter().zip(encoded) {
-        messages.flush(ctx.diag);
-        let bytes = match encoded {
-            Encoded::Bytes(bytes) => bytes,
-            Encoded::Fatal(message) => {
-                ctx.diag.fatal(message);
-                return Err(Exit(EXIT_FAILURE));
-            }
-        };
-        match publisher.publish(file.name(), &bytes) {
-            Ok(()) => {}
-            Err(err @ PublishError::CreateTemp(_)) => ctx.diag.error(err.message()),
-            Err(err @ PublishError::Write(_)) => {
-                ctx.diag.error(err.message());
-                return Err(Exit(EXIT_FAILURE));
-            }
-            Err(err @ PublishError::Rename(_)) => {
-                ctx.diag.fatal(err.message());
-                return Err(Exit(EXIT_FAILURE));
-            }
-        }
+    let serial = files
+        .iter()
+        .take_while(|f| matches!(f, OutputFile::Dep))
+        .count();
+    for &file in &files[..serial] {
+        publish_encoded(ctx, publisher, file, encode_file(ctx, file))?;
+    }
+    let Some((&first, others)) = files[serial..].split_first() else {
+        return Ok(());
+    };
+    let (first_encoded, others_encoded) = rayon::join(
+        || encode_file(ctx, first),
+        || {
+            others
+                .par_iter()
+                .map(|&file| encode_file(ctx, file))
+                .collect::<Vec<_>>()
+        },
+    );
+    publish_encoded(ctx, publisher, first, first_encoded)?;
+    for (&file, encoded) in others.iter().zip(others_encoded) {
+        publish_encoded(ctx, publisher, file, encoded)?;
     }
     Ok(())
+}
+
+/// Prints one file's diagnostics, then publishes it (or stops at its fatal error).
+fn publish_encoded(
+    ctx: &OutputContext<'_>,
+    publisher: &Publisher,
+    file: OutputFile,
+    (encoded, messages): (Encoded, Messages),
+) -> Result<(), Exit> {
+    messages.flush(ctx.diag);
+    let bytes = match encoded {
+        Encoded::Bytes(bytes) => bytes,
+        Encoded::Fatal(message) => {
+            ctx.diag.fatal(message);
+            return Err(Exit(EXIT_FAILURE));
+        }
+    };
+    match publisher.publish(file.name(), &bytes) {
+        Ok(()) => Ok(()),
+        Err(err @ PublishError::CreateTemp(_)) => {
+            ctx.diag.error(err.message());
+            Ok(())
+        }
+        Err(err @ PublishError::Write(_)) => {
+            ctx.diag.error(err.message());
+            Err(Exit(EXIT_FAILURE))
+        }
+        Err(err @ PublishError::Rename(_)) => {
+            ctx.diag.fatal(err.message());
+            Err(Exit(EXIT_FAILURE))
+        }
+    }
 }
 
 fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {

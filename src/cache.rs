@@ -23,8 +23,9 @@
 //! [`RACY_MARGIN_NS`] older than the moment it was examined (the rule git uses for racily
 //! clean index entries). A young file is simply read again next time.
 //!
-//! The cache file also records the format version, the kmod release whose reading rules
-//! applied and whether gzip decoding was on; any difference discards the whole cache. The
+//! The cache file also records the format version, the depmod-rs release that wrote it, the
+//! kmod release whose reading rules applied and whether gzip decoding was on; any difference
+//! discards the whole cache. The
 //! file ends with a CRC-32 of everything before it: a truncated, partly written or
 //! otherwise damaged cache fails the check and is ignored (and rewritten), so it can cost
 //! time but never change the output. It is written to a temporary file in the same
@@ -41,8 +42,12 @@ use crate::graph::{ExportedSymbol, ImportedSymbol};
 
 /// Leading bytes of a cache file.
 const MAGIC: &[u8; 8] = b"DMRSCACH";
-/// Layout version; bump on any change to the encoding or to what a record means.
+/// Layout version; bump on any change to the encoding or to what a record means (including
+/// a change to how modules are read that alters what would be stored).
 const FORMAT_VERSION: u32 = 1;
+/// The release that wrote the cache: another release's cache is discarded, in case its
+/// module reading differed.
+const WRITER: &[u8] = env!("CARGO_PKG_VERSION").as_bytes();
 /// How much older than "now" a file's `ctime` must be for its record to be stored.
 pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
 
@@ -252,6 +257,7 @@ pub fn encode_records<'a>(
     out.extend_from_slice(MAGIC);
     put_u32(&mut out, FORMAT_VERSION);
     put_u32(&mut out, settings.tag());
+    put_bytes(&mut out, WRITER);
     put_u64(&mut out, records.len() as u64);
     for (path, key, record) in records {
         put_bytes(&mut out, path);
@@ -353,7 +359,11 @@ fn decode(bytes: &[u8], settings: ReadSettings) -> Option<ModuleCache> {
         return None;
     }
     let mut r = Reader { data: body };
-    if r.take(MAGIC.len())? != MAGIC || r.u32()? != FORMAT_VERSION || r.u32()? != settings.tag() {
+    if r.take(MAGIC.len())? != MAGIC
+        || r.u32()? != FORMAT_VERSION
+        || r.u32()? != settings.tag()
+        || r.bytes()? != WRITER
+    {
         return None;
     }
     let count = r.count(8)?;

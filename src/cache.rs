@@ -32,7 +32,7 @@
 //! directory and renamed over the old one, so readers see the old or the new cache, never a
 //! mix.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -156,7 +156,7 @@ impl ReadSettings {
 /// Records by module path.
 #[derive(Debug, Default)]
 pub struct ModuleCache {
-    entries: HashMap<Vec<u8>, (FileKey, ModuleRecord)>,
+    entries: FxHashMap<Vec<u8>, (FileKey, ModuleRecord)>,
 }
 
 impl ModuleCache {
@@ -347,7 +347,11 @@ impl<'a> Reader<'a> {
 
     fn list(&mut self) -> Option<Vec<Vec<u8>>> {
         let n = self.count(8)?;
-        (0..n).map(|_| self.bytes()).collect()
+        let mut list = Vec::with_capacity(n);
+        for _ in 0..n {
+            list.push(self.bytes()?);
+        }
+        Some(list)
     }
 }
 
@@ -367,7 +371,7 @@ fn decode(bytes: &[u8], settings: ReadSettings) -> Option<ModuleCache> {
         return None;
     }
     let count = r.count(8)?;
-    let mut entries = HashMap::with_capacity(count);
+    let mut entries = FxHashMap::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
         let path = r.bytes()?;
         let key = FileKey {
@@ -377,27 +381,27 @@ fn decode(bytes: &[u8], settings: ReadSettings) -> Option<ModuleCache> {
             mtime_ns: r.i128()?,
             ctime_ns: r.i128()?,
         };
-        let exports = (0..r.count(16)?)
-            .map(|_| {
-                Some(ExportedSymbol {
-                    name: r.bytes()?,
-                    crc: r.u64()?,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let imports = (0..r.count(17)?)
-            .map(|_| {
-                Some(ImportedSymbol {
-                    name: r.bytes()?,
-                    crc: r.u64()?,
-                    weak: match r.u8()? {
-                        0 => false,
-                        1 => true,
-                        _ => return None,
-                    },
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let count = r.count(16)?;
+        let mut exports = Vec::with_capacity(count);
+        for _ in 0..count {
+            exports.push(ExportedSymbol {
+                name: r.bytes()?,
+                crc: r.u64()?,
+            });
+        }
+        let count = r.count(17)?;
+        let mut imports = Vec::with_capacity(count);
+        for _ in 0..count {
+            imports.push(ImportedSymbol {
+                name: r.bytes()?,
+                crc: r.u64()?,
+                weak: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                },
+            });
+        }
         let record = ModuleRecord {
             exports,
             imports,

@@ -1,38 +1,62 @@
 #!/bin/bash
-# Benchmark depmod-rs against Debian's kmod 34 and kmod 30 on the cached real module trees.
+# Benchmark depmod-rs against Debian's kmod 34 and kmod 30 on the cached real module trees
+# and on synthetic trees.
 #
-# Usage: scripts/bench.sh [-n RUNS] [TREE...]
-#   RUNS   runs per implementation and tree (default 5); the table shows medians
-#   TREE   cached tree names (default: every tree in the cache)
+# Usage: scripts/bench.sh [-n RUNS] [--synthetic SIZES] [TREE...]
+#   RUNS      runs per implementation and tree (default 5); the table shows medians
+#   SIZES     comma-separated module counts of synthetic trees to add (e.g. 1000,10000,50000);
+#             "none" for none (default: none)
+#   TREE      cached tree names (default: every tree in the cache)
 # DEPMOD_RS_BIN overrides the binary (default: a fresh `cargo build --release`).
 #
-# Implementations run alternately (rs, kmod 34, rs --compat 30, kmod 30, then again), so that
-# drifting machine load affects all of them alike. kmod 34 and depmod-rs write with -o; kmod 30
-# has no -o, so it and depmod-rs --compat 30 run in place on a hard-linked copy. All runs use
-# an empty -C directory. Times are wall clock; RSS is the peak resident set (GNU time).
+# Rows per tree:
+#   kmod34       Debian's kmod 34.2 (-o into a scratch directory)
+#   depmod-rs    depmod-rs, same arguments
+#   rs --cache   depmod-rs --cache with a warm cache after one module changed (the changed
+#                module is a fresh copy before every run, so it is always re-read)
+#   kmod30       Debian's kmod 30 (no -o: runs in place on a hard-linked copy of the tree)
+#   rs compat30  depmod-rs --compat 30, same way
+#   decode floor compressed trees only: just decoding every module with depmod-rs's decoder
+#                on all cores (examples/decode_floor.rs)
+# Implementations run alternately (one run of each, then again), so that drifting machine
+# load affects all of them alike. All runs use an empty -C directory. Times are wall clock
+# (median); RSS is the largest peak resident set seen (GNU time). "vs k34" is kmod 34's
+# median divided by the row's (above 1: faster than kmod 34). Before timing, the outputs of
+# depmod-rs and kmod 34 are compared byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=5
-if [ "${1:-}" = -n ]; then
-    runs=$2
-    shift 2
-fi
+synthetic=none
+while [ $# -gt 0 ]; do
+    case $1 in
+    -n) runs=$2; shift 2 ;;
+    --synthetic) synthetic=$2; shift 2 ;;
+    *) break ;;
+    esac
+done
 CACHE="${DEPMOD_RS_CACHE:-$HOME/.cache/depmod-rs}"
 [ -x /usr/bin/time ] || { echo "bench: needs GNU time (apt-get install time)" >&2; exit 1; }
 for item in kmod30 kmod34; do
     [ -e "$CACHE/READY-$item" ] || { echo "bench: $item missing; run scripts/fetch-references.sh" >&2; exit 1; }
 done
 
+cargo build --release --quiet --example decode_floor --example synth_tree
 if [ -n "${DEPMOD_RS_BIN:-}" ]; then
     rs=$DEPMOD_RS_BIN
 else
     cargo build --release --quiet --bin depmod-rs
     rs=$PWD/target/release/depmod-rs
 fi
+floor=$PWD/target/release/examples/decode_floor
+synth=$PWD/target/release/examples/synth_tree
+k34="$CACHE/bin/depmod-kmod34"
+k30="$CACHE/bin/depmod-kmod30"
 
 if [ $# -gt 0 ]; then
     trees=("$@")
+elif [ "${BENCH_NO_REAL:-}" = 1 ]; then
+    trees=()
 else
     trees=()
     for marker in "$CACHE"/READY-tree-*; do
@@ -45,13 +69,13 @@ trap 'rm -rf "$work"' EXIT
 empty="$work/empty.d"
 mkdir -p "$empty"
 
-# time_one NAME CMD... : appends "seconds rss_kb" to $work/NAME.times; fails loudly on error.
+# time_one NAME CMD... : appends "milliseconds rss_kb" to $work/NAME.times; fails loudly.
 time_one() {
     local name=$1
     shift
     local start end
     start=$(date +%s%N)
-    if ! /usr/bin/time -f '%M' -o "$work/rss" "$@" >/dev/null 2>"$work/stderr"; then
+    if ! /usr/bin/time -f '%M' -o "$work/rss" "$@" >"$work/stdout" 2>"$work/stderr"; then
         echo "bench: $name failed:" >&2
         cat "$work/stderr" >&2
         exit 1
@@ -60,35 +84,96 @@ time_one() {
     echo "$(((end - start) / 1000000)) $(tail -n1 "$work/rss")" >>"$work/$name.times"
 }
 
-median_col() { # file column → median
-    sort -n -k"$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
+median() { # file → median of column 1
+    sort -n -k1 "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+max_mb() { # file → largest column 2, in MB
+    awk '{ print $2 }' "$1" | sort -n | tail -n1 | awk '{ printf "%.1f", $1 / 1024 }'
 }
 
-printf '%-20s %7s %9s %9s %7s %9s %9s %7s %10s %10s %10s\n' \
-    tree modules "rs ms" "k34 ms" "k34/rs" "rs30 ms" "k30 ms" "k30/rs30" "rs MB" "k34 MB" "k30 MB"
-for tree in "${trees[@]}"; do
-    root="$CACHE/trees/$tree"
-    kver=$(cat "$root/KVER")
-    modules=$(find -L "$root/lib/modules/$kver" -name '*.ko*' | wc -l)
-    copy="$work/copy-$tree"
+printf '%-18s %7s  %-12s %9s %8s %9s %12s %12s\n' \
+    tree modules tool "median ms" "vs k34" "max RSS MB" "us/module" "KB/module"
+row() { # tree modules label name
+    local file="$work/$4.times"
+    [ -s "$file" ] || return 0
+    local ms mb ratio per_us per_kb
+    ms=$(median "$file")
+    mb=$(max_mb "$file")
+    ratio=$(awk -v a="$k34_ms" -v b="$ms" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')
+    per_us=$(awk -v t="$ms" -v n="$2" 'BEGIN { printf "%.1f", t * 1000 / n }')
+    per_kb=$(awk -v m="$mb" -v n="$2" 'BEGIN { printf "%.1f", m * 1024 / n }')
+    printf '%-18s %7s  %-12s %9s %8s %9s %12s %12s\n' "$1" "$2" "$3" "$ms" "$ratio" "$mb" "$per_us" "$per_kb"
+}
+
+# bench_tree NAME ROOT KVER COMPAT30(yes/no)
+bench_tree() {
+    local tree=$1 root=$2 kver=$3 with30=$4
+    local moddir="$root/lib/modules/$kver"
+    local modules
+    modules=$(find -L "$moddir" -name '*.ko*' | wc -l)
+    local copy="$work/copy-$tree"
     cp -al "$root" "$copy"
     rm -f "$work"/*.times
+    # A module that will be replaced by a fresh copy (new inode and ctime) before each
+    # cached run, in the copy only.
+    local changed
+    changed=$(find "$copy/lib/modules/$kver" -name '*.ko*' | sort | sed -n 1p)
+    local compressed=no
+    case $changed in *.xz | *.zst) compressed=yes ;; esac
+
+    # Outputs must be byte-identical before any timing means anything.
+    "$rs" -b "$root" -o "$work/out-rs" -C "$empty" "$kver" 2>/dev/null || true
+    "$k34" -b "$root" -o "$work/out-k34" -C "$empty" "$kver" 2>/dev/null || true
+    if ! diff -r "$work/out-rs" "$work/out-k34" >/dev/null; then
+        echo "bench: $tree: depmod-rs and kmod 34 outputs differ" >&2
+        exit 1
+    fi
+    # Warm the cache. `cp -al` changed every file's ctime (link count): wait past the
+    # cache's racy-file margin first, or the warm-up could store nothing.
+    sleep 2.5
+    rm -f "$work/module.cache"
+    "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver" 2>/dev/null || true
+
     for _ in $(seq "$runs"); do
         time_one rs "$rs" -b "$root" -o "$work/out-rs" -C "$empty" "$kver"
-        time_one k34 "$CACHE/bin/depmod-kmod34" -b "$root" -o "$work/out-k34" -C "$empty" "$kver"
-        time_one rs30 "$rs" --compat 30 -b "$copy" -C "$empty" "$kver"
-        time_one k30 "$CACHE/bin/depmod-kmod30" -b "$copy" -C "$empty" "$kver"
+        time_one k34 "$k34" -b "$root" -o "$work/out-k34" -C "$empty" "$kver"
+        cp --remove-destination "$changed" "$changed.tmp" && mv "$changed.tmp" "$changed"
+        time_one rscache "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver"
+        if [ "$with30" = yes ]; then
+            time_one k30 "$k30" -b "$copy" -C "$empty" "$kver"
+            time_one rs30 "$rs" --compat 30 -b "$copy" -C "$empty" "$kver"
+        fi
+        if [ "$compressed" = yes ]; then
+            time_one floor "$floor" "$moddir"
+        fi
     done
-    declare -A ms=() mb=()
-    for t in rs k34 rs30 k30; do
-        ms[$t]=$(median_col "$work/$t.times" 1)
-        mb[$t]=$(awk '{ print $2 }' "$work/$t.times" | sort -n | tail -n1 | awk '{ printf "%.1f", $1 / 1024 }')
-    done
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
-    printf '%-20s %7s %9s %9s %7s %9s %9s %7s %10s %10s %10s\n' \
-        "$tree" "$modules" "${ms[rs]}" "${ms[k34]}" "$(ratio "${ms[k34]}" "${ms[rs]}")" \
-        "${ms[rs30]}" "${ms[k30]}" "$(ratio "${ms[k30]}" "${ms[rs30]}")" \
-        "${mb[rs]}" "${mb[k34]}" "${mb[k30]}"
-    rm -rf "$copy" "$work/out-rs" "$work/out-k34"
+    if ! diff -r "$work/out-cache" "$work/out-k34" >/dev/null; then
+        echo "bench: $tree: depmod-rs --cache and kmod 34 outputs differ" >&2
+        exit 1
+    fi
+    k34_ms=$(median "$work/k34.times")
+    row "$tree" "$modules" kmod34 k34
+    row "$tree" "$modules" depmod-rs rs
+    row "$tree" "$modules" "rs --cache" rscache
+    row "$tree" "$modules" kmod30 k30
+    row "$tree" "$modules" "rs compat30" rs30
+    row "$tree" "$modules" "decode floor" floor
+    rm -rf "$copy" "$work/out-rs" "$work/out-k34" "$work/out-cache"
+}
+
+for tree in "${trees[@]}"; do
+    root="$CACHE/trees/$tree"
+    bench_tree "$tree" "$root" "$(cat "$root/KVER")" yes
 done
-echo "(median of $runs runs; ratios > 1 mean depmod-rs is faster; MB = peak RSS)"
+if [ "$synthetic" != none ]; then
+    IFS=, read -r -a sizes <<<"$synthetic"
+    for n in "${sizes[@]}"; do
+        root="$work/synth-$n"
+        "$synth" "$root" 1.0.0 "$n"
+        # kmod 30 is left out on synthetic trees (it only differs from kmod 34 in format).
+        bench_tree "synthetic-$n" "$root" 1.0.0 no
+        rm -rf "$root"
+    done
+fi
+echo "(median of $runs runs; vs k34 = kmod 34 time / row time, above 1 is faster;" \
+    "rs --cache = warm cache, one module changed)"

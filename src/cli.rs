@@ -56,6 +56,8 @@ pub struct Options {
     pub compat: KmodVersion,
     /// `--gzip`: treat `.ko.gz` files as modules.
     pub gzip: bool,
+    /// `--cache FILE`: read and update a module metadata cache there (see [`crate::cache`]).
+    pub cache: Option<Vec<u8>>,
     /// Deprecated options seen (kmod 30 warns about them), as printed: `-u`, `--quiet`, ...
     pub deprecated: Vec<Vec<u8>>,
     /// Non-option arguments: the kernel version, then module files.
@@ -85,10 +87,12 @@ const fn long(name: &'static str, has_arg: HasArg, val: char) -> LongOpt {
     LongOpt { name, has_arg, val }
 }
 
-/// Our extension options; matched by exact name only. `'\u{1}'` = compat, `'\u{2}'` = gzip.
-const EXTENSIONS: [LongOpt; 2] = [
+/// Our extension options; matched by exact name only. `'\u{1}'` = compat, `'\u{2}'` = gzip,
+/// `'\u{3}'` = cache.
+const EXTENSIONS: [LongOpt; 3] = [
     long("compat", HasArg::Required, '\u{1}'),
     long("gzip", HasArg::No, '\u{2}'),
+    long("cache", HasArg::Required, '\u{3}'),
 ];
 
 fn long_table(version: KmodVersion) -> Vec<LongOpt> {
@@ -393,6 +397,7 @@ fn apply(
             }
         },
         '\u{2}' => options.gzip = true,
+        '\u{3}' => options.cache = Some(value),
         _ => {}
     }
     None
@@ -436,7 +441,9 @@ pub fn help_text(version: KmodVersion, program: &str) -> String {
     text.push_str(
         "\ndepmod-rs extensions:\n\
          \t--compat=VERSION     Behave and write like kmod VERSION (30-34, default 34).\n\
-         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n\n\
+         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n\
+         \t--cache=FILE         Keep what was read from each module in FILE and reuse it\n\
+         \t                     for unchanged modules (off unless given).\n\n\
          Writes modules.dep, modules.alias, modules.softdep, modules.weakdep (kmod 33+),\n\
          modules.symbols, modules.devname and the .bin indexes into\n\
          <outdir or basedir>/<moduledir>/<version>, each byte-identical to kmod's.\n\

@@ -102,6 +102,11 @@ pub fn depmod_command() -> Command {
                 .long("gzip")
                 .action(ArgAction::SetTrue)
                 .help("Treat .ko.gz files as modules, as a kmod built with zlib does (Debian's is not)"),
+            Arg::new("cache")
+                .long("cache")
+                .value_name("FILE")
+                .value_hint(ValueHint::FilePath)
+                .help("Keep what was read from each module in FILE and reuse it for unchanged modules on later runs (off unless given; see docs/performance.md)"),
             deprecated("unresolved-error", Some('u')),
             deprecated("quiet", Some('q')),
             deprecated("root", Some('r')),

@@ -4,7 +4,9 @@
 //! kernel's own symbols from `-E`/`-F`. Output: each module's direct dependencies (insertion
 //! order), its `dep_sort_idx`, and the symbol table in kmod's iteration order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 
 use crate::bmsg;
 use crate::diag::Level;
@@ -96,7 +98,10 @@ pub fn resolve(
     options: &ResolveOptions,
     messages: &mut ResolveMessages,
 ) -> Graph {
-    let mut table: HashMap<&[u8], SymbolEntry> = HashMap::new();
+    // Nothing depends on this table's iteration order, so a fast non-random hasher is safe.
+    let export_count: usize = modules.iter().map(|m| m.exports.len()).sum();
+    let mut table: FxHashMap<&[u8], SymbolEntry> =
+        FxHashMap::with_capacity_and_hasher(export_count, Default::default());
     if let Some(kernel) = kernel_symbols {
         for sym in kernel {
             table.insert(

@@ -29,6 +29,7 @@
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
+pub mod cache;
 pub mod cli;
 pub mod cli_doc;
 pub mod compat;

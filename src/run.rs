@@ -14,10 +14,11 @@ use rayon::prelude::*;
 
 use crate::bmsg;
 use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
+use crate::cache::{self, FileKey, ModuleCache, ModuleRecord, ReadSettings, RecordRef};
 use crate::cli::Options;
 use crate::compat::KmodVersion;
 use crate::config::{default_config_dirs, load_config};
-use crate::diag::{strerror, Diag};
+use crate::diag::{strerror, Diag, Level};
 use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
 use crate::graph::{
     report_cycles, resolve, sorted_dependencies, topological_index, ExportedSymbol, ImportedSymbol,
@@ -97,7 +98,7 @@ struct LoadedModule {
 }
 
 fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> LoadedModule {
-    use crate::module::{read_module, ReadOptions};
+    use crate::module::{read_module_selected, ReadOptions};
     crate::progress::tick();
     let mut loaded = LoadedModule {
         symbols: ModuleSymbols {
@@ -111,7 +112,8 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
         gzip,
         ..ReadOptions::default()
     };
-    let info = match read_module(Path::new(OsStr::from_bytes(&module.path)), &options) {
+    let path = Path::new(OsStr::from_bytes(&module.path));
+    let info = match read_module_selected(path, &options, &[b"alias", b"softdep", b"weakdep"]) {
         Ok(info) => info,
         Err(err) => {
             loaded.load_error = Some(err.kmod_strerror().to_string());
@@ -226,8 +228,29 @@ fn depfile_up_to_date(dirname: &[u8], gzip: bool, diag: &Diag) -> bool {
     modules_up_to_date(&dir, meta.mtime(), gzip, 3, diag)
 }
 
+/// Diagnostics held back so that work done in parallel reports in kmod's order.
+#[derive(Debug, Default)]
+struct Messages(Vec<(Level, Vec<u8>)>);
+
+impl Messages {
+    fn error(&mut self, message: impl Into<Vec<u8>>) {
+        self.0.push((Level::Error, message.into()));
+    }
+
+    fn warning(&mut self, message: impl Into<Vec<u8>>) {
+        self.0.push((Level::Warning, message.into()));
+    }
+
+    /// Prints the messages, in the order they were recorded.
+    fn flush(self, diag: &Diag) {
+        for (level, message) in self.0 {
+            diag.log(level, &message);
+        }
+    }
+}
+
 /// kmod's `dfdopen` for reading an input file in `dirname`: warnings on failure.
-fn read_input(dirname: &[u8], name: &str, diag: &Diag) -> Option<Vec<u8>> {
+fn read_input(dirname: &[u8], name: &str, diag: &mut Messages) -> Option<Vec<u8>> {
     let dir = os_path(dirname);
     if let Err(err) = std::fs::metadata(&dir).and_then(|m| {
         if m.is_dir() {
@@ -260,7 +283,7 @@ fn read_input(dirname: &[u8], name: &str, diag: &Diag) -> Option<Vec<u8>> {
     }
 }
 
-fn emit_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, diag: &Diag) {
+fn emit_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, diag: &mut Messages) {
     for d in diagnostics {
         match d {
             BuiltinDiagnostic::Error(m) => diag.error(m),
@@ -293,6 +316,7 @@ pub fn run(options: &Options) -> i32 {
 }
 
 fn run_stages(options: &Options) -> Result<(), Exit> {
+    let mut timer = StageTimer::from_env();
     let diag = Diag::new(options.verbose);
     let version = options.compat;
     for shown in &options.deprecated {
@@ -320,9 +344,18 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         })?
     };
     let modules = order_modules(registry, version, &dirs.dirname, &diag)?;
+    timer.stage("discover");
+    let cache_file = options.cache.as_deref().map(os_path);
+    let plan = ReadPlan {
+        version,
+        gzip: options.gzip,
+        cache_file: cache_file.as_deref(),
+        update_cache: !options.dry_run,
+    };
     let progress = Progress::start("reading modules", modules.len(), options.verbose);
-    let (symbols, loaded) = read_modules(&modules, version, options.gzip, &diag);
+    let (symbols, loaded) = read_modules(&modules, &plan, &diag);
     drop(progress);
+    timer.stage("read modules");
 
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,
@@ -359,6 +392,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         }
     };
 
+    timer.stage("resolve");
     let resolved = Resolved {
         dependencies: (0..modules.len())
             .map(|i| sorted_dependencies(&graph.deps, &dep_sort_idx, i))
@@ -387,7 +421,44 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         return write_to_stdout(&context);
     }
     let publisher = prepare_output_dir(&dirs, version, &diag)?;
-    write_files(&context, &publisher)
+    let written = write_files(&context, &publisher);
+    timer.stage("encode and write");
+    drop_in_background((resolved, symbols, modules, graph.deps));
+    written
+}
+
+/// Frees `value` on another thread. Freeing the run's hundreds of thousands of small
+/// allocations takes several milliseconds that nothing waits for: the process usually exits
+/// first, and a library caller gets the memory back shortly after.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    if std::thread::Builder::new()
+        .spawn(move || drop(value))
+        .is_err()
+    {
+        // Could not start a thread: the value was dropped with the closure.
+    }
+}
+
+/// Wall time per stage on stderr, when `DEPMOD_RS_TIMINGS` is set (for profiling; the
+/// output of a run is unaffected).
+struct StageTimer {
+    last: Option<std::time::Instant>,
+}
+
+impl StageTimer {
+    fn from_env() -> Self {
+        StageTimer {
+            last: std::env::var_os("DEPMOD_RS_TIMINGS").map(|_| std::time::Instant::now()),
+        }
+    }
+
+    fn stage(&mut self, name: &str) {
+        if let Some(last) = self.last {
+            let now = std::time::Instant::now();
+            eprintln!("timing: {name}: {:.1} ms", (now - last).as_secs_f64() * 1e3);
+            self.last = Some(now);
+        }
+    }
 }
 
 /// The kernel version (first positional, checked like kmod, or the running kernel's) and the
@@ -511,7 +582,10 @@ fn order_modules(
         diag.fatal("could not build module array: Numerical result out of range");
         return Err(Exit(EXIT_FAILURE));
     }
-    if let Some(data) = read_input(dirname, "modules.order", diag) {
+    let mut messages = Messages::default();
+    let order_file = read_input(dirname, "modules.order", &mut messages);
+    messages.flush(diag);
+    if let Some(data) = order_file {
         match parse_modules_order(&data) {
             OrderFile::Lines(lines) => {
                 apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
@@ -527,18 +601,128 @@ fn order_modules(
     Ok(modules)
 }
 
-/// Read every module in parallel; report failures in module order.
-fn read_modules(
-    modules: &[DiscoveredModule],
+/// How module files are read in this run.
+struct ReadPlan<'a> {
     version: KmodVersion,
     gzip: bool,
+    /// `--cache FILE`.
+    cache_file: Option<&'a Path>,
+    /// Whether the cache may be rewritten (not with `-n`).
+    update_cache: bool,
+}
+
+impl LoadedModule {
+    fn from_record(path: &[u8], record: ModuleRecord) -> Self {
+        LoadedModule {
+            symbols: ModuleSymbols {
+                path: path.to_vec(),
+                exports: record.exports,
+                imports: record.imports,
+            },
+            aliases: record.aliases,
+            softdeps: record.softdeps,
+            weakdeps: record.weakdeps,
+            load_error: None,
+        }
+    }
+
+    fn record(&self) -> RecordRef<'_> {
+        RecordRef {
+            exports: &self.symbols.exports,
+            imports: &self.symbols.imports,
+            aliases: &self.aliases,
+            softdeps: &self.softdeps,
+            weakdeps: &self.weakdeps,
+        }
+    }
+}
+
+/// One module's data, its cache key (when a cache is used) and whether it came from the
+/// cache.
+type ReadResult = (LoadedModule, Option<FileKey>, bool);
+
+/// Whether a module's name says it is compressed (decoding dominates its read time).
+fn looks_compressed(path: &[u8]) -> bool {
+    [&b".xz"[..], b".zst", b".gz"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// The order in which modules are handed to the reading threads: largest compressed files
+/// first, so that no big decode starts last and leaves the other cores idle. Uncompressed
+/// trees keep module order (their reads are short and even; a `stat` each would cost more
+/// than it saves).
+fn read_schedule(modules: &[DiscoveredModule]) -> Vec<usize> {
+    let mut schedule: Vec<usize> = (0..modules.len()).collect();
+    if modules.iter().any(|m| looks_compressed(&m.path)) {
+        let sizes: Vec<u64> = modules
+            .par_iter()
+            .map(|m| {
+                std::fs::metadata(OsStr::from_bytes(&m.path))
+                    .map(|meta| meta.len())
+                    .unwrap_or(0)
+            })
+            .collect();
+        schedule.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    }
+    schedule
+}
+
+/// Read every module in parallel (through the cache when one is given); report failures
+/// in module order.
+fn read_modules(
+    modules: &[DiscoveredModule],
+    plan: &ReadPlan<'_>,
     diag: &Diag,
 ) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
-    let loaded: Vec<LoadedModule> = modules
-        .par_iter()
-        .map(|m| load_module(m, version, gzip))
+    let settings = ReadSettings {
+        version: plan.version,
+        gzip: plan.gzip,
+    };
+    let mut cache = plan
+        .cache_file
+        .map(|file| ModuleCache::load(file, settings));
+    let cached_count = cache.as_ref().map_or(0, ModuleCache::len);
+    let started = cache::now_ns();
+    // Each job owns the record stored for its module, so a hit moves it instead of copying.
+    let jobs: Vec<(usize, Option<(FileKey, ModuleRecord)>)> = read_schedule(modules)
+        .into_iter()
+        .map(|i| (i, cache.as_mut().and_then(|c| c.take(&modules[i].path))))
         .collect();
-    for (module, data) in modules.iter().zip(&loaded) {
+    drop(cache);
+    let mut slots: Vec<Option<ReadResult>> = (0..modules.len()).map(|_| None).collect();
+    let results: Vec<(usize, ReadResult)> = jobs
+        .into_par_iter()
+        .map(|(i, stored)| {
+            let module = &modules[i];
+            if plan.cache_file.is_none() {
+                return (
+                    i,
+                    (load_module(module, plan.version, plan.gzip), None, false),
+                );
+            }
+            let key = FileKey::of(Path::new(OsStr::from_bytes(&module.path)));
+            match (stored, key) {
+                (Some((stored_key, record)), Some(key)) if stored_key == key => (
+                    i,
+                    (
+                        LoadedModule::from_record(&module.path, record),
+                        Some(key),
+                        true,
+                    ),
+                ),
+                _ => (
+                    i,
+                    (load_module(module, plan.version, plan.gzip), key, false),
+                ),
+            }
+        })
+        .collect();
+    for (i, result) in results {
+        slots[i] = Some(result);
+    }
+    let read: Vec<ReadResult> = slots.into_iter().flatten().collect();
+    for (module, (data, _, _)) in modules.iter().zip(&read) {
         if let Some(err) = &data.load_error {
             diag.error(bmsg!(
                 "failed to load symbols from ",
@@ -548,9 +732,30 @@ fn read_modules(
             ));
         }
     }
-    loaded
-        .into_iter()
-        .map(|mut l| (std::mem::take(&mut l.symbols), l))
+    if let Some(file) = plan.cache_file {
+        let all_hits = read.iter().all(|(_, _, hit)| *hit) && cached_count == read.len();
+        if plan.update_cache && !all_hits {
+            let records = modules
+                .iter()
+                .zip(&read)
+                .filter_map(|(module, (data, key, _))| {
+                    let key =
+                        (*key).filter(|k| data.load_error.is_none() && k.is_settled(started))?;
+                    Some((module.path.as_slice(), key, data.record()))
+                });
+            let bytes = cache::encode_records(records, settings);
+            if let Err(err) = cache::save_bytes(file, &bytes) {
+                diag.warning(bmsg!(
+                    "could not write module cache ",
+                    file.as_os_str().as_bytes(),
+                    ": ",
+                    strerror(&err)
+                ));
+            }
+        }
+    }
+    read.into_iter()
+        .map(|(mut l, _, _)| (std::mem::take(&mut l.symbols), l))
         .unzip()
 }
 
@@ -609,7 +814,14 @@ fn fatal_text(err: &crate::index::IndexError) -> Vec<u8> {
     message
 }
 
-fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
+/// Encodes one file; its diagnostics are returned, not printed.
+fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> (Encoded, Messages) {
+    let mut messages = Messages::default();
+    let encoded = encode_file_into(ctx, file, &mut messages);
+    (encoded, messages)
+}
+
+fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messages) -> Encoded {
     let r = ctx.resolved;
     let order = ctx.version.node_order();
     let mut warnings = Vec::new();
@@ -639,12 +851,12 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
             DuplicateKind::Syms,
             &mut warnings,
         ),
-        OutputFile::BuiltinBin => match read_input(ctx.dirname, "modules.builtin", ctx.diag) {
+        OutputFile::BuiltinBin => match read_input(ctx.dirname, "modules.builtin", diag) {
             None => Encoded::Bytes(Vec::new()),
             Some(data) => {
                 let mut diagnostics = Vec::new();
                 let keys = parse_modules_builtin(&data, &mut diagnostics);
-                emit_builtin_diagnostics(diagnostics, ctx.diag);
+                emit_builtin_diagnostics(diagnostics, diag);
                 index(
                     binout::builtin_entries(&keys),
                     DuplicateKind::Silent,
@@ -653,12 +865,12 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
             }
         },
         OutputFile::BuiltinAliasBin => {
-            match read_input(ctx.dirname, "modules.builtin.modinfo", ctx.diag) {
+            match read_input(ctx.dirname, "modules.builtin.modinfo", diag) {
                 None => Encoded::Bytes(Vec::new()),
                 Some(data) => {
                     let mut diagnostics = Vec::new();
                     let aliases = parse_builtin_modinfo(&data, &mut diagnostics);
-                    emit_builtin_diagnostics(diagnostics, ctx.diag);
+                    emit_builtin_diagnostics(diagnostics, diag);
                     index(
                         binout::builtin_alias_entries(&aliases),
                         DuplicateKind::Silent,
@@ -670,40 +882,83 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
         OutputFile::Devname => {
             let (bytes, errors) = text::modules_devname(r);
             for e in errors {
-                ctx.diag.error(e);
+                diag.error(e);
             }
             Encoded::Bytes(bytes)
         }
     };
     for w in warnings {
-        ctx.diag.warning(w);
+        diag.warning(w);
     }
     encoded
 }
 
+/// Encodes the files in parallel (they are independent) and publishes them, printing each
+/// file's diagnostics just before it is published, in kmod's order, and stopping at the
+/// first fatal one.
+///
+/// Memory: on deep trees the dependency lines are by far the largest data, and both
+/// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is encoded and
+/// published first on its own; `modules.dep.bin` is then encoded alongside all the other
+/// (smaller) files, which wait for their turn to be published.
 fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
-    for file in OutputFile::sequence(ctx.version) {
-        let bytes = match encode_file(ctx, file) {
-            Encoded::Bytes(bytes) => bytes,
-            Encoded::Fatal(message) => {
-                ctx.diag.fatal(message);
-                return Err(Exit(EXIT_FAILURE));
-            }
-        };
-        match publisher.publish(file.name(), &bytes) {
-            Ok(()) => {}
-            Err(err @ PublishError::CreateTemp(_)) => ctx.diag.error(err.message()),
-            Err(err @ PublishError::Write(_)) => {
-                ctx.diag.error(err.message());
-                return Err(Exit(EXIT_FAILURE));
-            }
-            Err(err @ PublishError::Rename(_)) => {
-                ctx.diag.fatal(err.message());
-                return Err(Exit(EXIT_FAILURE));
-            }
-        }
+    let files = OutputFile::sequence(ctx.version);
+    let serial = files
+        .iter()
+        .take_while(|f| matches!(f, OutputFile::Dep))
+        .count();
+    for &file in &files[..serial] {
+        publish_encoded(ctx, publisher, file, encode_file(ctx, file))?;
+    }
+    let Some((&first, others)) = files[serial..].split_first() else {
+        return Ok(());
+    };
+    let (first_encoded, others_encoded) = rayon::join(
+        || encode_file(ctx, first),
+        || {
+            others
+                .par_iter()
+                .map(|&file| encode_file(ctx, file))
+                .collect::<Vec<_>>()
+        },
+    );
+    publish_encoded(ctx, publisher, first, first_encoded)?;
+    for (&file, encoded) in others.iter().zip(others_encoded) {
+        publish_encoded(ctx, publisher, file, encoded)?;
     }
     Ok(())
+}
+
+/// Prints one file's diagnostics, then publishes it (or stops at its fatal error).
+fn publish_encoded(
+    ctx: &OutputContext<'_>,
+    publisher: &Publisher,
+    file: OutputFile,
+    (encoded, messages): (Encoded, Messages),
+) -> Result<(), Exit> {
+    messages.flush(ctx.diag);
+    let bytes = match encoded {
+        Encoded::Bytes(bytes) => bytes,
+        Encoded::Fatal(message) => {
+            ctx.diag.fatal(message);
+            return Err(Exit(EXIT_FAILURE));
+        }
+    };
+    match publisher.publish(file.name(), &bytes) {
+        Ok(()) => Ok(()),
+        Err(err @ PublishError::CreateTemp(_)) => {
+            ctx.diag.error(err.message());
+            Ok(())
+        }
+        Err(err @ PublishError::Write(_)) => {
+            ctx.diag.error(err.message());
+            Err(Exit(EXIT_FAILURE))
+        }
+        Err(err @ PublishError::Rename(_)) => {
+            ctx.diag.fatal(err.message());
+            Err(Exit(EXIT_FAILURE))
+        }
+    }
 }
 
 fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {
@@ -712,7 +967,9 @@ fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {
         if file.is_index() {
             continue;
         }
-        match encode_file(ctx, file) {
+        let (encoded, messages) = encode_file(ctx, file);
+        messages.flush(ctx.diag);
+        match encoded {
             Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
             Encoded::Fatal(message) => {
                 ctx.diag.fatal(message);

@@ -89,7 +89,28 @@ impl IndexBuilder {
         let node = self.node_for_key(key);
         Ok(add_value(
             &mut self.nodes[node as usize].values,
-            value,
+            value.into(),
+            priority,
+        ))
+    }
+
+    /// [`IndexBuilder::insert`] taking the value by move, so that large values (dependency
+    /// lines) are not copied.
+    pub fn insert_owned(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        priority: u32,
+    ) -> Result<bool, IndexError> {
+        check_string(key)?;
+        check_string(&value)?;
+        if key.len() > MAX_KEY_LEN {
+            return Err(IndexError::KeyTooLong { len: key.len() });
+        }
+        let node = self.node_for_key(key);
+        Ok(add_value(
+            &mut self.nodes[node as usize].values,
+            value.into_boxed_slice(),
             priority,
         ))
     }
@@ -151,16 +172,10 @@ impl IndexBuilder {
 }
 
 /// kmod's `index_add_value`: returns whether `value` was already in the list.
-fn add_value(values: &mut Vec<StoredValue>, value: &[u8], priority: u32) -> bool {
-    let duplicate = values.iter().any(|v| &*v.value == value);
+fn add_value(values: &mut Vec<StoredValue>, value: Box<[u8]>, priority: u32) -> bool {
+    let duplicate = values.iter().any(|v| v.value == value);
     let at = values.partition_point(|v| v.priority < priority);
-    values.insert(
-        at,
-        StoredValue {
-            priority,
-            value: value.into(),
-        },
-    );
+    values.insert(at, StoredValue { priority, value });
     duplicate
 }
 

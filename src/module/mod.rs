@@ -129,6 +129,24 @@ pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, Module
     parse_module_image(image.as_bytes(), opts).map_err(|e| e.with_path(path))
 }
 
+/// Like [`read_module`], but [`ModuleInfo::modinfo`] holds only the entries whose key is
+/// in `modinfo_keys` (depmod needs 3 of a module's typically 20–40 entries; the others are
+/// not copied).
+pub fn read_module_selected(
+    path: &Path,
+    opts: &ReadOptions,
+    modinfo_keys: &[&[u8]],
+) -> Result<ModuleInfo, ModuleError> {
+    let image = load_image(path, opts)?;
+    let elf =
+        elf::ModuleElf::parse(image.as_bytes(), opts.version).map_err(|e| e.with_path(path))?;
+    Ok(ModuleInfo {
+        exports: symbols::exports(&elf),
+        modinfo: modinfo::modinfo_selected(&elf, modinfo_keys),
+        imports: symbols::imports(&elf).unwrap_or_default(),
+    })
+}
+
 /// Reads an already-decompressed ELF image.
 ///
 /// `Err` when the image fails kmod's ELF validation. When only the export read fails,

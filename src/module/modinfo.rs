@@ -16,17 +16,39 @@ pub(crate) fn modinfo(elf: &ModuleElf<'_>) -> Vec<ModinfoEntry> {
     parse_modinfo(elf.bytes(range))
 }
 
-/// Splits raw `.modinfo` contents.
-pub fn parse_modinfo(mut strings: &[u8]) -> Vec<ModinfoEntry> {
+/// Like [`modinfo`], but only the entries whose key is in `keys` (nothing else is copied).
+pub(crate) fn modinfo_selected(elf: &ModuleElf<'_>, keys: &[&[u8]]) -> Vec<ModinfoEntry> {
+    let Some(range) = elf.section(Wanted::Modinfo) else {
+        return Vec::new();
+    };
+    raw_strings(elf.bytes(range))
+        .filter_map(|s| {
+            let (key, value) = match memchr::memchr(b'=', s) {
+                Some(eq) => (&s[..eq], &s[eq + 1..]),
+                None => (s, &b""[..]),
+            };
+            keys.contains(&key).then(|| ModinfoEntry {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// The non-empty NUL-separated strings of `.modinfo`, with kmod's leading-NUL rule.
+fn raw_strings(mut strings: &[u8]) -> impl Iterator<Item = &[u8]> {
     while strings.len() > 1 && strings[0] == 0 {
         strings = &strings[1..];
     }
     if strings.len() <= 1 {
-        return Vec::new();
+        strings = &[];
     }
-    strings
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
+    strings.split(|&b| b == 0).filter(|s| !s.is_empty())
+}
+
+/// Splits raw `.modinfo` contents.
+pub fn parse_modinfo(strings: &[u8]) -> Vec<ModinfoEntry> {
+    raw_strings(strings)
         .map(|s| match memchr::memchr(b'=', s) {
             Some(eq) => ModinfoEntry {
                 key: s[..eq].to_vec(),

@@ -1,7 +1,7 @@
 //! Exported and undefined symbols, read as libkmod's `kmod_elf_get_symbols` and
 //! `kmod_elf_get_dependency_symbols` read them.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::elf::{ModuleElf, SectionRange, Wanted};
 use super::elf_types::{
@@ -216,7 +216,7 @@ enum VersionLookup<'a> {
     /// Few entries: scan them in order, as kmod does.
     Scan(Vec<Option<&'a [u8]>>),
     /// Many entries: the first index of each name.
-    Map(HashMap<&'a [u8], usize>),
+    Map(FxHashMap<&'a [u8], usize>),
 }
 
 impl<'a> VersionLookup<'a> {
@@ -227,7 +227,7 @@ impl<'a> VersionLookup<'a> {
         if versions.count <= Self::SCAN_LIMIT {
             return VersionLookup::Scan(names.collect());
         }
-        let mut map = HashMap::with_capacity(versions.count);
+        let mut map = FxHashMap::with_capacity_and_hasher(versions.count, Default::default());
         for (index, name) in names.enumerate() {
             if let Some(name) = name {
                 map.entry(name).or_insert(index);

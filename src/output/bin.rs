@@ -118,8 +118,17 @@ pub fn encode_index(
     warn_duplicates: bool,
     warnings: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, IndexError> {
-    let steps: Vec<IndexStep> = entries.into_iter().map(IndexStep::Insert).collect();
-    encode_index_steps(&steps, order, kind, warn_duplicates, warnings)
+    if warn_duplicates {
+        let steps: Vec<IndexStep> = entries.into_iter().map(IndexStep::Insert).collect();
+        return encode_index_steps(&steps, order, kind, warn_duplicates, warnings);
+    }
+    // Without -w no value is needed after its insert: move each one into the trie (the
+    // dependency lines of a large tree are tens of megabytes).
+    let mut builder = IndexBuilder::new();
+    for e in entries {
+        builder.insert_owned(&e.key, e.value, e.priority)?;
+    }
+    builder.to_bytes(order)
 }
 
 /// [`encode_index`] over steps that may carry warnings of their own.

@@ -1,0 +1,249 @@
+//! `--cache FILE`: every run through the metadata cache — cold, warm, after a module changed,
+//! after the cache file was damaged — must write exactly what a run without the cache writes
+//! (exit status, stderr and all output files).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use depmod_rs::synth::SynthModule;
+use tempfile::TempDir;
+
+const KVER: &str = "5.5.5";
+
+struct Tree {
+    root: TempDir,
+}
+
+/// Exit status, stderr and the output files of one run.
+type Outcome = (Option<i32>, String, BTreeMap<String, Vec<u8>>);
+
+impl Tree {
+    fn new() -> Self {
+        let tree = Tree {
+            root: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(tree.moddir()).unwrap();
+        std::fs::create_dir_all(tree.root().join("conf")).unwrap();
+        tree
+    }
+
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn moddir(&self) -> PathBuf {
+        self.root().join("lib/modules").join(KVER)
+    }
+
+    fn module(&self, rel: &str, module: &SynthModule) {
+        let path = self.moddir().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, module.to_elf()).unwrap();
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.root().join("state/depmod.cache")
+    }
+
+    /// Runs depmod-rs with `-o` into a fresh directory, with or without the cache.
+    fn run(&self, cached: bool) -> Outcome {
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
+        cmd.arg("-b")
+            .arg(self.root())
+            .arg("-C")
+            .arg(self.root().join("conf"));
+        cmd.arg("-o").arg(out.path());
+        if cached {
+            cmd.arg("--cache").arg(self.cache());
+        }
+        let result = cmd.arg(KVER).output().unwrap();
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(out.path().join("lib/modules").join(KVER)).unwrap() {
+            let entry = entry.unwrap();
+            files.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        }
+        (
+            result.status.code(),
+            String::from_utf8_lossy(&result.stderr).into_owned(),
+            files,
+        )
+    }
+
+    /// Asserts that a cached run gives what an uncached run gives; returns the outcome.
+    fn check(&self, what: &str) -> Outcome {
+        let plain = self.run(false);
+        let cached = self.run(true);
+        assert_eq!(cached, plain, "{what}");
+        assert_eq!(plain.0, Some(0), "{what}: {}", plain.1);
+        plain
+    }
+}
+
+fn provider(n: usize, alias: &str) -> SynthModule {
+    SynthModule::x86_64()
+        .with_modinfo("alias", alias)
+        .with_modinfo("softdep", format!("pre: user{n}"))
+        .with_export(format!("provide_{n}"), Some(0x1000 + n as u32))
+}
+
+fn user(n: usize) -> SynthModule {
+    SynthModule::x86_64()
+        .with_modinfo("alias", format!("usb:v{n:04X}p*"))
+        .with_import(format!("provide_{n}"), false, Some(0x1000 + n as u32))
+        .with_import("printk", true, None)
+}
+
+fn build_tree() -> Tree {
+    let tree = Tree::new();
+    for n in 0..8 {
+        tree.module(
+            &format!("kernel/p/provider{n}.ko"),
+            &provider(n, &format!("pci:v{n:08X}d*")),
+        );
+        tree.module(&format!("kernel/u/user{n}.ko"), &user(n));
+    }
+    tree.module("kernel/bad/broken.ko", &SynthModule::x86_64());
+    std::fs::write(
+        tree.moddir().join("kernel/bad/garbage.ko"),
+        b"not an ELF file",
+    )
+    .unwrap();
+    tree
+}
+
+/// Records are stored only for files whose ctime is older than the racy-file margin.
+fn let_files_settle() {
+    std::thread::sleep(Duration::from_millis(2100));
+}
+
+#[test]
+fn cached_runs_match_uncached_runs() {
+    let tree = build_tree();
+    let before: Vec<_> = walk(tree.root());
+    let_files_settle();
+
+    // Cold: creates the cache.
+    tree.check("cold");
+    let cache = std::fs::read(tree.cache()).expect("cache written");
+    assert!(cache.len() > 100);
+    // Only the cache (and its directory) is new in the tree; no temporary file is left.
+    let mut after = walk(tree.root());
+    after.retain(|p| !before.contains(p));
+    assert_eq!(
+        after,
+        vec![PathBuf::from("state"), PathBuf::from("state/depmod.cache")]
+    );
+
+    // Warm: nothing changed, so the cache is not rewritten.
+    tree.check("warm");
+    assert_eq!(std::fs::read(tree.cache()).unwrap(), cache);
+
+    // A module rewritten with other contents (new alias, same size).
+    tree.module("kernel/p/provider3.ko", &provider(3, "pci:v0000000Fd*"));
+    tree.check("module rewritten");
+    // A module replaced by one with a different export set.
+    tree.module("kernel/p/provider5.ko", &provider(9, "pci:v00000005d*"));
+    tree.check("exports changed");
+    // Rewritten, then its old modification time put back: ctime still tells.
+    let path = tree.moddir().join("kernel/p/provider1.ko");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    tree.module("kernel/p/provider1.ko", &provider(1, "pci:v000000AAd*"));
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let outcome = tree.check("mtime restored");
+    assert!(String::from_utf8_lossy(&outcome.2["modules.alias"]).contains("pci:v000000AAd*"));
+    // A module removed, one added.
+    std::fs::remove_file(tree.moddir().join("kernel/u/user7.ko")).unwrap();
+    tree.module("kernel/u/user9.ko", &user(9));
+    tree.check("module removed and added");
+    let_files_settle();
+    tree.check("settled again");
+}
+
+#[test]
+fn damaged_caches_are_ignored_and_rebuilt() {
+    let tree = build_tree();
+    let_files_settle();
+    tree.check("cold");
+    let good = std::fs::read(tree.cache()).unwrap();
+    let damaged: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("trailer cut", good[..good.len() - 1].to_vec()),
+        ("byte flipped", {
+            let mut b = good.clone();
+            b[good.len() / 3] ^= 0xff;
+            b
+        }),
+        ("wrong format version", {
+            let mut b = good.clone();
+            b[8] = b[8].wrapping_add(1);
+            b
+        }),
+        ("not a cache", b"DMRSCACH but nothing else".to_vec()),
+    ];
+    for (what, bytes) in damaged {
+        std::fs::write(tree.cache(), &bytes).unwrap();
+        tree.check(what);
+        assert_eq!(
+            std::fs::read(tree.cache()).unwrap(),
+            good,
+            "{what}: rebuilt"
+        );
+    }
+    // A cache written under other reading rules (kmod 30) is not used for kmod 34 runs.
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_depmod-rs"))
+        .args(["--compat", "30"])
+        .arg("-b")
+        .arg(tree.root())
+        .arg("-C")
+        .arg(tree.root().join("conf"))
+        .arg("-o")
+        .arg(out.path())
+        .arg("--cache")
+        .arg(tree.cache())
+        .arg(KVER)
+        .output()
+        .unwrap()
+        .status;
+    assert!(status.success());
+    assert_ne!(std::fs::read(tree.cache()).unwrap(), good);
+    tree.check("after a kmod 30 run");
+    assert_eq!(std::fs::read(tree.cache()).unwrap(), good);
+}
+
+#[test]
+fn no_cache_without_the_option() {
+    let tree = build_tree();
+    let before = walk(tree.root());
+    tree.run(false);
+    assert_eq!(walk(tree.root()), before);
+}
+
+/// Every path under `root`, relative and sorted.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    fn visit(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            if path.is_dir() {
+                visit(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(root, root, &mut out);
+    out.sort();
+    out
+}

@@ -56,6 +56,8 @@ pub struct Options {
     pub compat: KmodVersion,
     /// `--gzip`: treat `.ko.gz` files as modules.
     pub gzip: bool,
+    /// `--fsync`: flush each index to disk before its rename, and the directory after.
+    pub fsync: bool,
     /// Deprecated options seen (kmod 30 warns about them), as printed: `-u`, `--quiet`, ...
     pub deprecated: Vec<Vec<u8>>,
     /// Non-option arguments: the kernel version, then module files.
@@ -85,10 +87,12 @@ const fn long(name: &'static str, has_arg: HasArg, val: char) -> LongOpt {
     LongOpt { name, has_arg, val }
 }
 
-/// Our extension options; matched by exact name only. `'\u{1}'` = compat, `'\u{2}'` = gzip.
-const EXTENSIONS: [LongOpt; 2] = [
+/// Our extension options; matched by exact name only. `'\u{1}'` = compat, `'\u{2}'` = gzip,
+/// `'\u{3}'` = fsync.
+const EXTENSIONS: [LongOpt; 3] = [
     long("compat", HasArg::Required, '\u{1}'),
     long("gzip", HasArg::No, '\u{2}'),
+    long("fsync", HasArg::No, '\u{3}'),
 ];
 
 fn long_table(version: KmodVersion) -> Vec<LongOpt> {
@@ -381,6 +385,7 @@ fn apply(
             }
         },
         '\u{2}' => options.gzip = true,
+        '\u{3}' => options.fsync = true,
         _ => {}
     }
     None
@@ -424,7 +429,8 @@ pub fn help_text(version: KmodVersion, program: &str) -> String {
     text.push_str(
         "\ndepmod-rs extensions:\n\
          \t--compat=VERSION     Behave and write like kmod VERSION (30-34, default 34).\n\
-         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n",
+         \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n\
+         \t--fsync              Flush each index to disk before it replaces the old one.\n",
     );
     text
 }

@@ -382,7 +382,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     if options.dry_run {
         return write_to_stdout(&context);
     }
-    let publisher = prepare_output_dir(&dirs, version, &diag)?;
+    let publisher = prepare_output_dir(&dirs, version, &diag)?.with_fsync(options.fsync);
     write_files(&context, &publisher)
 }
 
@@ -689,7 +689,7 @@ fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exi
         match publisher.publish(file.name(), &bytes) {
             Ok(()) => {}
             Err(err @ PublishError::CreateTemp(_)) => ctx.diag.error(err.message()),
-            Err(err @ PublishError::Write(_)) => {
+            Err(err @ (PublishError::Write(_) | PublishError::Sync(_))) => {
                 ctx.diag.error(err.message());
                 return Err(Exit(EXIT_FAILURE));
             }
@@ -699,7 +699,10 @@ fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exi
             }
         }
     }
-    Ok(())
+    publisher.finish().map_err(|err| {
+        ctx.diag.error(err.message());
+        Exit(EXIT_FAILURE)
+    })
 }
 
 fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {

@@ -123,10 +123,16 @@ impl Publisher {
 
     /// Write `contents` to `name` atomically. The file mode is 0644 minus the umask.
     pub fn publish(&self, name: &str, contents: &[u8]) -> Result<(), PublishError> {
-        let dir = self.dir.as_os_str().as_bytes();
+        self.begin(name)?.commit(contents)
+    }
+
+    /// Create the temporary file for `name` (kmod opens it before building the contents, so a
+    /// failure here skips that file's work and its messages). Dropping the result without
+    /// [`PendingFile::commit`] removes the temporary.
+    pub fn begin(&self, name: &str) -> Result<PendingFile<'_>, PublishError> {
         let tmp_name = format!("{name}.{}", self.stem);
         let tmp = self.dir.join(&tmp_name);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -135,54 +141,88 @@ impl Publisher {
             .map_err(|err| {
                 PublishError::CreateTemp(bmsg!(
                     "openat(",
-                    dir,
+                    self.dir.as_os_str().as_bytes(),
                     ", ",
                     tmp_name,
                     ", 301, 644): ",
                     strerror(&err)
                 ))
             })?;
+        Ok(PendingFile {
+            publisher: self,
+            name: name.to_string(),
+            tmp_name,
+            tmp,
+            file: Some(file),
+        })
+    }
+}
+
+/// A created temporary file waiting for its contents. Removed on drop unless committed.
+#[derive(Debug)]
+pub struct PendingFile<'a> {
+    publisher: &'a Publisher,
+    name: String,
+    tmp_name: String,
+    tmp: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl PendingFile<'_> {
+    /// Write `contents`, flush them to disk with fsync on, and rename over the final name.
+    /// On any failure the temporary file is removed.
+    pub fn commit(mut self, contents: &[u8]) -> Result<(), PublishError> {
+        let dir = self.publisher.dir.as_os_str().as_bytes();
+        let Some(mut file) = self.file.take() else {
+            return Ok(());
+        };
         if let Err(err) = file.write_all(contents).and_then(|_| file.flush()) {
-            drop(file);
-            let _ = std::fs::remove_file(&tmp);
             return Err(PublishError::Write(bmsg!(
                 "Could not create index '",
-                name,
+                self.name,
                 "'. Output is truncated: ",
                 strerror(&err)
             )));
         }
-        if self.fsync {
+        if self.publisher.fsync {
             if let Err(err) = file.sync_all() {
-                drop(file);
-                let _ = std::fs::remove_file(&tmp);
                 return Err(PublishError::Sync(bmsg!(
                     "fsync(",
                     dir,
                     "/",
-                    tmp_name,
+                    self.tmp_name,
                     "): ",
                     strerror(&err)
                 )));
             }
         }
         drop(file);
-        let target = self.dir.join(OsStr::new(name));
-        std::fs::rename(&tmp, &target).map_err(|err| {
-            let _ = std::fs::remove_file(&tmp);
+        let target = self.publisher.dir.join(OsStr::new(&self.name));
+        std::fs::rename(&self.tmp, &target).map_err(|err| {
             PublishError::Rename(bmsg!(
                 "renameat(",
                 dir,
                 ", ",
-                tmp_name,
+                self.tmp_name,
                 ", ",
                 dir,
                 ", ",
-                name,
+                self.name,
                 "): ",
                 strerror(&err)
             ))
-        })
+        })?;
+        self.tmp = PathBuf::new(); // renamed: nothing left to clean up
+        Ok(())
+    }
+}
+
+impl Drop for PendingFile<'_> {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

@@ -679,6 +679,15 @@ fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> Encoded {
 
 fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
     for file in OutputFile::sequence(ctx.version) {
+        // As in kmod, the temporary file comes first: if it cannot be created, the file is
+        // skipped without building it (and without the messages building it prints).
+        let pending = match publisher.begin(file.name()) {
+            Ok(pending) => pending,
+            Err(err) => {
+                ctx.diag.error(err.message());
+                continue;
+            }
+        };
         let bytes = match encode_file(ctx, file) {
             Encoded::Bytes(bytes) => bytes,
             Encoded::Fatal(message) => {
@@ -686,7 +695,7 @@ fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exi
                 return Err(Exit(EXIT_FAILURE));
             }
         };
-        match publisher.publish(file.name(), &bytes) {
+        match pending.commit(&bytes) {
             Ok(()) => {}
             Err(err @ PublishError::CreateTemp(_)) => ctx.diag.error(err.message()),
             Err(err @ (PublishError::Write(_) | PublishError::Sync(_))) => {

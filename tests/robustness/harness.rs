@@ -148,6 +148,9 @@ pub fn collect(out: Output, outdir: &Path, replace: &[(&Path, &str)]) -> RunResu
     for (from, to) in replace {
         stderr = stderr.replace(from.to_string_lossy().as_ref(), to);
     }
+    // Temporary names carry the pid and the time: `modules.dep.1234.56789.1700000000`.
+    let temporary = regex::Regex::new(r"(modules\.[a-z.]+)\.[0-9]+\.[0-9]+\.[0-9]+").unwrap();
+    let stderr = temporary.replace_all(&stderr, "$1.TMP").into_owned();
     RunResult {
         code: out.status.code(),
         stdout: out.stdout,

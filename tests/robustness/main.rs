@@ -3,5 +3,9 @@
 //! `/usr/sbin/depmod`), every scenario they can run is run through them too and must give the
 //! same exit status, stderr and files.
 
+mod atomicity;
 mod bad_inputs;
 mod harness;
+mod limits;
+mod output_dir;
+mod unreadable;

@@ -58,6 +58,8 @@ pub struct Options {
     pub gzip: bool,
     /// `--cache FILE`: read and update a module metadata cache there (see [`crate::cache`]).
     pub cache: Option<Vec<u8>>,
+    /// `--fsync`: flush each index to disk before its rename, and the directory after.
+    pub fsync: bool,
     /// Deprecated options seen (kmod 30 warns about them), as printed: `-u`, `--quiet`, ...
     pub deprecated: Vec<Vec<u8>>,
     /// Non-option arguments: the kernel version, then module files.
@@ -88,11 +90,12 @@ const fn long(name: &'static str, has_arg: HasArg, val: char) -> LongOpt {
 }
 
 /// Our extension options; matched by exact name only. `'\u{1}'` = compat, `'\u{2}'` = gzip,
-/// `'\u{3}'` = cache.
-const EXTENSIONS: [LongOpt; 3] = [
+/// `'\u{3}'` = cache, `'\u{4}'` = fsync.
+const EXTENSIONS: [LongOpt; 4] = [
     long("compat", HasArg::Required, '\u{1}'),
     long("gzip", HasArg::No, '\u{2}'),
     long("cache", HasArg::Required, '\u{3}'),
+    long("fsync", HasArg::No, '\u{4}'),
 ];
 
 fn long_table(version: KmodVersion) -> Vec<LongOpt> {
@@ -398,6 +401,7 @@ fn apply(
         },
         '\u{2}' => options.gzip = true,
         '\u{3}' => options.cache = Some(value),
+        '\u{4}' => options.fsync = true,
         _ => {}
     }
     None
@@ -443,7 +447,8 @@ pub fn help_text(version: KmodVersion, program: &str) -> String {
          \t--compat=VERSION     Behave and write like kmod VERSION (30-34, default 34).\n\
          \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n\
          \t--cache=FILE         Keep what was read from each module in FILE and reuse it\n\
-         \t                     for unchanged modules (off unless given).\n\n\
+         \t                     for unchanged modules (off unless given).\n\
+         \t--fsync              Flush each index to disk before it replaces the old one.\n\n\
          Writes modules.dep, modules.alias, modules.softdep, modules.weakdep (kmod 33+),\n\
          modules.symbols, modules.devname and the .bin indexes into\n\
          <outdir or basedir>/<moduledir>/<version>, each byte-identical to kmod's.\n\

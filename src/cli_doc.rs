@@ -102,6 +102,10 @@ pub fn depmod_command() -> Command {
                 .long("gzip")
                 .action(ArgAction::SetTrue)
                 .help("Treat .ko.gz files as modules, as a kmod built with zlib does (Debian's is not)"),
+            Arg::new("fsync")
+                .long("fsync")
+                .action(ArgAction::SetTrue)
+                .help("Flush each index file to disk before it replaces the old one, and the directory at the end (off by default, as in kmod; see docs/robustness.md)"),
             Arg::new("cache")
                 .long("cache")
                 .value_name("FILE")

@@ -121,6 +121,37 @@ pub fn parse_config_text(
     kversion: &[u8],
     diag: &Diag,
 ) {
+    // The lists are kept head first, and every new entry goes to the head. Inserting at index 0
+    // is quadratic on a config with millions of entries, so work on reversed lists (new
+    // entries pushed at the end) and restore the order afterwards.
+    let lists = [
+        &mut config.overrides,
+        &mut config.externals,
+        &mut config.excludes,
+    ];
+    for list in lists {
+        list.reverse();
+    }
+    config.search.reverse();
+    parse_config_lines(config, data, file_name, kversion, diag);
+    config.search.reverse();
+    for list in [
+        &mut config.overrides,
+        &mut config.externals,
+        &mut config.excludes,
+    ] {
+        list.reverse();
+    }
+}
+
+/// [`parse_config_text`] on lists held in reverse (head last).
+fn parse_config_lines(
+    config: &mut Config,
+    data: &[u8],
+    file_name: &[u8],
+    kversion: &[u8],
+    diag: &Diag,
+) {
     for (line, line_no) in logical_lines(data) {
         if line.is_empty() || line[0] == b'#' {
             continue;
@@ -146,7 +177,7 @@ pub fn parse_config_text(
                         b"external" => SearchEntry::External,
                         path => SearchEntry::Path(path.to_vec()),
                     };
-                    config.search.insert(0, entry);
+                    config.search.push(entry);
                 }
             }
             b"override" => {
@@ -160,7 +191,7 @@ pub fn parse_config_text(
                     diag.info(bmsg!(where_, ": override kernel did not match ", kver));
                     continue;
                 }
-                config.overrides.insert(0, bmsg!(subdir, b"/", modname));
+                config.overrides.push(bmsg!(subdir, b"/", modname));
             }
             b"external" => {
                 let (Some(kver), Some(dir)) = (tokens.next(), tokens.next()) else {
@@ -171,11 +202,11 @@ pub fn parse_config_text(
                     diag.info(bmsg!(where_, ": external directory did not match ", kver));
                     continue;
                 }
-                config.externals.insert(0, dir.to_vec());
+                config.externals.push(dir.to_vec());
             }
             b"exclude" => {
                 for token in tokens {
-                    config.excludes.insert(0, token.to_vec());
+                    config.excludes.push(token.to_vec());
                 }
             }
             b"include" | b"make_map_files" => {

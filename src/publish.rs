@@ -1,6 +1,17 @@
 //! Writing outputs into place (spec §11.2): each file is built in memory, written with one
 //! `write` to a temporary file in the output directory and renamed over its final name, so a
 //! reader never sees a half-written file. Files are published one at a time, in kmod's order.
+//!
+//! Safety rules beyond kmod's:
+//! - the temporary file is opened with `O_CREAT|O_EXCL|O_NOFOLLOW`, so a file or symlink planted
+//!   under the temporary name is never written through (the open fails with `EEXIST`), and
+//!   `rename` replaces a symlink planted under the final name instead of following it;
+//! - whatever fails after the temporary file exists, it is removed: an error leaves only complete
+//!   files behind;
+//! - with [`Publisher::with_fsync`], each file is flushed to disk before its rename and the
+//!   directory once after the last rename ([`Publisher::finish`]), so a power cut leaves either
+//!   the old or the new file. kmod does neither; the default follows kmod (see
+//!   `docs/robustness.md` for the measured cost).
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -24,13 +35,19 @@ pub enum PublishError {
     /// The rename failed (kmod: FATAL).
     #[error("rename failed")]
     Rename(Vec<u8>),
+    /// `--fsync`: flushing a file or the directory to disk failed.
+    #[error("fsync failed")]
+    Sync(Vec<u8>),
 }
 
 impl PublishError {
     /// kmod's message for this failure.
     pub fn message(&self) -> &[u8] {
         match self {
-            PublishError::CreateTemp(m) | PublishError::Write(m) | PublishError::Rename(m) => m,
+            PublishError::CreateTemp(m)
+            | PublishError::Write(m)
+            | PublishError::Rename(m)
+            | PublishError::Sync(m) => m,
         }
     }
 }
@@ -40,6 +57,7 @@ impl PublishError {
 pub struct Publisher {
     dir: PathBuf,
     stem: String,
+    fsync: bool,
 }
 
 /// `mkdir -p` with mode 0755 (minus umask), as kmod 31+ does before writing.
@@ -62,7 +80,40 @@ impl Publisher {
             now.subsec_micros(),
             now.as_secs()
         );
-        Publisher { dir, stem }
+        Publisher {
+            dir,
+            stem,
+            fsync: false,
+        }
+    }
+
+    /// Flush every file to disk before renaming it, and the directory in [`Publisher::finish`].
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// The temporary path `name` is written to before its rename.
+    pub fn temp_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.{}", self.stem))
+    }
+
+    /// After the last [`Publisher::publish`]: with fsync on, flush the directory so the renames
+    /// themselves survive a crash. Does nothing otherwise.
+    pub fn finish(&self) -> Result<(), PublishError> {
+        if !self.fsync {
+            return Ok(());
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|err| {
+                PublishError::Sync(bmsg!(
+                    "fsync(",
+                    self.dir.as_os_str().as_bytes(),
+                    "): ",
+                    strerror(&err)
+                ))
+            })
     }
 
     /// The output directory.
@@ -72,51 +123,106 @@ impl Publisher {
 
     /// Write `contents` to `name` atomically. The file mode is 0644 minus the umask.
     pub fn publish(&self, name: &str, contents: &[u8]) -> Result<(), PublishError> {
-        let dir = self.dir.as_os_str().as_bytes();
+        self.begin(name)?.commit(contents)
+    }
+
+    /// Create the temporary file for `name` (kmod opens it before building the contents, so a
+    /// failure here skips that file's work and its messages). Dropping the result without
+    /// [`PendingFile::commit`] removes the temporary.
+    pub fn begin(&self, name: &str) -> Result<PendingFile<'_>, PublishError> {
         let tmp_name = format!("{name}.{}", self.stem);
         let tmp = self.dir.join(&tmp_name);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o644)
             .open(&tmp)
             .map_err(|err| {
                 PublishError::CreateTemp(bmsg!(
                     "openat(",
-                    dir,
+                    self.dir.as_os_str().as_bytes(),
                     ", ",
                     tmp_name,
                     ", 301, 644): ",
                     strerror(&err)
                 ))
             })?;
+        Ok(PendingFile {
+            publisher: self,
+            name: name.to_string(),
+            tmp_name,
+            tmp,
+            file: Some(file),
+        })
+    }
+}
+
+/// A created temporary file waiting for its contents. Removed on drop unless committed.
+#[derive(Debug)]
+pub struct PendingFile<'a> {
+    publisher: &'a Publisher,
+    name: String,
+    tmp_name: String,
+    tmp: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl PendingFile<'_> {
+    /// Write `contents`, flush them to disk with fsync on, and rename over the final name.
+    /// On any failure the temporary file is removed.
+    pub fn commit(mut self, contents: &[u8]) -> Result<(), PublishError> {
+        let dir = self.publisher.dir.as_os_str().as_bytes();
+        let Some(mut file) = self.file.take() else {
+            return Ok(());
+        };
         if let Err(err) = file.write_all(contents).and_then(|_| file.flush()) {
-            drop(file);
-            let _ = std::fs::remove_file(&tmp);
             return Err(PublishError::Write(bmsg!(
                 "Could not create index '",
-                name,
+                self.name,
                 "'. Output is truncated: ",
                 strerror(&err)
             )));
         }
+        if self.publisher.fsync {
+            if let Err(err) = file.sync_all() {
+                return Err(PublishError::Sync(bmsg!(
+                    "fsync(",
+                    dir,
+                    "/",
+                    self.tmp_name,
+                    "): ",
+                    strerror(&err)
+                )));
+            }
+        }
         drop(file);
-        let target = self.dir.join(OsStr::new(name));
-        std::fs::rename(&tmp, &target).map_err(|err| {
-            let _ = std::fs::remove_file(&tmp);
+        let target = self.publisher.dir.join(OsStr::new(&self.name));
+        std::fs::rename(&self.tmp, &target).map_err(|err| {
             PublishError::Rename(bmsg!(
                 "renameat(",
                 dir,
                 ", ",
-                tmp_name,
+                self.tmp_name,
                 ", ",
                 dir,
                 ", ",
-                name,
+                self.name,
                 "): ",
                 strerror(&err)
             ))
-        })
+        })?;
+        self.tmp = PathBuf::new(); // renamed: nothing left to clean up
+        Ok(())
+    }
+}
+
+impl Drop for PendingFile<'_> {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

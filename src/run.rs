@@ -420,7 +420,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     if options.dry_run {
         return write_to_stdout(&context);
     }
-    let publisher = prepare_output_dir(&dirs, version, &diag)?;
+    let publisher = prepare_output_dir(&dirs, version, &diag)?.with_fsync(options.fsync);
     let written = write_files(&context, &publisher);
     timer.stage("encode and write");
     drop_in_background((resolved, symbols, modules, graph.deps));
@@ -910,32 +910,45 @@ fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exi
     for &file in &files[..serial] {
         publish_encoded(ctx, publisher, file, encode_file(ctx, file))?;
     }
-    let Some((&first, others)) = files[serial..].split_first() else {
-        return Ok(());
-    };
-    let (first_encoded, others_encoded) = rayon::join(
-        || encode_file(ctx, first),
-        || {
-            others
-                .par_iter()
-                .map(|&file| encode_file(ctx, file))
-                .collect::<Vec<_>>()
-        },
-    );
-    publish_encoded(ctx, publisher, first, first_encoded)?;
-    for (&file, encoded) in others.iter().zip(others_encoded) {
-        publish_encoded(ctx, publisher, file, encoded)?;
+    if let Some((&first, others)) = files[serial..].split_first() {
+        let (first_encoded, others_encoded) = rayon::join(
+            || encode_file(ctx, first),
+            || {
+                others
+                    .par_iter()
+                    .map(|&file| encode_file(ctx, file))
+                    .collect::<Vec<_>>()
+            },
+        );
+        publish_encoded(ctx, publisher, first, first_encoded)?;
+        for (&file, encoded) in others.iter().zip(others_encoded) {
+            publish_encoded(ctx, publisher, file, encoded)?;
+        }
     }
-    Ok(())
+    publisher.finish().map_err(|err| {
+        ctx.diag.error(err.message());
+        Exit(EXIT_FAILURE)
+    })
 }
 
-/// Prints one file's diagnostics, then publishes it (or stops at its fatal error).
+/// Publishes one encoded file: creates its temporary file, prints the file's diagnostics,
+/// then writes and renames it (or stops at its fatal error).
+///
+/// As in kmod, the temporary file comes first: if it cannot be created, the file is skipped
+/// without the messages that building it prints.
 fn publish_encoded(
     ctx: &OutputContext<'_>,
     publisher: &Publisher,
     file: OutputFile,
     (encoded, messages): (Encoded, Messages),
 ) -> Result<(), Exit> {
+    let pending = match publisher.begin(file.name()) {
+        Ok(pending) => pending,
+        Err(err) => {
+            ctx.diag.error(err.message());
+            return Ok(());
+        }
+    };
     messages.flush(ctx.diag);
     let bytes = match encoded {
         Encoded::Bytes(bytes) => bytes,
@@ -944,13 +957,13 @@ fn publish_encoded(
             return Err(Exit(EXIT_FAILURE));
         }
     };
-    match publisher.publish(file.name(), &bytes) {
+    match pending.commit(&bytes) {
         Ok(()) => Ok(()),
         Err(err @ PublishError::CreateTemp(_)) => {
             ctx.diag.error(err.message());
             Ok(())
         }
-        Err(err @ PublishError::Write(_)) => {
+        Err(err @ (PublishError::Write(_) | PublishError::Sync(_))) => {
             ctx.diag.error(err.message());
             Err(Exit(EXIT_FAILURE))
         }

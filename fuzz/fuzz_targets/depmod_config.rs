@@ -1,0 +1,18 @@
+//! Arbitrary bytes as a depmod.d file: joining continued lines and parsing every directive
+//! must never panic, under both kernel-version spellings a pattern can be matched against.
+
+#![no_main]
+
+use depmod_rs::config::{kernel_matches, logical_lines, parse_config_text, Config};
+use depmod_rs::diag::Diag;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = logical_lines(data);
+    let diag = Diag::new(0);
+    let mut config = Config::default();
+    parse_config_text(&mut config, data, b"/etc/depmod.d/fuzz.conf", b"6.1.0-18-amd64", &diag);
+    // The first line also serves as a kernel-version pattern (override/external take one).
+    let pattern = data.split(|&b| b == b'\n').next().unwrap_or_default();
+    let _ = kernel_matches(pattern, b"6.1.0-18-amd64");
+});

@@ -36,6 +36,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 step "cargo test" bash -c 'set -o pipefail; cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$1"' _ "$log"
 
+# Every fuzz target briefly (FUZZ_SMOKE_SECONDS each, default 5): a crash fails the run.
+step "fuzz smoke" sh fuzz/smoke.sh "${FUZZ_SMOKE_SECONDS:-5}"
+
 sum_field() { # 1 = passed, 2 = failed, summed over every "test result:" line
     sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1 \2/p' "$log" |
         awk -v f="$1" '{ s += $f } END { print s + 0 }'

@@ -2,6 +2,7 @@
 //! `modules.builtin.modinfo` records, into the entries of the two builtin `.bin` indexes.
 
 use crate::bmsg;
+use crate::fgets::{fgets_chunks, PATH_MAX};
 use crate::names::{modname_from_path, normalize_alias};
 
 /// A message produced while parsing, with kmod's level.
@@ -13,27 +14,6 @@ pub enum BuiltinDiagnostic {
     Warning(Vec<u8>),
 }
 
-/// Split `data` into the chunks kmod's `fgets(buf, PATH_MAX)` returns, each seen as a C string.
-fn fgets_chunks(data: &[u8]) -> Vec<&[u8]> {
-    const CHUNK: usize = 4095;
-    let mut chunks = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let take = match rest.iter().take(CHUNK).position(|&b| b == b'\n') {
-            Some(nl) => nl + 1,
-            None => rest.len().min(CHUNK),
-        };
-        let chunk = &rest[..take];
-        rest = &rest[take..];
-        let c_str = match chunk.iter().position(|&b| b == 0) {
-            Some(nul) => &chunk[..nul],
-            None => chunk,
-        };
-        chunks.push(c_str);
-    }
-    chunks
-}
-
 /// The keys of `modules.builtin.bin` (each with value `""`, priority 0), in file order.
 /// A line whose first byte is not a letter is reported and skipped; the line keeps its newline,
 /// so a basename without `.` ends up with `\n` in its key, as in kmod.
@@ -43,7 +23,7 @@ pub fn parse_modules_builtin(
 ) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
     let mut previous: Vec<u8> = Vec::new();
-    for line in fgets_chunks(data) {
+    for line in fgets_chunks(data, PATH_MAX) {
         if !line.first().is_some_and(|b| b.is_ascii_alphabetic()) {
             diagnostics.push(BuiltinDiagnostic::Error(bmsg!(
                 "Invalid modules.builtin line: ",

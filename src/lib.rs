@@ -36,6 +36,7 @@ pub mod compat;
 pub mod config;
 pub mod diag;
 pub mod discover;
+pub mod fgets;
 pub mod graph;
 pub mod index;
 pub mod module;

@@ -7,6 +7,7 @@
 //! sort (glibc's `qsort` is a merge sort).
 
 use crate::compat::KmodVersion;
+use crate::fgets::{fgets_chunks, PATH_MAX};
 
 /// Bucket count of kmod's `modules_by_name` hash.
 pub const MODULE_BUCKETS: u32 = 512;
@@ -84,28 +85,13 @@ pub enum OrderFile {
 
 /// Split `modules.order` the way kmod's `fgets` loop with a `PATH_MAX` buffer sees it.
 pub fn parse_modules_order(data: &[u8]) -> OrderFile {
-    const CHUNK: usize = 4095; // fgets(buf, PATH_MAX) stores at most PATH_MAX-1 bytes
     let mut lines = Vec::new();
-    let mut rest = data;
-    let mut counter = 0;
-    while !rest.is_empty() {
-        counter += 1;
-        let take = match rest.iter().take(CHUNK).position(|&b| b == b'\n') {
-            Some(nl) => nl + 1,
-            None => rest.len().min(CHUNK),
-        };
-        let chunk = &rest[..take];
-        rest = &rest[take..];
-        // kmod sees the chunk as a C string: it ends at the first NUL.
-        let c_str = match chunk.iter().position(|&b| b == 0) {
-            Some(nul) => &chunk[..nul],
-            None => chunk,
-        };
+    for (n, c_str) in fgets_chunks(data, PATH_MAX).into_iter().enumerate() {
         if c_str.is_empty() {
             continue;
         }
         if c_str.last() != Some(&b'\n') {
-            return OrderFile::Corrupted { line: counter };
+            return OrderFile::Corrupted { line: n + 1 };
         }
         lines.push(c_str[..c_str.len() - 1].to_vec());
     }

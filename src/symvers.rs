@@ -2,6 +2,7 @@
 //! by vmlinux, which satisfy references without creating dependencies.
 
 use crate::bmsg;
+use crate::fgets::fgets_chunks;
 
 /// A symbol provided by the kernel image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,25 +11,6 @@ pub struct KernelSymbol {
     pub name: Vec<u8>,
     /// The CRC (0 from System.map).
     pub crc: u64,
-}
-
-/// Split `data` like `fgets` with a buffer of `size` bytes (C strings: cut at NUL).
-fn fgets_chunks(data: &[u8], size: usize) -> Vec<&[u8]> {
-    let mut chunks = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let take = match rest.iter().take(size - 1).position(|&b| b == b'\n') {
-            Some(nl) => nl + 1,
-            None => rest.len().min(size - 1),
-        };
-        let chunk = &rest[..take];
-        rest = &rest[take..];
-        chunks.push(match chunk.iter().position(|&b| b == 0) {
-            Some(nul) => &chunk[..nul],
-            None => chunk,
-        });
-    }
-    chunks
 }
 
 /// Apply kmod's prefix rule: drop the first byte if it is the `-P` character.

@@ -123,6 +123,13 @@ impl KmodVersion {
         self >= KmodVersion::V34
     }
 
+    /// Whether libkmod's own decoder messages (`xz: File is corrupt`, `zstd: Src size is
+    /// incorrect`, …) reach depmod's stderr, once per attempt to open a module whose stream
+    /// cannot be decoded (Debian's kmod 34.2 prints them; its kmod 30 does not).
+    pub fn logs_decoder_errors(self) -> bool {
+        self >= KmodVersion::V34
+    }
+
     /// Whether the module count is limited to 65,534 with a FATAL error (kmod 34).
     pub fn limits_module_count(self) -> bool {
         self >= KmodVersion::V34

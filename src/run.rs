@@ -95,6 +95,32 @@ struct LoadedModule {
     weakdeps: Vec<Vec<u8>>,
     /// `strerror` text when the exports could not be read.
     load_error: Option<String>,
+    /// The decoder's messages libkmod logs around the load error, one per open attempt
+    /// (see [`crate::module::kmod_decoder_messages`]); empty unless the version logs them.
+    decoder_messages: Vec<String>,
+}
+
+/// How many times kmod's depmod opens a module it cannot decode: for its symbols, its
+/// modinfo and its dependency symbols. The first attempt's message comes before the
+/// "failed to load symbols" line, the others after it.
+const KMOD_OPEN_ATTEMPTS: usize = 3;
+
+/// The decoder messages kmod logs for the unreadable module at `path`, if `err` is a
+/// decoding failure and `version` logs them.
+fn decoder_messages(
+    path: &Path,
+    err: &crate::module::ModuleError,
+    version: KmodVersion,
+) -> Vec<String> {
+    use crate::module::{detect, kmod_decoder_messages, ModuleError};
+    if !version.logs_decoder_errors() || !matches!(err, ModuleError::Decompress { .. }) {
+        return Vec::new();
+    }
+    let Ok(input) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let format = detect(&input, version, false);
+    kmod_decoder_messages(format, &input, KMOD_OPEN_ATTEMPTS)
 }
 
 fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> LoadedModule {
@@ -117,6 +143,7 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
         Ok(info) => info,
         Err(err) => {
             loaded.load_error = Some(err.kmod_strerror().to_string());
+            loaded.decoder_messages = decoder_messages(path, &err, version);
             return loaded;
         }
     };
@@ -623,6 +650,7 @@ impl LoadedModule {
             softdeps: record.softdeps,
             weakdeps: record.weakdeps,
             load_error: None,
+            decoder_messages: Vec::new(),
         }
     }
 
@@ -724,12 +752,22 @@ fn read_modules(
     let read: Vec<ReadResult> = slots.into_iter().flatten().collect();
     for (module, (data, _, _)) in modules.iter().zip(&read) {
         if let Some(err) = &data.load_error {
+            let (before, after) = data
+                .decoder_messages
+                .split_first()
+                .map_or((None, &[][..]), |(first, rest)| (Some(first), rest));
+            if let Some(message) = before {
+                diag.error(message);
+            }
             diag.error(bmsg!(
                 "failed to load symbols from ",
                 module.path,
                 ": ",
                 err
             ));
+            for message in after {
+                diag.error(message);
+            }
         }
     }
     if let Some(file) = plan.cache_file {

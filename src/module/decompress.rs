@@ -57,6 +57,88 @@ pub fn decompress(
     }
 }
 
+/// Size of the chunks kmod's xz loader `read`s (glibc `BUFSIZ`).
+const KMOD_XZ_CHUNK: usize = 8192;
+
+/// The messages kmod 34's libkmod logs for `input` in `format` when it fails to decode it,
+/// one per open attempt (depmod makes three: symbols, modinfo, dependency symbols), without
+/// the `ERROR: ` prefix. Empty when kmod would decode the stream or when it logs nothing
+/// (gzip, uncompressed files).
+///
+/// zstd maps the file, so every attempt fails the same way. xz `read`s the file descriptor
+/// in 8 KiB chunks and never rewinds it: later attempts continue where the previous one
+/// stopped, usually at the end of the file ("Unexpected end of input").
+pub fn kmod_decoder_messages(format: Compression, input: &[u8], attempts: usize) -> Vec<String> {
+    match format {
+        Compression::Xz => {
+            let mut offset = 0;
+            let mut messages = Vec::new();
+            for _ in 0..attempts {
+                match kmod_xz_attempt(input, &mut offset) {
+                    Some(message) => messages.push(format!("xz: {message}")),
+                    None => return Vec::new(),
+                }
+            }
+            messages
+        }
+        Compression::Zstd => {
+            let limit = OutputLimit {
+                format,
+                max: u64::MAX,
+            };
+            match decode_zstd_sized(input, limit) {
+                Err(ModuleError::Decompress { message, .. }) => {
+                    vec![format!("zstd: {message}"); attempts]
+                }
+                _ => Vec::new(),
+            }
+        }
+        Compression::None | Compression::Gzip => Vec::new(),
+    }
+}
+
+/// One run of kmod's xz read loop from `offset` (advanced by what it reads); the decoder's
+/// message when it fails, `None` when the stream decodes.
+fn kmod_xz_attempt(input: &[u8], offset: &mut usize) -> Option<&'static str> {
+    use liblzma::stream::{Action, Error, Status, Stream, CONCATENATED};
+
+    let Ok(mut stream) = Stream::new_stream_decoder(u64::MAX, CONCATENATED) else {
+        return Some("Internal error (bug)");
+    };
+    let mut out = vec![0u8; KMOD_XZ_CHUNK];
+    let mut chunk: &[u8] = &[];
+    let mut action = Action::Run;
+    loop {
+        if chunk.is_empty() {
+            let start = (*offset).min(input.len());
+            let end = start.saturating_add(KMOD_XZ_CHUNK).min(input.len());
+            chunk = &input[start..end];
+            *offset = end;
+            if chunk.is_empty() {
+                action = Action::Finish;
+            }
+        }
+        let before = stream.total_in();
+        let status = stream.process(chunk, &mut out, action);
+        let used = usize::try_from(stream.total_in() - before).unwrap_or(chunk.len());
+        chunk = chunk.get(used..).unwrap_or(&[]);
+        match status {
+            Ok(Status::StreamEnd) => return None,
+            Ok(Status::Ok) | Ok(Status::GetCheck) => {}
+            Ok(Status::MemNeeded) => return Some("Unexpected end of input"),
+            Err(err) => {
+                return Some(match err {
+                    Error::Mem | Error::MemLimit => "Cannot allocate memory",
+                    Error::Format => "File format not recognized",
+                    Error::Options => "Unsupported compression options",
+                    Error::Data => "File is corrupt",
+                    _ => "Internal error (bug)",
+                })
+            }
+        }
+    }
+}
+
 /// The output cap for one decode.
 #[derive(Clone, Copy)]
 struct OutputLimit {
@@ -272,6 +354,39 @@ fn decode_gzip(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Expected texts are what Debian's kmod 34.2 prints for the same kinds of input
+    // (tests/robustness/bad_inputs.rs compares whole runs against the binary).
+    #[test]
+    fn kmod_decoder_messages_per_attempt() {
+        let image = vec![7u8; 1000];
+        let xz = crate::synth::compress(&image, Compression::Xz).unwrap();
+        let zst = crate::synth::compress(&image, Compression::Zstd).unwrap();
+        assert!(kmod_decoder_messages(Compression::Xz, &xz, 3).is_empty());
+        assert!(kmod_decoder_messages(Compression::Zstd, &zst, 3).is_empty());
+        let cut = &xz[..xz.len() / 2];
+        assert_eq!(
+            kmod_decoder_messages(Compression::Xz, cut, 3),
+            vec!["xz: Unexpected end of input"; 3]
+        );
+        // The whole (small) file is read on the first attempt; later ones find its end.
+        let mut flipped = xz.clone();
+        let trailer = flipped.len() - 20;
+        flipped[trailer] ^= 0xff;
+        let messages = kmod_decoder_messages(Compression::Xz, &flipped, 3);
+        assert_eq!(messages.len(), 3);
+        assert_ne!(messages[0], "xz: Unexpected end of input");
+        assert_eq!(messages[1..], ["xz: Unexpected end of input"; 2]);
+        assert_eq!(
+            kmod_decoder_messages(Compression::Zstd, &zst[..6], 3),
+            vec!["zstd: Failed to determine decompression size"; 3]
+        );
+        assert_eq!(
+            kmod_decoder_messages(Compression::Zstd, &zst[..zst.len() - 3], 3),
+            vec!["zstd: Src size is incorrect"; 3]
+        );
+        assert!(kmod_decoder_messages(Compression::Gzip, b"\x1f\x8bxxxx", 3).is_empty());
+    }
 
     #[test]
     fn detection_follows_the_version_rules() {

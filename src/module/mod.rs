@@ -32,7 +32,7 @@ mod symbols;
 
 use std::path::Path;
 
-pub use decompress::{decompress, detect, MAGIC_LEN};
+pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
 pub use elf_types::{ElfClass, Endian};
 pub use error::{strerror, Compression, ModuleError};
 pub use modinfo::parse_modinfo;

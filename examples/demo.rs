@@ -20,25 +20,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use depmod_rs::compat::KmodVersion;
+use depmod_rs::output::OutputFile;
 use depmod_rs::synth::SynthModule;
 
 /// The kernel version of the demo tree.
 const KVER: &str = "6.1.0-demo";
-
-/// The files depmod writes, in the order it writes them.
-const OUTPUTS: [&str; 11] = [
-    "modules.dep",
-    "modules.dep.bin",
-    "modules.alias",
-    "modules.alias.bin",
-    "modules.softdep",
-    "modules.weakdep",
-    "modules.symbols",
-    "modules.symbols.bin",
-    "modules.builtin.bin",
-    "modules.builtin.alias.bin",
-    "modules.devname",
-];
 
 fn main() -> ExitCode {
     match demo() {
@@ -80,7 +67,8 @@ fn demo() -> Result<ExitCode, String> {
 
     let written = root.join("lib/modules").join(KVER);
     println!("\ndepmod-rs wrote {}:", written.display());
-    for name in OUTPUTS {
+    for file in OutputFile::sequence(KmodVersion::DEFAULT) {
+        let name = file.name();
         let path = written.join(name);
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("\n==> {name} ({} bytes) <==", bytes.len());

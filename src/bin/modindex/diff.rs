@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use depmod_rs::compat::KmodVersion;
+use depmod_rs::output::OutputFile;
+
 use super::common::{escape, open, read_file};
 
 /// Compare two index files by content, blind to node layout (exit 0 same, 1 differ, 2 error).
@@ -132,21 +135,6 @@ pub fn compare(
     Ok(differences)
 }
 
-/// The files depmod writes, in its order.
-const DEPMOD_FILES: [&str; 11] = [
-    "modules.dep",
-    "modules.dep.bin",
-    "modules.alias",
-    "modules.alias.bin",
-    "modules.softdep",
-    "modules.weakdep",
-    "modules.symbols",
-    "modules.symbols.bin",
-    "modules.builtin.bin",
-    "modules.builtin.alias.bin",
-    "modules.devname",
-];
-
 fn read_optional(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -158,7 +146,9 @@ fn read_optional(path: &std::path::Path) -> Result<Option<Vec<u8>>, String> {
 /// Compares two module directories file by file; returns the report lines.
 fn compare_dirs(a: &std::path::Path, b: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
     let mut lines = Vec::new();
-    for name in DEPMOD_FILES {
+    // kmod 34 writes every file older releases do, plus modules.weakdep.
+    for file in OutputFile::sequence(KmodVersion::V34) {
+        let name = file.name();
         let (pa, pb) = (a.join(name), b.join(name));
         match (read_optional(&pa)?, read_optional(&pb)?) {
             (None, None) => {}

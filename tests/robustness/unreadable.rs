@@ -3,7 +3,7 @@
 //! where that is impossible the test says so and passes without checking.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::{collect, Program, RunResult, Tree, KVER};
@@ -21,12 +21,9 @@ fn can_drop_privileges() -> bool {
         .unwrap_or(false)
 }
 
-/// Run `program` as `nobody` on a copy of `tree` whose module directory `nobody` may write,
-/// after `prepare` has taken permissions away inside it.
-fn run_as_nobody(program: Program, tree: &Tree, prepare: &dyn Fn(&Path)) -> Option<RunResult> {
-    let cmd = program.command()?;
-    // The kmod 34 wrapper lives under root's home, which `nobody` may not enter.
-    let runnable = Command::new("setpriv")
+/// Whether `nobody` can read (and so reach) `path`.
+fn nobody_can_read(path: &Path) -> bool {
+    Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -34,11 +31,33 @@ fn run_as_nobody(program: Program, tree: &Tree, prepare: &dyn Fn(&Path)) -> Opti
             "test",
             "-r",
         ])
-        .arg(cmd.get_program())
+        .arg(path)
         .status()
         .map(|s| s.success())
-        .unwrap_or(false);
-    if !runnable {
+        .unwrap_or(false)
+}
+
+/// Run `program` as `nobody` on a copy of `tree` whose module directory `nobody` may write,
+/// after `prepare` has taken permissions away inside it.
+fn run_as_nobody(program: Program, tree: &Tree, prepare: &dyn Fn(&Path)) -> Option<RunResult> {
+    let cmd = program.command()?;
+    let mut executable = PathBuf::from(cmd.get_program());
+    // Our binary sits in the build directory, which `nobody` cannot enter when the checkout
+    // lives under a private directory: run a copy from a world-readable one instead.
+    let _copy_dir =
+        if !nobody_can_read(&executable) && matches!(program, Program::Ours | Program::Ours30) {
+            let dir = tempfile::tempdir().unwrap();
+            chmod(dir.path(), 0o755);
+            let copy = dir.path().join("depmod-rs");
+            std::fs::copy(&executable, &copy).unwrap();
+            chmod(&copy, 0o755);
+            executable = copy;
+            Some(dir)
+        } else {
+            None
+        };
+    // The kmod 34 wrapper lives under root's home, which `nobody` may not enter.
+    if !nobody_can_read(&executable) {
         eprintln!("{program:?} cannot be run as nobody here; not compared");
         return None;
     }
@@ -62,7 +81,7 @@ fn run_as_nobody(program: Program, tree: &Tree, prepare: &dyn Fn(&Path)) -> Opti
     prepare(&moddir);
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(cmd.get_program())
+        .arg(&executable)
         .args(cmd.get_args())
         .arg("-b")
         .arg(root.path())

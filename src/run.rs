@@ -383,6 +383,10 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     let (symbols, loaded) = read_modules(&modules, &plan, &diag);
     drop(progress);
     timer.stage("read modules");
+    timer.note(&format!(
+        "{} uncompressed modules read whole",
+        crate::module::uncompressed_whole_reads()
+    ));
 
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,
@@ -484,6 +488,12 @@ impl StageTimer {
             let now = std::time::Instant::now();
             eprintln!("timing: {name}: {:.1} ms", (now - last).as_secs_f64() * 1e3);
             self.last = Some(now);
+        }
+    }
+
+    fn note(&self, text: &str) {
+        if self.last.is_some() {
+            eprintln!("timing: ({text})");
         }
     }
 }

@@ -29,6 +29,7 @@ use super::elf_types::{
     ElfClass, Endian, EI_NIDENT, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELF_MAGIC,
 };
 use super::error::ModuleError;
+use super::image::ImageBytes;
 use crate::compat::KmodVersion;
 
 /// A section's contents, known to lie inside the image.
@@ -51,7 +52,7 @@ pub(crate) enum Wanted {
 }
 
 impl Wanted {
-    const ALL: [Wanted; 5] = [
+    pub(crate) const ALL: [Wanted; 5] = [
         Wanted::KsymtabStrings,
         Wanted::Modinfo,
         Wanted::Strtab,
@@ -73,13 +74,14 @@ impl Wanted {
 /// A kernel module image that passed kmod's ELF validation.
 #[derive(Debug, Clone)]
 pub(crate) struct ModuleElf<'a> {
-    data: &'a [u8],
+    data: ImageBytes<'a>,
     class: ElfClass,
     endian: Endian,
     machine: u16,
     version: KmodVersion,
     section_table_offset: u64,
     section_count: u16,
+    names_index: u16,
     names: SectionRange,
     sections: [Option<SectionRange>; 5],
 }
@@ -110,12 +112,25 @@ impl ElfClass {
 
 impl<'a> ModuleElf<'a> {
     /// Validates `data` as kmod's `kmod_elf_new` does and locates the wanted sections.
-    pub(crate) fn parse(data: &'a [u8], version: KmodVersion) -> Result<Self, ModuleError> {
-        let len = data.len() as u64;
-        if len <= EI_NIDENT as u64 || data.get(..4) != Some(&ELF_MAGIC[..]) {
+    pub(crate) fn parse(data: ImageBytes<'a>, version: KmodVersion) -> Result<Self, ModuleError> {
+        let mut elf = Self::parse_header(data, version)?;
+        elf.check_names()?;
+        elf.locate_wanted_sections();
+        Ok(elf)
+    }
+
+    /// The first half of [`ModuleElf::parse`]: checks the file header and that the section
+    /// header table lies in the image (which reads nothing past the file header).
+    pub(crate) fn parse_header(
+        data: ImageBytes<'a>,
+        version: KmodVersion,
+    ) -> Result<Self, ModuleError> {
+        let len = data.len();
+        if len <= EI_NIDENT as u64 || data.get(0, 4) != Some(&ELF_MAGIC[..]) {
             return Err(ModuleError::NotElf { path: None });
         }
-        let class = match data[4] {
+        let ident = data.get(4, 6).unwrap_or(&[0, 0]);
+        let class = match ident[0] {
             ELFCLASS32 => ElfClass::Elf32,
             ELFCLASS64 => ElfClass::Elf64,
             _ => {
@@ -128,7 +143,7 @@ impl<'a> ModuleElf<'a> {
         if len <= class.header_size() as u64 {
             return Err(ModuleError::Truncated { path: None });
         }
-        let endian = match data[5] {
+        let endian = match ident[1] {
             ELFDATA2LSB => Endian::Little,
             ELFDATA2MSB => Endian::Big,
             _ => {
@@ -146,6 +161,7 @@ impl<'a> ModuleElf<'a> {
             version,
             section_table_offset: 0,
             section_count: 0,
+            names_index: 0,
             names: SectionRange { offset: 0, size: 0 },
             sections: [None; 5],
         };
@@ -158,7 +174,7 @@ impl<'a> ModuleElf<'a> {
         elf.section_table_offset = shoff;
         elf.section_count = elf.uint(shnum_at, 2) as u16;
         let entry_size = elf.uint(shentsize_at, 2);
-        let names_index = elf.uint(shstrndx_at, 2) as u16;
+        elf.names_index = elf.uint(shstrndx_at, 2) as u16;
 
         if entry_size != class.section_header_size() as u64 {
             return Err(ModuleError::Invalid {
@@ -166,14 +182,17 @@ impl<'a> ModuleElf<'a> {
                 reason: "unexpected section header entry size",
             });
         }
-        let table_size = entry_size * u64::from(elf.section_count);
-        if !elf.range_valid(shoff, table_size) {
+        if !elf.range_valid(shoff, elf.section_table().size) {
             return Err(ModuleError::SectionOutOfRange { path: None });
         }
+        Ok(elf)
+    }
 
-        let strict = version.strict_elf_sections();
-        let (names, name_offset) = elf
-            .section_info(names_index)
+    /// Checks the section-name string table as kmod does and keeps its range.
+    fn check_names(&mut self) -> Result<(), ModuleError> {
+        let strict = self.version.strict_elf_sections();
+        let (names, name_offset) = self
+            .section_info(self.names_index)
             .ok_or(ModuleError::BadStringTable { path: None })?;
         // kmod 34 also checks the string table's own name against its size.
         if strict && name_offset >= names.size {
@@ -182,13 +201,36 @@ impl<'a> ModuleElf<'a> {
         let last = names
             .size
             .checked_sub(1)
-            .and_then(|i| elf.byte_at(names.offset + i));
+            .and_then(|i| self.byte_at(names.offset + i));
         if last != Some(0) {
             return Err(ModuleError::BadStringTable { path: None });
         }
-        elf.names = names;
-        elf.locate_wanted_sections();
-        Ok(elf)
+        self.names = names;
+        Ok(())
+    }
+
+    /// The section header table (known to lie in the image after [`ModuleElf::parse_header`]).
+    pub(crate) fn section_table(&self) -> SectionRange {
+        SectionRange {
+            offset: self.section_table_offset,
+            size: self.class.section_header_size() as u64 * u64::from(self.section_count),
+        }
+    }
+
+    /// The contents of the section-name string table (`e_shstrndx`), if its header is valid.
+    pub(crate) fn names_section(&self) -> Option<SectionRange> {
+        self.section_info(self.names_index).map(|(range, _)| range)
+    }
+
+    /// Every section whose name starts with `prefix`, with valid header, contents and name.
+    pub(crate) fn sections_with_prefix<'s>(
+        &'s self,
+        prefix: &'s [u8],
+    ) -> impl Iterator<Item = SectionRange> + 's {
+        (1..self.section_count).filter_map(move |index| {
+            let (range, name) = self.named_section(index)?;
+            name.starts_with(prefix).then_some(range)
+        })
     }
 
     /// First section (index ≥ 1) of each wanted name whose contents lie in the file and
@@ -260,21 +302,15 @@ impl<'a> ModuleElf<'a> {
     pub(crate) fn slice(&self, offset: u64, len: u64) -> Option<&'a [u8]> {
         let start = usize::try_from(offset).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
-        self.data.get(start..end)
+        self.data.get(start, end)
     }
 
     /// The NUL-terminated string at `offset`, without its NUL. Like kmod's C-string reads
     /// it may run past the section it starts in; it stops at the end of the image.
     pub(crate) fn cstr_at(&self, offset: u64) -> &'a [u8] {
-        let Some(rest) = usize::try_from(offset)
-            .ok()
-            .and_then(|start| self.data.get(start..))
-        else {
-            return &[];
-        };
-        match memchr::memchr(0, rest) {
-            Some(end) => &rest[..end],
-            None => rest,
+        match usize::try_from(offset) {
+            Ok(start) => self.data.cstr(start),
+            Err(_) => &[],
         }
     }
 
@@ -282,7 +318,7 @@ impl<'a> ModuleElf<'a> {
     pub(crate) fn range_valid(&self, offset: u64, size: u64) -> bool {
         offset
             .checked_add(size)
-            .is_some_and(|end| end <= self.data.len() as u64)
+            .is_some_and(|end| end <= self.data.len())
     }
 
     fn byte_at(&self, offset: u64) -> Option<u8> {

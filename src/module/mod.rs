@@ -25,12 +25,16 @@ mod decompress;
 mod elf;
 pub mod elf_types;
 mod error;
+mod image;
 mod modinfo;
+mod partial;
 pub mod report;
 mod source;
 mod symbols;
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
 pub use elf_types::{ElfClass, Endian};
@@ -40,6 +44,7 @@ pub use report::{describe, run_module_command, ReportError};
 pub use source::{load_image, ModuleImage};
 
 use crate::compat::KmodVersion;
+use image::{ImageBytes, PartialImage};
 
 /// How modules are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,8 +130,11 @@ impl ModuleInfo {
 /// `Err` when the file cannot be opened or decompressed or is not a valid ELF image; depmod
 /// then reports the error and keeps the module without any information.
 pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
-    let image = load_image(path, opts)?;
-    parse_module_image(image.as_bytes(), opts).map_err(|e| e.with_path(path))
+    read_elf(path, opts, |elf| ModuleInfo {
+        exports: symbols::exports(elf),
+        modinfo: modinfo::modinfo(elf),
+        imports: symbols::imports(elf).unwrap_or_default(),
+    })
 }
 
 /// Like [`read_module`], but [`ModuleInfo::modinfo`] holds only the entries whose key is
@@ -137,13 +145,54 @@ pub fn read_module_selected(
     opts: &ReadOptions,
     modinfo_keys: &[&[u8]],
 ) -> Result<ModuleInfo, ModuleError> {
-    let image = load_image(path, opts)?;
-    let elf =
-        elf::ModuleElf::parse(image.as_bytes(), opts.version).map_err(|e| e.with_path(path))?;
-    Ok(ModuleInfo {
-        exports: symbols::exports(&elf),
-        modinfo: modinfo::modinfo_selected(&elf, modinfo_keys),
-        imports: symbols::imports(&elf).unwrap_or_default(),
+    read_elf(path, opts, |elf| ModuleInfo {
+        exports: symbols::exports(elf),
+        modinfo: modinfo::modinfo_selected(elf, modinfo_keys),
+        imports: symbols::imports(elf).unwrap_or_default(),
+    })
+}
+
+/// Uncompressed modules read whole because a partial read gave up (a diagnostic for
+/// profiling: see [`uncompressed_whole_reads`]).
+static WHOLE_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many uncompressed modules this process has read whole rather than partially (their
+/// layout needed bytes outside the ranges loaded first, or they failed validation).
+pub fn uncompressed_whole_reads() -> usize {
+    WHOLE_READS.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Each thread's buffer for partial reads, reused from module to module.
+    static PARTIAL_IMAGE: RefCell<PartialImage> = RefCell::new(PartialImage::default());
+}
+
+/// Opens `path` and applies `read` to its validated ELF image: for an uncompressed file
+/// usually to the few byte ranges it needs (see `partial.rs`), otherwise to the whole
+/// (mapped or decoded) image. Both give the same result.
+fn read_elf<T>(
+    path: &Path,
+    opts: &ReadOptions,
+    read: impl Fn(&elf::ModuleElf<'_>) -> T,
+) -> Result<T, ModuleError> {
+    PARTIAL_IMAGE.with(|cell| {
+        let mut fresh = PartialImage::default();
+        let mut borrowed = cell.try_borrow_mut();
+        let image = match borrowed.as_deref_mut() {
+            Ok(image) => image,
+            Err(_) => &mut fresh,
+        };
+        let (file, format) = source::open_module(path, opts, image)?;
+        if format == Compression::None {
+            if let Some(value) = partial::read_partially(&file, image, opts.version, &read) {
+                return Ok(value);
+            }
+            WHOLE_READS.fetch_add(1, Ordering::Relaxed);
+        }
+        let whole = source::whole_image(&file, format, path, opts)?;
+        let elf = elf::ModuleElf::parse(ImageBytes::Whole(whole.as_bytes()), opts.version)
+            .map_err(|e| e.with_path(path))?;
+        Ok(read(&elf))
     })
 }
 
@@ -152,7 +201,7 @@ pub fn read_module_selected(
 /// `Err` when the image fails kmod's ELF validation. When only the export read fails,
 /// [`ModuleInfo::exports`] holds the error and the rest is still read.
 pub fn parse_module_image(image: &[u8], opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
-    let elf = elf::ModuleElf::parse(image, opts.version)?;
+    let elf = elf::ModuleElf::parse(ImageBytes::Whole(image), opts.version)?;
     Ok(ModuleInfo {
         exports: symbols::exports(&elf),
         modinfo: modinfo::modinfo(&elf),

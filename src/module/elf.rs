@@ -328,14 +328,8 @@ impl<'a> ModuleElf<'a> {
     /// An unsigned integer of `size` bytes (1, 2, 4 or 8) at `offset` in the image's byte
     /// order; 0 when out of range (callers validate ranges first, as kmod does).
     pub(crate) fn uint(&self, offset: u64, size: usize) -> u64 {
-        let Some(bytes) = self.slice(offset, size as u64) else {
-            return 0;
-        };
-        let fold = |acc: u64, b: &u8| (acc << 8) | u64::from(*b);
-        match self.endian {
-            Endian::Big => bytes.iter().fold(0, fold),
-            Endian::Little => bytes.iter().rev().fold(0, fold),
-        }
+        self.slice(offset, size as u64)
+            .map_or(0, |bytes| self.endian.read_uint(bytes))
     }
 
     /// Like [`ModuleElf::uint`] but `None` when out of range.
@@ -347,6 +341,10 @@ impl<'a> ModuleElf<'a> {
     /// Size of the section-name string table.
     pub(crate) fn names_size(&self) -> u64 {
         self.names.size
+    }
+
+    pub(crate) fn endian(&self) -> Endian {
+        self.endian
     }
 
     pub(crate) fn class(&self) -> ElfClass {

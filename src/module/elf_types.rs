@@ -61,6 +61,31 @@ impl ElfClass {
     }
 }
 
+impl Endian {
+    /// The unsigned integer in `bytes` (1, 2, 4 or 8 of them; 0 for any other length).
+    #[inline]
+    pub fn read_uint(self, bytes: &[u8]) -> u64 {
+        match (self, bytes.len()) {
+            (_, 1) => u64::from(bytes[0]),
+            (Endian::Little, 2) => u64::from(u16::from_le_bytes([bytes[0], bytes[1]])),
+            (Endian::Big, 2) => u64::from(u16::from_be_bytes([bytes[0], bytes[1]])),
+            (Endian::Little, 4) => u64::from(u32::from_le_bytes(fixed(bytes))),
+            (Endian::Big, 4) => u64::from(u32::from_be_bytes(fixed(bytes))),
+            (Endian::Little, 8) => u64::from_le_bytes(fixed(bytes)),
+            (Endian::Big, 8) => u64::from_be_bytes(fixed(bytes)),
+            _ => 0,
+        }
+    }
+}
+
+/// `bytes` as an array (its length is checked by the caller).
+#[inline]
+fn fixed<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
 /// Size of one `__versions` entry in either class.
 pub const VERSION_ENTRY_SIZE: usize = 64;
 /// `EI_NIDENT`: size of `e_ident`.

@@ -25,56 +25,68 @@ struct Symbol {
 /// multiple of the entry size.
 struct SymbolTable<'e, 'a> {
     elf: &'e ModuleElf<'a>,
-    symtab: SectionRange,
+    /// The `.symtab` contents.
+    entries: &'a [u8],
     strtab: SectionRange,
-    entry_size: u64,
+    /// The `.strtab` contents.
+    strings: &'a [u8],
+    entry_size: usize,
 }
 
 impl<'e, 'a> SymbolTable<'e, 'a> {
     fn new(elf: &'e ModuleElf<'a>) -> Option<Self> {
         let strtab = elf.section(Wanted::Strtab)?;
         let symtab = elf.section(Wanted::Symtab)?;
-        let entry_size = elf.class().symbol_size() as u64;
-        if symtab.size % entry_size != 0 {
+        let entry_size = elf.class().symbol_size();
+        if symtab.size % entry_size as u64 != 0 {
             return None;
         }
         Some(SymbolTable {
             elf,
-            symtab,
+            entries: elf.bytes(symtab),
             strtab,
+            strings: elf.bytes(strtab),
             entry_size,
         })
     }
 
     /// Symbols with index ≥ 1, in table order.
     fn symbols(&self) -> impl Iterator<Item = Symbol> + '_ {
-        let count = self.symtab.size / self.entry_size;
-        (1..count).map(move |i| self.symbol_at(self.symtab.offset + i * self.entry_size))
-    }
-
-    fn symbol_at(&self, at: u64) -> Symbol {
-        let elf = self.elf;
-        match elf.class() {
-            ElfClass::Elf32 => Symbol {
-                name_offset: elf.uint(at, 4),
-                value: elf.uint(at + 4, 4),
-                info: elf.uint(at + 12, 1) as u8,
-                section: elf.uint(at + 14, 2) as u16,
-            },
-            ElfClass::Elf64 => Symbol {
-                name_offset: elf.uint(at, 4),
-                info: elf.uint(at + 4, 1) as u8,
-                section: elf.uint(at + 6, 2) as u16,
-                value: elf.uint(at + 8, 8),
-            },
-        }
+        let (class, endian) = (self.elf.class(), self.elf.endian());
+        self.entries
+            .chunks_exact(self.entry_size)
+            .skip(1)
+            .map(move |entry| {
+                let field = |at: usize, len: usize| endian.read_uint(&entry[at..at + len]);
+                match class {
+                    ElfClass::Elf32 => Symbol {
+                        name_offset: field(0, 4),
+                        value: field(4, 4),
+                        info: entry[12],
+                        section: field(14, 2) as u16,
+                    },
+                    ElfClass::Elf64 => Symbol {
+                        name_offset: field(0, 4),
+                        info: entry[4],
+                        section: field(6, 2) as u16,
+                        value: field(8, 8),
+                    },
+                }
+            })
     }
 
     /// The symbol's name, or `None` when `st_name` lies outside `.strtab` (the string itself
     /// may run past `.strtab`, as kmod's C-string read does).
     fn name(&self, symbol: &Symbol) -> Option<&'a [u8]> {
-        (symbol.name_offset < self.strtab.size)
-            .then(|| self.elf.cstr_at(self.strtab.offset + symbol.name_offset))
+        if symbol.name_offset >= self.strtab.size {
+            return None;
+        }
+        let rest = self.strings.get(symbol.name_offset as usize..).unwrap_or(&[]);
+        Some(match memchr::memchr(0, rest) {
+            Some(end) => &rest[..end],
+            // Unterminated inside .strtab: read on into the following bytes.
+            None => self.elf.cstr_at(self.strtab.offset + symbol.name_offset),
+        })
     }
 }
 

@@ -395,13 +395,122 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         verbose: options.verbose > 0,
         debug: options.verbose >= 3,
     };
-    let mut messages = ResolveMessages::default();
-    let graph = resolve(
-        &symbols,
-        kernel_symbols.as_deref(),
-        &resolve_options,
-        &mut messages,
+    // Resolving symbols is serial. Meanwhile the files that need no resolution are encoded
+    // on the other cores; once resolved, modules.dep is published and the files that need
+    // the graph are encoded. Every file is published in kmod's order at the end, each with
+    // its diagnostics, so stderr is as if all of it ran in sequence.
+    let metadata = Resolved {
+        modules: modules
+            .iter()
+            .zip(loaded)
+            .map(|(m, l)| OutputModule {
+                modname: m.modname.clone(),
+                path: m.output_path().to_vec(),
+                aliases: l.aliases,
+                softdeps: l.softdeps,
+                weakdeps: l.weakdeps,
+            })
+            .collect(),
+        dependencies: Vec::new(),
+        symbols: Vec::new(),
+    };
+    let output = OutputSettings {
+        version,
+        dirname: &dirs.dirname,
+        warn: options.warn,
+        diag: &diag,
+    };
+    let early_files: Vec<OutputFile> = match options.dry_run {
+        true => Vec::new(),
+        false => OutputFile::sequence(version)
+            .into_iter()
+            .filter(|f| !f.needs_resolution())
+            .collect(),
+    };
+    let (resolution, early_encoded) = rayon::join(
+        || -> Result<Resolution, Exit> {
+            let (dependencies, owners) = resolve_graph(
+                &modules,
+                &symbols,
+                kernel_symbols.as_deref(),
+                &resolve_options,
+                &diag,
+            )?;
+            if options.dry_run {
+                return Ok(Resolution {
+                    dependencies,
+                    symbols: owners,
+                    output: None,
+                });
+            }
+            let publisher = prepare_output_dir(&dirs, version, &diag)?.with_fsync(options.fsync);
+            // The dependency files read module names and paths only.
+            let graph_view = Resolved {
+                modules: metadata
+                    .modules
+                    .iter()
+                    .map(|m| OutputModule {
+                        modname: m.modname.clone(),
+                        path: m.path.clone(),
+                        ..OutputModule::default()
+                    })
+                    .collect(),
+                dependencies,
+                symbols: owners,
+            };
+            let encoded =
+                publish_dep_and_encode_graph_files(&output.context(&graph_view), &publisher)?;
+            Ok(Resolution {
+                dependencies: graph_view.dependencies,
+                symbols: graph_view.symbols,
+                output: Some((publisher, encoded)),
+            })
+        },
+        || {
+            let context = output.context(&metadata);
+            early_files
+                .par_iter()
+                .map(|&file| (file, encode_file(&context, file)))
+                .collect::<Vec<_>>()
+        },
     );
+    let resolution = resolution?;
+    let mut resolved = metadata;
+    resolved.dependencies = resolution.dependencies;
+    resolved.symbols = resolution.symbols;
+    let context = output.context(&resolved);
+    let written = match resolution.output {
+        None => write_to_stdout(&context),
+        Some((publisher, mut encoded)) => {
+            encoded.extend(early_encoded);
+            publish_in_order(&context, &publisher, encoded)
+        }
+    };
+    timer.stage("resolve, encode and write");
+    drop_in_background((resolved, symbols, modules));
+    written
+}
+
+/// What resolving gives, and (unless `-n`) the output directory with `modules.dep` already
+/// published and the other files that need the graph encoded.
+struct Resolution {
+    dependencies: Vec<Vec<usize>>,
+    symbols: Vec<(Vec<u8>, usize)>,
+    output: Option<(Publisher, Vec<(OutputFile, EncodedFile)>)>,
+}
+
+/// Resolves symbols to owners and dependencies, printing the messages; with cycles, reports
+/// them and fails. Returns each module's sorted transitive dependencies and the symbol owners.
+#[allow(clippy::type_complexity)]
+fn resolve_graph(
+    modules: &[DiscoveredModule],
+    symbols: &[ModuleSymbols],
+    kernel_symbols: Option<&[KernelSymbol]>,
+    options: &ResolveOptions,
+    diag: &Diag,
+) -> Result<(Vec<Vec<usize>>, Vec<(Vec<u8>, usize)>), Exit> {
+    let mut messages = ResolveMessages::default();
+    let graph = resolve(symbols, kernel_symbols, options, &mut messages);
     for (level, message) in messages.log {
         diag.log(level, &message);
     }
@@ -422,40 +531,11 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
             return Err(Exit(EXIT_FAILURE));
         }
     };
-
-    timer.stage("resolve");
-    let resolved = Resolved {
-        dependencies: (0..modules.len())
-            .map(|i| sorted_dependencies(&graph.deps, &dep_sort_idx, i))
-            .collect(),
-        modules: modules
-            .iter()
-            .zip(loaded)
-            .map(|(m, l)| OutputModule {
-                modname: m.modname.clone(),
-                path: m.output_path().to_vec(),
-                aliases: l.aliases,
-                softdeps: l.softdeps,
-                weakdeps: l.weakdeps,
-            })
-            .collect(),
-        symbols: graph.symbols,
-    };
-    let context = OutputContext {
-        resolved: &resolved,
-        version,
-        dirname: &dirs.dirname,
-        warn: options.warn,
-        diag: &diag,
-    };
-    if options.dry_run {
-        return write_to_stdout(&context);
-    }
-    let publisher = prepare_output_dir(&dirs, version, &diag)?.with_fsync(options.fsync);
-    let written = write_files(&context, &publisher);
-    timer.stage("encode and write");
-    drop_in_background((resolved, symbols, modules, graph.deps));
-    written
+    let dependencies = (0..modules.len())
+        .map(|i| sorted_dependencies(&graph.deps, &dep_sort_idx, i))
+        .collect();
+    drop_in_background(graph.deps);
+    Ok((dependencies, graph.symbols))
 }
 
 /// Frees `value` on another thread. Freeing the run's hundreds of thousands of small
@@ -837,6 +917,28 @@ fn prepare_output_dir(
     Ok(Publisher::new(dir))
 }
 
+/// The settings every encoder run shares.
+#[derive(Clone, Copy)]
+struct OutputSettings<'a> {
+    version: KmodVersion,
+    dirname: &'a [u8],
+    warn: bool,
+    diag: &'a Diag,
+}
+
+impl<'a> OutputSettings<'a> {
+    /// A context for encoding from `resolved`.
+    fn context(self, resolved: &'a Resolved) -> OutputContext<'a> {
+        OutputContext {
+            resolved,
+            version: self.version,
+            dirname: self.dirname,
+            warn: self.warn,
+            diag: self.diag,
+        }
+    }
+}
+
 /// Everything an encoder run needs.
 struct OutputContext<'a> {
     resolved: &'a Resolved,
@@ -863,7 +965,7 @@ fn fatal_text(err: &crate::index::IndexError) -> Vec<u8> {
 }
 
 /// Encodes one file; its diagnostics are returned, not printed.
-fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> (Encoded, Messages) {
+fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> EncodedFile {
     let mut messages = Messages::default();
     let encoded = encode_file_into(ctx, file, &mut messages);
     (encoded, messages)
@@ -941,36 +1043,47 @@ fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messag
     encoded
 }
 
-/// Encodes the files in parallel (they are independent) and publishes them, printing each
-/// file's diagnostics just before it is published, in kmod's order, and stopping at the
-/// first fatal one.
+/// The encoding of one file and its diagnostics.
+type EncodedFile = (Encoded, Messages);
+
+/// Publishes `modules.dep` (first in every release's sequence), then encodes the other files
+/// that need the dependency graph, in parallel.
 ///
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
-/// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is encoded and
-/// published first on its own; `modules.dep.bin` is then encoded alongside all the other
-/// (smaller) files, which wait for their turn to be published.
-fn write_files(ctx: &OutputContext<'_>, publisher: &Publisher) -> Result<(), Exit> {
-    let files = OutputFile::sequence(ctx.version);
-    let serial = files
-        .iter()
-        .take_while(|f| matches!(f, OutputFile::Dep))
-        .count();
-    for &file in &files[..serial] {
-        publish_encoded(ctx, publisher, file, encode_file(ctx, file))?;
-    }
-    if let Some((&first, others)) = files[serial..].split_first() {
-        let (first_encoded, others_encoded) = rayon::join(
-            || encode_file(ctx, first),
-            || {
-                others
-                    .par_iter()
-                    .map(|&file| encode_file(ctx, file))
-                    .collect::<Vec<_>>()
-            },
-        );
-        publish_encoded(ctx, publisher, first, first_encoded)?;
-        for (&file, encoded) in others.iter().zip(others_encoded) {
-            publish_encoded(ctx, publisher, file, encoded)?;
+/// `modules.dep` and `modules.dep.bin` carry them, so `modules.dep` is written and freed
+/// before `modules.dep.bin` is encoded.
+fn publish_dep_and_encode_graph_files(
+    ctx: &OutputContext<'_>,
+    publisher: &Publisher,
+) -> Result<Vec<(OutputFile, EncodedFile)>, Exit> {
+    publish_encoded(
+        ctx,
+        publisher,
+        OutputFile::Dep,
+        encode_file(ctx, OutputFile::Dep),
+    )?;
+    let files: Vec<OutputFile> = OutputFile::sequence(ctx.version)
+        .into_iter()
+        .filter(|&f| f.needs_resolution() && f != OutputFile::Dep)
+        .collect();
+    Ok(files
+        .par_iter()
+        .map(|&file| (file, encode_file(ctx, file)))
+        .collect())
+}
+
+/// Publishes the `encoded` files in kmod's order, printing each file's diagnostics just
+/// before it is published and stopping at the first fatal one. Files of the sequence that
+/// are not in `encoded` (`modules.dep`) were published already.
+fn publish_in_order(
+    ctx: &OutputContext<'_>,
+    publisher: &Publisher,
+    mut encoded: Vec<(OutputFile, EncodedFile)>,
+) -> Result<(), Exit> {
+    for file in OutputFile::sequence(ctx.version) {
+        if let Some(at) = encoded.iter().position(|(done, _)| *done == file) {
+            let (_, result) = encoded.swap_remove(at);
+            publish_encoded(ctx, publisher, file, result)?;
         }
     }
     publisher.finish().map_err(|err| {
@@ -988,7 +1101,7 @@ fn publish_encoded(
     ctx: &OutputContext<'_>,
     publisher: &Publisher,
     file: OutputFile,
-    (encoded, messages): (Encoded, Messages),
+    (encoded, messages): EncodedFile,
 ) -> Result<(), Exit> {
     let pending = match publisher.begin(file.name()) {
         Ok(pending) => pending,

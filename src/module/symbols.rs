@@ -81,7 +81,10 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
         if symbol.name_offset >= self.strtab.size {
             return None;
         }
-        let rest = self.strings.get(symbol.name_offset as usize..).unwrap_or(&[]);
+        let rest = self
+            .strings
+            .get(symbol.name_offset as usize..)
+            .unwrap_or(&[]);
         Some(match memchr::memchr(0, rest) {
             Some(end) => &rest[..end],
             // Unterminated inside .strtab: read on into the following bytes.

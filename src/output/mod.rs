@@ -91,6 +91,17 @@ impl OutputFile {
         )
     }
 
+    /// Whether the file needs the dependency graph or the symbol owners
+    /// ([`Resolved::dependencies`], [`Resolved::symbols`]). The others are encoded from
+    /// [`Resolved::modules`] and the tree's `modules.builtin*` files alone, so they can be
+    /// encoded while symbols are still being resolved.
+    pub fn needs_resolution(self) -> bool {
+        matches!(
+            self,
+            OutputFile::Dep | OutputFile::DepBin | OutputFile::Symbols | OutputFile::SymbolsBin
+        )
+    }
+
     /// The files `version` writes, in its publishing order (§8.1).
     pub fn sequence(version: KmodVersion) -> Vec<OutputFile> {
         use OutputFile::*;

@@ -236,3 +236,53 @@ fn decoding_runs_in_parallel() {
         }
     });
 }
+
+/// Decodes with the xz tool (liblzma with every check verified): the bytes, or `None`.
+fn xz_tool_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut child = Command::new("xz")
+        .args(["-dc", "-q", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xz");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("xz output");
+    feeder.join().expect("feeder");
+    out.status.success().then_some(out.stdout)
+}
+
+/// Single-stream CRC32 files skip liblzma's own check and are verified with crc32fast.
+/// Whatever byte of a multi-block file is damaged — data, a block's stored CRC32, the
+/// index — the outcome is the xz tool's: the same image, or a failure.
+#[test]
+fn xz_crc32_checks_are_verified_like_the_xz_tool() {
+    let mut module = SynthModule::new(ElfClass::Elf64, Endian::Little, machine::X86_64)
+        .with_modinfo("alias", "pci:v00001234d*")
+        .with_export("exported_one", Some(0xfeed))
+        .with_import("needed", false, Some(0x77));
+    for i in 0..40 {
+        module = module.with_modinfo("parm", format!("option{i}:some description {i}"));
+    }
+    let elf = module.to_elf();
+    let xz = compress(&["xz", "-c", "--check=crc32", "--block-size=512"], &elf);
+    assert!(xz.len() > 512, "several blocks");
+    let decode = |bytes: &[u8]| {
+        depmod_rs::module::decompress(Compression::Xz, bytes, KmodVersion::V34, false, 1 << 30).ok()
+    };
+    assert_eq!(decode(&xz).as_deref(), Some(&elf[..]));
+    let mut differences = Vec::new();
+    for at in 0..xz.len() {
+        let mut damaged = xz.clone();
+        damaged[at] ^= 0x01;
+        let ours = decode(&damaged);
+        if ours != xz_tool_decode(&damaged) {
+            differences.push(at);
+        }
+    }
+    assert!(differences.is_empty(), "differ at offsets {differences:?}");
+}

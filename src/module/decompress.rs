@@ -7,6 +7,7 @@
 use std::io::Read;
 
 use super::error::{Compression, ModuleError};
+use super::xz_layout::{self, Crc32Stream};
 use crate::compat::KmodVersion;
 
 /// Magic bytes kmod checks, in its order.
@@ -188,13 +189,41 @@ impl OutputLimit {
 }
 
 /// xz with liblzma's stream decoder in concatenated mode and no memory limit, as kmod.
+///
+/// A single stream with CRC32 checks is first decoded without liblzma's own check and then
+/// verified with crc32fast (see `xz_layout.rs`). If that decode fails or a check does not
+/// match, the input is decoded again the ordinary way, so results and errors are exactly
+/// liblzma's.
 fn decode_xz(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
-    use liblzma::stream::{Action, Error, Status, Stream, CONCATENATED};
+    use liblzma::stream::{CONCATENATED, IGNORE_CHECK};
 
-    let mut stream = Stream::new_stream_decoder(u64::MAX, CONCATENATED)
+    if let Some(stream) = Crc32Stream::parse(input) {
+        let size = Some(stream.uncompressed_size());
+        match decode_xz_with(input, limit, CONCATENATED | IGNORE_CHECK, size) {
+            Ok(out) if stream.checks_match(input, &out) => return Ok(out),
+            // One block: its check follows all its output, so the checked decode reaches
+            // the cap first too.
+            Err(err @ ModuleError::TooLarge { .. }) if stream.block_count() == 1 => {
+                return Err(err)
+            }
+            _ => {}
+        }
+    }
+    decode_xz_with(input, limit, CONCATENATED, xz_layout::size_hint(input))
+}
+
+fn decode_xz_with(
+    input: &[u8],
+    limit: OutputLimit,
+    flags: u32,
+    size_hint: Option<u64>,
+) -> Result<Vec<u8>, ModuleError> {
+    use liblzma::stream::{Action, Error, Status, Stream};
+
+    let mut stream = Stream::new_stream_decoder(u64::MAX, flags)
         .map_err(|_| limit.error("Internal error (bug)"))?;
     let mut out = Vec::new();
-    if let Some(size) = xz_size_hint(input) {
+    if let Some(size) = size_hint {
         // Allocate once for the whole image, but never more than the cap allows nor more
         // than a plausible ratio (a forged index must not reserve huge buffers).
         let plausible = (input.len() as u64).saturating_mul(64);
@@ -231,44 +260,6 @@ fn decode_xz(input: &[u8], limit: OutputLimit) -> Result<Vec<u8>, ModuleError> {
             }
         }
     }
-}
-
-/// The uncompressed size recorded in the index of the last xz stream in `input`, used only
-/// to size the output buffer (a wrong or missing value just costs reallocations).
-fn xz_size_hint(input: &[u8]) -> Option<u64> {
-    const FOOTER: usize = 12;
-    let footer = input.get(input.len().checked_sub(FOOTER)?..)?;
-    if &footer[10..12] != b"YZ" {
-        return None;
-    }
-    let backward = u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]);
-    let index_size = (u64::from(backward) + 1) * 4;
-    let index_start = (input.len() - FOOTER).checked_sub(usize::try_from(index_size).ok()?)?;
-    let mut index = input
-        .get(index_start..input.len() - FOOTER)?
-        .iter()
-        .copied();
-    if index.next()? != 0 {
-        return None;
-    }
-    let mut varint = || -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..63).step_by(7) {
-            let byte = index.next()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    };
-    let records = varint()?;
-    let mut total = 0u64;
-    for _ in 0..records {
-        let _unpadded = varint()?;
-        total = total.checked_add(varint()?)?;
-    }
-    Some(total)
 }
 
 /// zstd as kmod 34 decodes it: the first frame must declare a non-zero content size, and the
@@ -439,9 +430,9 @@ mod tests {
     fn xz_size_hint_reads_the_index() {
         let data = vec![7u8; 123_457];
         let xz = compressed(Compression::Xz, &data);
-        assert_eq!(xz_size_hint(&xz), Some(123_457));
-        assert_eq!(xz_size_hint(&xz[..xz.len() - 1]), None);
-        assert_eq!(xz_size_hint(b"YZ"), None);
+        assert_eq!(xz_layout::size_hint(&xz), Some(123_457));
+        assert_eq!(xz_layout::size_hint(&xz[..xz.len() - 1]), None);
+        assert_eq!(xz_layout::size_hint(b"YZ"), None);
     }
 
     #[test]

@@ -90,7 +90,12 @@ impl PartialImage {
     /// Forgets every range (keeping the buffer's memory) and starts on a file of `file_len`
     /// bytes.
     pub(crate) fn reset(&mut self, file_len: u64) {
+        /// A buffer larger than this (after an unusually large module) is not kept.
+        const RETAINED_CAPACITY: usize = 16 << 20;
         self.file_len = file_len;
+        if self.buf.capacity() > RETAINED_CAPACITY {
+            self.buf = Vec::new();
+        }
         self.buf.clear();
         self.segments.clear();
         self.forget_misses();

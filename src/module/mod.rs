@@ -31,6 +31,7 @@ mod partial;
 pub mod report;
 mod source;
 mod symbols;
+mod xz_layout;
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -189,7 +190,10 @@ fn read_elf<T>(
             }
             WHOLE_READS.fetch_add(1, Ordering::Relaxed);
         }
-        let whole = source::whole_image(&file, format, path, opts)?;
+        let whole = match format {
+            Compression::None => source::whole_image(&file, format, path, opts)?,
+            _ => source::decoded_image(&file, format, path, opts, image)?,
+        };
         let elf = elf::ModuleElf::parse(ImageBytes::Whole(whole.as_bytes()), opts.version)
             .map_err(|e| e.with_path(path))?;
         Ok(read(&elf))

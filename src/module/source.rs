@@ -95,6 +95,34 @@ pub(crate) fn whole_image(
         .map_err(|e| e.with_path(path))
 }
 
+/// The decoded image of an opened compressed module whose first bytes are in `image`. The
+/// file is read into `image`'s buffer rather than mapped (one `pread`, no mapping to set up
+/// and tear down).
+pub(crate) fn decoded_image(
+    file: &File,
+    format: Compression,
+    path: &Path,
+    opts: &ReadOptions,
+    image: &mut PartialImage,
+) -> Result<ModuleImage, ModuleError> {
+    let len = image.file_len();
+    let mut whole = vec![SectionRange {
+        offset: 0,
+        size: len,
+    }];
+    let loaded = load_ranges(file, image, &mut whole)
+        .ok()
+        .and_then(|()| usize::try_from(len).ok())
+        .and_then(|len| ImageBytes::Partial(image).get(0, len));
+    match loaded {
+        Some(input) => decompress(format, input, opts.version, opts.gzip, opts.max_image_size)
+            .map(ModuleImage::Owned)
+            .map_err(|e| e.with_path(path)),
+        // Read failed or the file changed size: map it as it is now.
+        None => whole_image(file, format, path, opts),
+    }
+}
+
 /// Ranges closer than this are read as one: a `pread` costs more than copying a few
 /// kilobytes more.
 const MERGE_GAP: u64 = 8 * 1024;

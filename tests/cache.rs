@@ -1,6 +1,7 @@
 //! `--cache FILE`: every run through the metadata cache — cold, warm, after a module changed,
 //! after the cache file was damaged — must write exactly what a run without the cache writes
-//! (exit status, stderr and all output files).
+//! (exit status, stderr and all output files). The cache keeps compressed modules only, so
+//! the trees here are mostly `.ko.xz`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,10 +38,17 @@ impl Tree {
         self.root().join("lib/modules").join(KVER)
     }
 
+    /// Writes `module` at `rel`, xz-compressed (with CRC32 checks, as Debian's) when the
+    /// name ends in `.xz`.
     fn module(&self, rel: &str, module: &SynthModule) {
         let path = self.moddir().join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, module.to_elf()).unwrap();
+        let elf = module.to_elf();
+        let bytes = match rel.ends_with(".xz") {
+            true => xz(&elf),
+            false => elf,
+        };
+        std::fs::write(path, bytes).unwrap();
     }
 
     fn cache(&self) -> PathBuf {
@@ -85,6 +93,15 @@ impl Tree {
     }
 }
 
+fn xz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let stream =
+        liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc32).unwrap();
+    let mut encoder = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
 fn provider(n: usize, alias: &str) -> SynthModule {
     SynthModule::x86_64()
         .with_modinfo("alias", alias)
@@ -99,16 +116,27 @@ fn user(n: usize) -> SynthModule {
         .with_import("printk", true, None)
 }
 
+/// Compressed modules (the ones the cache keeps), one uncompressed user, and broken files
+/// of both kinds.
 fn build_tree() -> Tree {
     let tree = Tree::new();
     for n in 0..8 {
         tree.module(
-            &format!("kernel/p/provider{n}.ko"),
+            &format!("kernel/p/provider{n}.ko.xz"),
             &provider(n, &format!("pci:v{n:08X}d*")),
         );
-        tree.module(&format!("kernel/u/user{n}.ko"), &user(n));
+        let user_name = match n {
+            0 => "kernel/u/user0.ko".to_string(),
+            _ => format!("kernel/u/user{n}.ko.xz"),
+        };
+        tree.module(&user_name, &user(n));
     }
     tree.module("kernel/bad/broken.ko", &SynthModule::x86_64());
+    std::fs::write(
+        tree.moddir().join("kernel/bad/corrupt.ko.xz"),
+        &xz(&SynthModule::x86_64().to_elf())[..40],
+    )
+    .unwrap();
     std::fs::write(
         tree.moddir().join("kernel/bad/garbage.ko"),
         b"not an ELF file",
@@ -132,6 +160,12 @@ fn cached_runs_match_uncached_runs() {
     tree.check("cold");
     let cache = std::fs::read(tree.cache()).expect("cache written");
     assert!(cache.len() > 100);
+    let holds = |name: &[u8]| cache.windows(name.len()).any(|w| w == name);
+    assert!(holds(b"provider0.ko.xz"), "compressed modules are kept");
+    assert!(
+        !holds(b"user0.ko"),
+        "uncompressed modules are read every time"
+    );
     // Only the cache (and its directory) is new in the tree; no temporary file is left.
     let mut after = walk(tree.root());
     after.retain(|p| !before.contains(p));
@@ -145,15 +179,15 @@ fn cached_runs_match_uncached_runs() {
     assert_eq!(std::fs::read(tree.cache()).unwrap(), cache);
 
     // A module rewritten with other contents (new alias, same size).
-    tree.module("kernel/p/provider3.ko", &provider(3, "pci:v0000000Fd*"));
+    tree.module("kernel/p/provider3.ko.xz", &provider(3, "pci:v0000000Fd*"));
     tree.check("module rewritten");
     // A module replaced by one with a different export set.
-    tree.module("kernel/p/provider5.ko", &provider(9, "pci:v00000005d*"));
+    tree.module("kernel/p/provider5.ko.xz", &provider(9, "pci:v00000005d*"));
     tree.check("exports changed");
     // Rewritten, then its old modification time put back: ctime still tells.
-    let path = tree.moddir().join("kernel/p/provider1.ko");
+    let path = tree.moddir().join("kernel/p/provider1.ko.xz");
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    tree.module("kernel/p/provider1.ko", &provider(1, "pci:v000000AAd*"));
+    tree.module("kernel/p/provider1.ko.xz", &provider(1, "pci:v000000AAd*"));
     std::fs::File::options()
         .write(true)
         .open(&path)
@@ -163,8 +197,8 @@ fn cached_runs_match_uncached_runs() {
     let outcome = tree.check("mtime restored");
     assert!(String::from_utf8_lossy(&outcome.2["modules.alias"]).contains("pci:v000000AAd*"));
     // A module removed, one added.
-    std::fs::remove_file(tree.moddir().join("kernel/u/user7.ko")).unwrap();
-    tree.module("kernel/u/user9.ko", &user(9));
+    std::fs::remove_file(tree.moddir().join("kernel/u/user7.ko.xz")).unwrap();
+    tree.module("kernel/u/user9.ko.xz", &user(9));
     tree.check("module removed and added");
     let_files_settle();
     tree.check("settled again");

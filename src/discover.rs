@@ -6,6 +6,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 
+use rayon::prelude::*;
+
 use crate::bmsg;
 use crate::config::{Config, SearchEntry};
 use crate::diag::{strerror, Diag};
@@ -256,13 +258,13 @@ fn search_root(
         }
     };
     let prefix = bmsg!(root, "/");
+    let listing = Listing::read(config, gzip, entries, &prefix);
     let walk = Walk {
         config,
         dirname,
-        gzip,
         diag,
     };
-    walk.dir(registry, entries, prefix, FIRST_DIR_FD);
+    walk.replay(registry, listing, prefix, FIRST_DIR_FD);
     Ok(())
 }
 
@@ -271,23 +273,41 @@ fn search_root(
 /// (0–2 are the standard streams).
 const FIRST_DIR_FD: u32 = 3;
 
-/// The fixed context of one walk.
-struct Walk<'a> {
-    config: &'a Config,
-    dirname: &'a [u8],
-    gzip: bool,
-    diag: &'a Diag,
+/// The entries of one directory that matter to the walk, in directory order: module files,
+/// subdirectories (listed in turn) and the entries that give an error message.
+///
+/// Listing is the costly part of the walk (a `getdents` per directory, a `stat` where the
+/// entry type is unknown), and directories are independent, so subdirectories are listed in
+/// parallel. The walk proper then replays the listings in kmod's order, so registrations,
+/// messages and their order are those of a sequential walk.
+struct Listing {
+    entries: Vec<Listed>,
 }
 
-impl Walk<'_> {
-    fn dir(&self, registry: &mut Registry, entries: std::fs::ReadDir, prefix: Vec<u8>, fd: u32) {
-        let Walk {
-            config,
-            dirname,
-            gzip,
-            diag,
-        } = *self;
-        let fd_text = fd.to_string();
+/// One entry of a [`Listing`].
+struct Listed {
+    name: Vec<u8>,
+    kind: ListedKind,
+}
+
+enum ListedKind {
+    /// A regular file with a module extension.
+    Module,
+    /// A subdirectory, listed, or the error opening it.
+    Dir(Result<Listing, std::io::Error>),
+    /// A subdirectory still to be listed (only while [`Listing::read`] runs).
+    Pending,
+    /// An entry of unknown type whose `stat` failed.
+    StatFailed(std::io::Error),
+    /// Not a regular file nor a directory: its `st_mode` file type bits.
+    Unsupported(u32),
+}
+
+impl Listing {
+    /// Lists `entries` (the directory `prefix`, which ends in `/`) and, in parallel, every
+    /// subdirectory below it.
+    fn read(config: &Config, gzip: bool, entries: std::fs::ReadDir, prefix: &[u8]) -> Listing {
+        let mut listed = Vec::new();
         for entry in entries {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
@@ -295,63 +315,104 @@ impl Walk<'_> {
             if is_excluded(config, name) {
                 continue;
             }
-            let path = bmsg!(prefix, name);
-            let is_dir = match entry.file_type() {
-                Ok(t) if t.is_file() => false,
-                Ok(t) if t.is_dir() => true,
-                _ => match std::fs::metadata(OsStr::from_bytes(&path)) {
-                    Err(err) => {
-                        diag.error(bmsg!(
-                            "fstatat(",
-                            fd_text,
-                            ", ",
-                            name,
-                            "): ",
-                            strerror(&err)
-                        ));
-                        continue;
-                    }
-                    Ok(meta) if meta.is_file() => false,
-                    Ok(meta) if meta.is_dir() => true,
-                    Ok(meta) => {
-                        let ft = meta.file_type();
-                        let mode = if ft.is_symlink() {
-                            0o120000
-                        } else if ft.is_block_device() {
-                            0o060000
-                        } else if ft.is_char_device() {
-                            0o020000
-                        } else if ft.is_fifo() {
-                            0o010000
-                        } else if ft.is_socket() {
-                            0o140000
-                        } else {
-                            0
-                        };
-                        diag.error(bmsg!(
-                            "unsupported file type ",
-                            path,
-                            ": ",
-                            format!("{mode:o}")
-                        ));
-                        continue;
-                    }
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_file() => ListedKind::Module,
+                Ok(t) if t.is_dir() => ListedKind::Pending,
+                _ => match std::fs::metadata(OsStr::from_bytes(&bmsg!(prefix, name))) {
+                    Err(err) => ListedKind::StatFailed(err),
+                    Ok(meta) if meta.is_file() => ListedKind::Module,
+                    Ok(meta) if meta.is_dir() => ListedKind::Pending,
+                    Ok(meta) => ListedKind::Unsupported(file_type_bits(meta.file_type())),
                 },
             };
-            if is_dir {
-                match std::fs::read_dir(OsStr::from_bytes(&path)) {
-                    Ok(sub) => self.dir(registry, sub, bmsg!(path, "/"), fd + 1),
-                    Err(err) => diag.error(bmsg!(
-                        "openat(",
-                        fd_text,
-                        ", ",
-                        name,
-                        ", O_RDONLY): ",
-                        strerror(&err)
-                    )),
+            if matches!(kind, ListedKind::Module) && !has_module_extension(name, gzip) {
+                continue;
+            }
+            listed.push(Listed {
+                name: name.to_vec(),
+                kind,
+            });
+        }
+        listed.par_iter_mut().for_each(|entry| {
+            if matches!(entry.kind, ListedKind::Pending) {
+                let path = bmsg!(prefix, entry.name, "/");
+                entry.kind = ListedKind::Dir(
+                    std::fs::read_dir(OsStr::from_bytes(&path[..path.len() - 1]))
+                        .map(|sub| Listing::read(config, gzip, sub, &path)),
+                );
+            }
+        });
+        Listing { entries: listed }
+    }
+}
+
+/// The `S_IFMT` bits kmod prints for an unsupported file type.
+fn file_type_bits(ft: std::fs::FileType) -> u32 {
+    if ft.is_symlink() {
+        0o120000
+    } else if ft.is_block_device() {
+        0o060000
+    } else if ft.is_char_device() {
+        0o020000
+    } else if ft.is_fifo() {
+        0o010000
+    } else if ft.is_socket() {
+        0o140000
+    } else {
+        0
+    }
+}
+
+/// The fixed context of one walk.
+struct Walk<'a> {
+    config: &'a Config,
+    dirname: &'a [u8],
+    diag: &'a Diag,
+}
+
+impl Walk<'_> {
+    /// Registers the modules of `listing` (the directory `prefix`, whose descriptor kmod
+    /// would number `fd`) and reports its errors, in directory order, depth first.
+    fn replay(&self, registry: &mut Registry, listing: Listing, prefix: Vec<u8>, fd: u32) {
+        let Walk {
+            config,
+            dirname,
+            diag,
+        } = *self;
+        let fd_text = fd.to_string();
+        for Listed { name, kind } in listing.entries {
+            match kind {
+                ListedKind::Module => {
+                    let path = bmsg!(prefix, name);
+                    registry.offer(config, dirname, DiscoveredModule::new(path, dirname), diag);
                 }
-            } else if has_module_extension(name, gzip) {
-                registry.offer(config, dirname, DiscoveredModule::new(path, dirname), diag);
+                ListedKind::Dir(Ok(sub)) => {
+                    self.replay(registry, sub, bmsg!(prefix, name, "/"), fd + 1)
+                }
+                ListedKind::Dir(Err(err)) => diag.error(bmsg!(
+                    "openat(",
+                    fd_text,
+                    ", ",
+                    name,
+                    ", O_RDONLY): ",
+                    strerror(&err)
+                )),
+                ListedKind::StatFailed(err) => diag.error(bmsg!(
+                    "fstatat(",
+                    fd_text,
+                    ", ",
+                    name,
+                    "): ",
+                    strerror(&err)
+                )),
+                ListedKind::Unsupported(mode) => diag.error(bmsg!(
+                    "unsupported file type ",
+                    prefix,
+                    name,
+                    ": ",
+                    format!("{mode:o}")
+                )),
+                ListedKind::Pending => {}
             }
         }
     }

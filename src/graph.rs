@@ -261,18 +261,44 @@ pub fn sorted_dependencies(
     dep_sort_idx: &[usize],
     module: usize,
 ) -> Vec<usize> {
-    let mut seen = vec![false; deps.len()];
+    let mut seen = vec![usize::MAX; deps.len()];
+    sorted_dependencies_with(deps, dep_sort_idx, module, &mut seen)
+}
+
+/// [`sorted_dependencies`] of every module, on all cores. Each list is allocated at its
+/// exact size (on deep trees they hold millions of entries in all).
+pub fn all_sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize]) -> Vec<Vec<usize>> {
+    use rayon::prelude::*;
+    (0..deps.len())
+        .into_par_iter()
+        .map_init(
+            || vec![usize::MAX; deps.len()],
+            |seen, module| sorted_dependencies_with(deps, dep_sort_idx, module, seen),
+        )
+        .collect()
+}
+
+/// `seen[d] == module` marks `d` as visited for this module; no entry of `seen` may equal
+/// `module` on entry (a scratch buffer is reused from module to module this way without
+/// clearing).
+fn sorted_dependencies_with(
+    deps: &[Vec<usize>],
+    dep_sort_idx: &[usize],
+    module: usize,
+    seen: &mut [usize],
+) -> Vec<usize> {
     let mut out = Vec::new();
     let mut stack: Vec<usize> = deps[module].iter().rev().copied().collect();
     while let Some(d) = stack.pop() {
-        if seen[d] {
+        if seen[d] == module {
             continue;
         }
-        seen[d] = true;
+        seen[d] = module;
         out.push(d);
         stack.extend(deps[d].iter().rev().copied());
     }
     out.sort_by_key(|&d| dep_sort_idx[d]);
+    out.shrink_to_fit();
     out
 }
 

@@ -171,12 +171,21 @@ pub struct PendingFile<'a> {
 impl PendingFile<'_> {
     /// Write `contents`, flush them to disk with fsync on, and rename over the final name.
     /// On any failure the temporary file is removed.
-    pub fn commit(mut self, contents: &[u8]) -> Result<(), PublishError> {
+    pub fn commit(self, contents: &[u8]) -> Result<(), PublishError> {
+        self.commit_with(|file| file.write_all(contents))
+    }
+
+    /// Like [`PendingFile::commit`], with the contents written by `write` (in as many calls
+    /// as it likes), so that large contents need not be assembled in memory first.
+    pub fn commit_with(
+        mut self,
+        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<(), PublishError> {
         let dir = self.publisher.dir.as_os_str().as_bytes();
         let Some(mut file) = self.file.take() else {
             return Ok(());
         };
-        if let Err(err) = file.write_all(contents).and_then(|_| file.flush()) {
+        if let Err(err) = write(&mut file).and_then(|_| file.flush()) {
             return Err(PublishError::Write(bmsg!(
                 "Could not create index '",
                 self.name,

@@ -21,13 +21,14 @@ use crate::config::{default_config_dirs, load_config};
 use crate::diag::{strerror, Diag, Level};
 use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
 use crate::graph::{
-    report_cycles, resolve, sorted_dependencies, topological_index, ExportedSymbol, ImportedSymbol,
-    ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
+    all_sorted_dependencies, report_cycles, resolve, topological_index, ExportedSymbol,
+    ImportedSymbol, ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
 };
+use crate::index::{IndexBuilder, IndexError, NodeOrder, PreparedIndex};
 use crate::order::{
     apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
 };
-use crate::output::bin::{self as binout, encode_index, encode_index_steps, DuplicateKind};
+use crate::output::bin::{self as binout, build_index, build_index_steps, DuplicateKind};
 use crate::output::{text, OutputFile, OutputModule, Resolved};
 use crate::progress::Progress;
 use crate::publish::{create_dir_all, PublishError, Publisher};
@@ -429,13 +430,16 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     };
     let (resolution, early_encoded) = rayon::join(
         || -> Result<Resolution, Exit> {
-            let (dependencies, owners) = resolve_graph(
+            let resolved_graph = resolve_graph(
                 &modules,
                 &symbols,
                 kernel_symbols.as_deref(),
                 &resolve_options,
                 &diag,
-            )?;
+            );
+            // What was read from the modules is not needed any more.
+            drop_in_background(symbols);
+            let (dependencies, owners) = resolved_graph?;
             if options.dry_run {
                 return Ok(Resolution {
                     dependencies,
@@ -458,11 +462,10 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
                 dependencies,
                 symbols: owners,
             };
-            let encoded =
-                publish_dep_and_encode_graph_files(&output.context(&graph_view), &publisher)?;
+            let encoded = publish_dep_and_encode_graph_files(output, graph_view, &publisher)?;
             Ok(Resolution {
-                dependencies: graph_view.dependencies,
-                symbols: graph_view.symbols,
+                dependencies: Vec::new(),
+                symbols: Vec::new(),
                 output: Some((publisher, encoded)),
             })
         },
@@ -487,12 +490,13 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         }
     };
     timer.stage("resolve, encode and write");
-    drop_in_background((resolved, symbols, modules));
+    drop_in_background((resolved, modules));
     written
 }
 
-/// What resolving gives, and (unless `-n`) the output directory with `modules.dep` already
-/// published and the other files that need the graph encoded.
+/// What resolving gives: with `-n`, the dependencies and symbol owners; otherwise the output
+/// directory with `modules.dep` already published and the other files that need the graph
+/// encoded (the graph itself is then freed).
 struct Resolution {
     dependencies: Vec<Vec<usize>>,
     symbols: Vec<(Vec<u8>, usize)>,
@@ -531,9 +535,7 @@ fn resolve_graph(
             return Err(Exit(EXIT_FAILURE));
         }
     };
-    let dependencies = (0..modules.len())
-        .map(|i| sorted_dependencies(&graph.deps, &dep_sort_idx, i))
-        .collect();
+    let dependencies = all_sorted_dependencies(&graph.deps, &dep_sort_idx);
     drop_in_background(graph.deps);
     Ok((dependencies, graph.symbols))
 }
@@ -958,6 +960,10 @@ struct OutputContext<'a> {
 /// The result of encoding one file.
 enum Encoded {
     Bytes(Vec<u8>),
+    /// An index, written to its file in chunks when it is published.
+    Index(PreparedIndex),
+    /// `modules.dep`, written in chunks from the context's graph when it is published.
+    ModulesDep,
     /// A FATAL index error: stop with exit 1.
     Fatal(Vec<u8>),
 }
@@ -971,6 +977,26 @@ fn fatal_text(err: &crate::index::IndexError) -> Vec<u8> {
     message
 }
 
+/// A built index laid out for publishing, or its FATAL error.
+fn prepared_index(built: Result<IndexBuilder, IndexError>, order: NodeOrder) -> Encoded {
+    match built.and_then(|builder| builder.prepare(order)) {
+        Ok(index) => Encoded::Index(index),
+        Err(err) => Encoded::Fatal(fatal_text(&err)),
+    }
+}
+
+/// Encodes `modules.dep.bin` from its entries, made beforehand.
+fn encode_dep_bin(ctx: &OutputContext<'_>, entries: Vec<binout::IndexEntry>) -> EncodedFile {
+    let mut messages = Messages::default();
+    let mut warnings = Vec::new();
+    let built = build_index(entries, DuplicateKind::Deps, ctx.warn, &mut warnings);
+    let encoded = prepared_index(built, ctx.version.node_order());
+    for w in warnings {
+        messages.warning(w);
+    }
+    (encoded, messages)
+}
+
 /// Encodes one file; its diagnostics are returned, not printed.
 fn encode_file(ctx: &OutputContext<'_>, file: OutputFile) -> EncodedFile {
     let mut messages = Messages::default();
@@ -982,23 +1008,22 @@ fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messag
     let r = ctx.resolved;
     let order = ctx.version.node_order();
     let mut warnings = Vec::new();
-    let index =
-        |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| match encode_index(
-            entries, order, kind, ctx.warn, warnings,
-        ) {
-            Ok(bytes) => Encoded::Bytes(bytes),
-            Err(err) => Encoded::Fatal(fatal_text(&err)),
-        };
+    let prepared = |built| prepared_index(built, order);
+    let index = |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| {
+        prepared(build_index(entries, kind, ctx.warn, warnings))
+    };
     let encoded = match file {
         OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
         OutputFile::DepBin => index(binout::dep_entries(r), DuplicateKind::Deps, &mut warnings),
         OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
         OutputFile::AliasBin => {
             let steps = binout::alias_steps(r);
-            match encode_index_steps(&steps, order, DuplicateKind::Alias, ctx.warn, &mut warnings) {
-                Ok(bytes) => Encoded::Bytes(bytes),
-                Err(err) => Encoded::Fatal(fatal_text(&err)),
-            }
+            prepared(build_index_steps(
+                &steps,
+                DuplicateKind::Alias,
+                ctx.warn,
+                &mut warnings,
+            ))
         }
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
         OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),
@@ -1057,26 +1082,40 @@ type EncodedFile = (Encoded, Messages);
 /// that need the dependency graph, in parallel.
 ///
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
-/// `modules.dep` and `modules.dep.bin` carry them, so `modules.dep` is written and freed
-/// before `modules.dep.bin` is encoded.
+/// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is written and freed
+/// first, then the lines of `modules.dep.bin` are made and the dependency lists freed before
+/// its trie is built; the trie is written to its file in chunks when published.
 fn publish_dep_and_encode_graph_files(
-    ctx: &OutputContext<'_>,
+    settings: OutputSettings<'_>,
+    mut graph: Resolved,
     publisher: &Publisher,
 ) -> Result<Vec<(OutputFile, EncodedFile)>, Exit> {
+    let ctx = settings.context(&graph);
     publish_encoded(
-        ctx,
+        &ctx,
         publisher,
         OutputFile::Dep,
-        encode_file(ctx, OutputFile::Dep),
+        (Encoded::ModulesDep, Messages::default()),
     )?;
-    let files: Vec<OutputFile> = OutputFile::sequence(ctx.version)
+    let dep_entries = binout::dep_entries(&graph);
+    drop_in_background(std::mem::take(&mut graph.dependencies));
+    let ctx = settings.context(&graph);
+    let files: Vec<OutputFile> = OutputFile::sequence(settings.version)
         .into_iter()
-        .filter(|&f| f.needs_resolution() && f != OutputFile::Dep)
+        .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin))
         .collect();
-    Ok(files
-        .par_iter()
-        .map(|&file| (file, encode_file(ctx, file)))
-        .collect())
+    let (dep_bin, mut encoded) = rayon::join(
+        || encode_dep_bin(&ctx, dep_entries),
+        || {
+            files
+                .par_iter()
+                .map(|&file| (file, encode_file(&ctx, file)))
+                .collect::<Vec<_>>()
+        },
+    );
+    encoded.push((OutputFile::DepBin, dep_bin));
+    drop_in_background(graph);
+    Ok(encoded)
 }
 
 /// Publishes the `encoded` files in kmod's order, printing each file's diagnostics just
@@ -1118,14 +1157,18 @@ fn publish_encoded(
         }
     };
     messages.flush(ctx.diag);
-    let bytes = match encoded {
-        Encoded::Bytes(bytes) => bytes,
+    let committed = match encoded {
+        Encoded::Bytes(bytes) => pending.commit(&bytes),
+        Encoded::Index(index) => pending.commit_with(|file| index.write_to(file)),
+        Encoded::ModulesDep => {
+            pending.commit_with(|file| text::write_modules_dep(ctx.resolved, file))
+        }
         Encoded::Fatal(message) => {
             ctx.diag.fatal(message);
             return Err(Exit(EXIT_FAILURE));
         }
     };
-    match pending.commit(&bytes) {
+    match committed {
         Ok(()) => Ok(()),
         Err(err @ PublishError::CreateTemp(_)) => {
             ctx.diag.error(err.message());
@@ -1152,6 +1195,8 @@ fn write_to_stdout(ctx: &OutputContext<'_>) -> Result<(), Exit> {
         messages.flush(ctx.diag);
         match encoded {
             Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
+            Encoded::Index(_) => {}
+            Encoded::ModulesDep => out.extend_from_slice(&text::modules_dep(ctx.resolved)),
             Encoded::Fatal(message) => {
                 ctx.diag.fatal(message);
                 return Err(Exit(EXIT_FAILURE));

@@ -23,6 +23,7 @@ pub use error::{IndexError, ReadError};
 pub use fnmatch::fnmatch;
 pub use read::{Entry, Index, Value};
 pub use trie::IndexBuilder;
+pub use write::PreparedIndex;
 
 #[cfg(test)]
 mod tests;

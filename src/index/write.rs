@@ -1,9 +1,10 @@
 //! Serialising an [`IndexBuilder`] in kmod's pre-order (kmod ≥ 34) or post-order (kmod ≤ 33)
 //! node layout.
 //!
-//! Encoding is separate from I/O: [`encode`] computes every node's size bottom-up, derives
-//! every node's offset from those sizes (no seeks, no patching), and appends the nodes to a
-//! `Vec<u8>` in the requested order. [`IndexBuilder::write_to`] then hands the bytes to a writer.
+//! Encoding is separate from I/O: [`IndexBuilder::prepare`] computes every node's size
+//! bottom-up and derives every node's offset from those sizes (no seeks, no patching);
+//! [`PreparedIndex`] then emits the nodes in the requested order, to memory or in chunks to a
+//! writer.
 
 use std::io::Write;
 
@@ -117,68 +118,151 @@ fn put_u32(out: &mut Vec<u8>, word: u32) {
     out.extend_from_slice(&word.to_be_bytes());
 }
 
-/// The whole index file for `builder` in `order`.
-pub(crate) fn encode(builder: &IndexBuilder, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-    let nodes = &builder.nodes;
-    let layout = layout(nodes, order);
-    if layout.file_len > MAX_FILE_LEN {
-        return Err(IndexError::TooLarge {
-            size: layout.file_len,
-        });
+/// Bytes gathered before they are handed to the writer.
+const CHUNK: usize = 64 * 1024;
+
+/// An index whose layout is computed and whose size is known to fit the format: writing it
+/// can then fail only on I/O.
+#[derive(Debug)]
+pub struct PreparedIndex {
+    builder: IndexBuilder,
+    layout: Layout,
+}
+
+impl std::fmt::Debug for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("file_len", &self.file_len)
+            .finish_non_exhaustive()
     }
+}
+
+impl PreparedIndex {
+    /// Size of the index file in bytes.
+    pub fn len(&self) -> u64 {
+        self.layout.file_len
+    }
+
+    /// Whether the file is empty (never: it has at least its header and root).
+    pub fn is_empty(&self) -> bool {
+        self.layout.file_len == 0
+    }
+
+    /// Writes the file to `out` in chunks of 64 KiB, so that a large index (a deep tree's
+    /// `modules.dep.bin`) never exists twice in memory.
+    pub fn write_to<W: Write>(&self, mut out: W) -> std::io::Result<()> {
+        let mut chunk = Vec::with_capacity(CHUNK + 4096);
+        emit(&self.builder.nodes, &self.layout, &mut chunk, |chunk| {
+            out.write_all(chunk)
+        })?;
+        out.flush()
+    }
+
+    /// The whole file in memory.
+    pub fn to_vec(&self) -> Vec<u8> {
+        to_vec(&self.builder.nodes, &self.layout)
+    }
+}
+
+fn to_vec(nodes: &[Node], layout: &Layout) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(layout.file_len as usize);
+    let mut staging = Vec::with_capacity(CHUNK + 4096);
+    let result: std::io::Result<()> = emit(nodes, layout, &mut staging, |chunk| {
+        bytes.extend_from_slice(chunk);
+        Ok(())
+    });
+    debug_assert!(result.is_ok());
+    debug_assert_eq!(bytes.len() as u64, layout.file_len);
+    bytes
+}
+
+/// Appends the file to `chunk` node by node, handing it to `flush` whenever it holds
+/// [`CHUNK`] bytes or more, and once at the end.
+fn emit(
+    nodes: &[Node],
+    layout: &Layout,
+    chunk: &mut Vec<u8>,
+    mut flush: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     // Every offset is below file_len ≤ 2^28, so it fits the 28-bit field.
     let reference = |id: NodeId| layout.offset[id as usize] as u32 | flags(&nodes[id as usize]);
-
-    let mut out = Vec::with_capacity(layout.file_len as usize);
-    put_u32(&mut out, MAGIC);
-    put_u32(&mut out, VERSION);
-    put_u32(&mut out, reference(0));
+    put_u32(chunk, MAGIC);
+    put_u32(chunk, VERSION);
+    put_u32(chunk, reference(0));
     for &id in &layout.emit_order {
-        debug_assert_eq!(out.len() as u64, layout.offset[id as usize]);
         let node = &nodes[id as usize];
         if !node.prefix.is_empty() {
-            out.extend_from_slice(&node.prefix);
-            out.push(0);
+            chunk.extend_from_slice(&node.prefix);
+            chunk.push(0);
         }
         if let (Some(&(first, _)), Some(&(last, _))) = (node.children.first(), node.children.last())
         {
-            out.push(first);
-            out.push(last);
+            chunk.push(first);
+            chunk.push(last);
             let mut slots = node.children.iter().peekable();
             for ch in first..=last {
                 match slots.next_if(|&&(c, _)| c == ch) {
-                    Some(&(_, child)) => put_u32(&mut out, reference(child)),
-                    None => put_u32(&mut out, 0),
+                    Some(&(_, child)) => put_u32(chunk, reference(child)),
+                    None => put_u32(chunk, 0),
                 }
             }
         }
         if !node.values.is_empty() {
-            put_u32(&mut out, node.values.len() as u32);
+            put_u32(chunk, node.values.len() as u32);
             for v in &node.values {
-                put_u32(&mut out, v.priority);
-                out.extend_from_slice(&v.value);
-                out.push(0);
+                put_u32(chunk, v.priority);
+                chunk.extend_from_slice(&v.value);
+                chunk.push(0);
             }
         }
+        if chunk.len() >= CHUNK {
+            flush(chunk)?;
+            chunk.clear();
+        }
     }
-    debug_assert_eq!(out.len() as u64, layout.file_len);
-    Ok(out)
+    flush(chunk)?;
+    chunk.clear();
+    Ok(())
 }
 
 impl IndexBuilder {
+    fn checked_layout(&self, order: NodeOrder) -> Result<Layout, IndexError> {
+        let layout = layout(&self.nodes, order);
+        if layout.file_len > MAX_FILE_LEN {
+            return Err(IndexError::TooLarge {
+                size: layout.file_len,
+            });
+        }
+        Ok(layout)
+    }
+
+    /// Lays the index out in `order` for writing later.
+    ///
+    /// Fails with [`IndexError::TooLarge`] if the file would exceed the 256 MiB that 28-bit
+    /// offsets can address.
+    pub fn prepare(self, order: NodeOrder) -> Result<PreparedIndex, IndexError> {
+        let layout = self.checked_layout(order)?;
+        Ok(PreparedIndex {
+            builder: self,
+            layout,
+        })
+    }
+
     /// The index file, byte for byte as kmod writes it in `order`.
     ///
     /// Fails with [`IndexError::TooLarge`] if the file would exceed the 256 MiB that 28-bit
     /// offsets can address.
     pub fn to_bytes(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-        encode(self, order)
+        Ok(to_vec(&self.nodes, &self.checked_layout(order)?))
     }
 
-    /// Writes the index file to `out` with a single `write_all` (the bytes are assembled in
-    /// memory first, so `out` needs no buffering).
+    /// Writes the index file to `out`, in chunks (see [`PreparedIndex::write_to`]).
     pub fn write_to<W: Write>(&self, order: NodeOrder, mut out: W) -> Result<(), IndexError> {
-        let bytes = encode(self, order)?;
-        out.write_all(&bytes)?;
+        let layout = self.checked_layout(order)?;
+        let mut chunk = Vec::with_capacity(CHUNK + 4096);
+        emit(&self.nodes, &layout, &mut chunk, |chunk| {
+            out.write_all(chunk)
+        })?;
         out.flush()?;
         Ok(())
     }

@@ -118,17 +118,9 @@ pub fn encode_index(
     warn_duplicates: bool,
     warnings: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, IndexError> {
-    if warn_duplicates {
-        let steps: Vec<IndexStep> = entries.into_iter().map(IndexStep::Insert).collect();
-        return encode_index_steps(&steps, order, kind, warn_duplicates, warnings);
-    }
-    // Without -w no value is needed after its insert: move each one into the trie (the
-    // dependency lines of a large tree are tens of megabytes).
-    let mut builder = IndexBuilder::new();
-    for e in entries {
-        builder.insert_owned(&e.key, e.value, e.priority)?;
-    }
-    builder.to_bytes(order)
+    Ok(build_index(entries, kind, warn_duplicates, warnings)?
+        .prepare(order)?
+        .to_vec())
 }
 
 /// [`encode_index`] over steps that may carry warnings of their own.
@@ -139,6 +131,38 @@ pub fn encode_index_steps(
     warn_duplicates: bool,
     warnings: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, IndexError> {
+    Ok(build_index_steps(steps, kind, warn_duplicates, warnings)?
+        .prepare(order)?
+        .to_vec())
+}
+
+/// The trie of `entries`, not yet laid out (see [`encode_index`]).
+pub fn build_index(
+    entries: Vec<IndexEntry>,
+    kind: DuplicateKind,
+    warn_duplicates: bool,
+    warnings: &mut Vec<Vec<u8>>,
+) -> Result<IndexBuilder, IndexError> {
+    if warn_duplicates {
+        let steps: Vec<IndexStep> = entries.into_iter().map(IndexStep::Insert).collect();
+        return build_index_steps(&steps, kind, warn_duplicates, warnings);
+    }
+    // Without -w no value is needed after its insert: move each one into the trie (the
+    // dependency lines of a large tree are tens of megabytes).
+    let mut builder = IndexBuilder::new();
+    for e in entries {
+        builder.insert_owned(&e.key, e.value, e.priority)?;
+    }
+    Ok(builder)
+}
+
+/// The trie of `steps`, not yet laid out (see [`encode_index_steps`]).
+pub fn build_index_steps(
+    steps: &[IndexStep],
+    kind: DuplicateKind,
+    warn_duplicates: bool,
+    warnings: &mut Vec<Vec<u8>>,
+) -> Result<IndexBuilder, IndexError> {
     let mut builder = IndexBuilder::new();
     for step in steps {
         let e = match step {
@@ -162,5 +186,5 @@ pub fn encode_index_steps(
             }
         }
     }
-    builder.to_bytes(order)
+    Ok(builder)
 }

@@ -4,23 +4,55 @@ use super::Resolved;
 use crate::bmsg;
 
 /// The `modules.dep` line of module `i`, without the newline (also the `.dep.bin` value).
+///
+/// Allocated at its exact size: on deep trees these lines are tens of megabytes in all.
 pub fn dep_line(resolved: &Resolved, i: usize) -> Vec<u8> {
-    let mut line = bmsg!(resolved.modules[i].path, ":");
-    for &d in &resolved.dependencies[i] {
-        line.push(b' ');
-        line.extend_from_slice(&resolved.modules[d].path);
-    }
+    let deps = &resolved.dependencies[i];
+    let len = resolved.modules[i].path.len()
+        + 1
+        + deps
+            .iter()
+            .map(|&d| 1 + resolved.modules[d].path.len())
+            .sum::<usize>();
+    let mut line = Vec::with_capacity(len);
+    append_dep_line(resolved, i, &mut line);
     line
+}
+
+fn append_dep_line(resolved: &Resolved, i: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&resolved.modules[i].path);
+    out.push(b':');
+    for &d in &resolved.dependencies[i] {
+        out.push(b' ');
+        out.extend_from_slice(&resolved.modules[d].path);
+    }
 }
 
 /// `modules.dep`: one line per module; 0 bytes without modules.
 pub fn modules_dep(resolved: &Resolved) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..resolved.modules.len() {
-        out.extend_from_slice(&dep_line(resolved, i));
+        append_dep_line(resolved, i, &mut out);
         out.push(b'\n');
     }
     out
+}
+
+/// Writes [`modules_dep`] to `out` in chunks of about 64 KiB (on deep trees the file is tens
+/// of megabytes, and need not exist in memory).
+pub fn write_modules_dep(resolved: &Resolved, mut out: impl std::io::Write) -> std::io::Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let mut chunk = Vec::with_capacity(CHUNK + 4096);
+    for i in 0..resolved.modules.len() {
+        append_dep_line(resolved, i, &mut chunk);
+        chunk.push(b'\n');
+        if chunk.len() >= CHUNK {
+            out.write_all(&chunk)?;
+            chunk.clear();
+        }
+    }
+    out.write_all(&chunk)?;
+    out.flush()
 }
 
 /// `modules.alias`: header, then `alias <raw> <modname>` per alias.

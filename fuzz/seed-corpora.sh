@@ -11,7 +11,7 @@ small=${SEED_MAX_KIB:-32}     # module seeds above this size only slow the fuzze
 count=${SEED_MODULES:-24}     # module seeds per tree
 
 mk() { mkdir -p "$corpus/$1"; }
-for t in module_elf module_decompress index_read depmod_config modules_order \
+for t in module_elf module_partial module_decompress index_read depmod_config modules_order \
          modules_builtin modules_builtin_modinfo module_symvers system_map; do
     mk "$t"
 done
@@ -36,6 +36,7 @@ if [ -d "$cache/trees" ]; then
             find "$moddir" -name '*.ko' -size -"${small}"k | sort | head -n "$count" |
                 while read -r ko; do
                     cp "$ko" "$corpus/module_elf/$name-$(basename "$ko")"
+                    cp "$ko" "$corpus/module_partial/$name-$(basename "$ko")"
                 done
             find "$moddir" \( -name '*.ko.xz' -o -name '*.ko.zst' -o -name '*.ko.gz' \) \
                 -size -"${small}"k | sort | head -n "$count" |

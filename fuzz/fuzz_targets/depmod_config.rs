@@ -11,7 +11,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = logical_lines(data);
     let diag = Diag::new(0);
     let mut config = Config::default();
-    parse_config_text(&mut config, data, b"/etc/depmod.d/fuzz.conf", b"6.1.0-18-amd64", &diag);
+    parse_config_text(
+        &mut config,
+        data,
+        b"/etc/depmod.d/fuzz.conf",
+        b"6.1.0-18-amd64",
+        &diag,
+    );
     // The first line also serves as a kernel-version pattern (override/external take one).
     let pattern = data.split(|&b| b == b'\n').next().unwrap_or_default();
     let _ = kernel_matches(pattern, b"6.1.0-18-amd64");

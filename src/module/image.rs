@@ -125,6 +125,11 @@ impl PartialImage {
         len == 0 || self.covering(offset, offset.saturating_add(len)).is_some()
     }
 
+    /// Bytes loaded so far (overlapping ranges counted each time).
+    pub(crate) fn loaded_len(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
     /// Length of the file.
     pub(crate) fn file_len(&self) -> u64 {
         self.file_len

@@ -105,7 +105,13 @@ pub(crate) fn decoded_image(
     opts: &ReadOptions,
     image: &mut PartialImage,
 ) -> Result<ModuleImage, ModuleError> {
+    /// Larger files (no real module comes near) are mapped instead, so that reading one
+    /// does not need a buffer of its size.
+    const MAX_READ: u64 = 64 << 20;
     let len = image.file_len();
+    if len > MAX_READ {
+        return whole_image(file, format, path, opts);
+    }
     let mut whole = vec![SectionRange {
         offset: 0,
         size: len,
@@ -129,7 +135,9 @@ const MERGE_GAP: u64 = 8 * 1024;
 
 /// Loads `ranges` of `file` into `image` (those not loaded yet), merging near ones. A range
 /// that the file no longer holds in full is loaded as far as it goes; reads of the rest
-/// then mark the image incomplete.
+/// then mark the image incomplete. Fails (and the caller maps the whole file instead) when
+/// the image would hold more than twice the file: forged section tables can name the same
+/// bytes many times over.
 pub(crate) fn load_ranges(
     file: &File,
     image: &mut PartialImage,
@@ -137,6 +145,11 @@ pub(crate) fn load_ranges(
 ) -> io::Result<()> {
     let file_len = image.file_len();
     ranges.retain(|r| r.size > 0 && !image.has(r.offset, r.size));
+    // Ranges may overlap what is loaded already; never load much more than the file holds.
+    let wanted: u64 = ranges.iter().map(|r| r.size).sum();
+    if image.loaded_len().saturating_add(wanted) > file_len.saturating_mul(2) + (64 << 10) {
+        return Err(io::Error::other("ranges exceed the file"));
+    }
     ranges.sort_unstable_by_key(|r| r.offset);
     let mut merged: Option<(u64, u64)> = None;
     for range in ranges.iter() {

@@ -42,7 +42,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::compat::KmodVersion;
-use crate::graph::{ExportedSymbol, ImportedSymbol};
+use crate::graph::{ExportedSymbol, ImportTable};
 
 /// Leading bytes of a cache file.
 const MAGIC: &[u8; 8] = b"DMRSCACH";
@@ -104,7 +104,7 @@ pub struct ModuleRecord {
     /// Exported symbols with CRCs.
     pub exports: Vec<ExportedSymbol>,
     /// Undefined symbols, in kmod's order.
-    pub imports: Vec<ImportedSymbol>,
+    pub imports: ImportTable,
     /// `alias=` modinfo values in file order.
     pub aliases: Vec<Vec<u8>>,
     /// `softdep=` modinfo values.
@@ -120,7 +120,7 @@ pub struct RecordRef<'a> {
     /// Exported symbols with CRCs.
     pub exports: &'a [ExportedSymbol],
     /// Undefined symbols, in kmod's order.
-    pub imports: &'a [ImportedSymbol],
+    pub imports: &'a ImportTable,
     /// `alias=` values.
     pub aliases: &'a [Vec<u8>],
     /// `softdep=` values.
@@ -276,8 +276,8 @@ pub fn encode_records<'a>(
             put_u64(&mut out, e.crc);
         }
         put_u64(&mut out, record.imports.len() as u64);
-        for i in record.imports {
-            put_bytes(&mut out, &i.name);
+        for i in record.imports.iter() {
+            put_bytes(&mut out, i.name);
             put_u64(&mut out, i.crc);
             out.push(u8::from(i.weak));
         }
@@ -345,8 +345,12 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self) -> Option<Vec<u8>> {
+        self.borrowed_bytes().map(<[u8]>::to_vec)
+    }
+
+    fn borrowed_bytes(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.u64()?).ok()?;
-        self.take(n).map(<[u8]>::to_vec)
+        self.take(n)
     }
 
     fn list(&mut self) -> Option<Vec<Vec<u8>>> {
@@ -394,17 +398,16 @@ fn decode(bytes: &[u8], settings: ReadSettings) -> Option<ModuleCache> {
             });
         }
         let count = r.count(17)?;
-        let mut imports = Vec::with_capacity(count);
+        let mut imports = ImportTable::new();
         for _ in 0..count {
-            imports.push(ImportedSymbol {
-                name: r.bytes()?,
-                crc: r.u64()?,
-                weak: match r.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return None,
-                },
-            });
+            let name = r.borrowed_bytes()?;
+            let crc = r.u64()?;
+            let weak = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            imports.push(name, crc, weak);
         }
         let record = ModuleRecord {
             exports,
@@ -449,11 +452,11 @@ mod tests {
                     name: b"sym_a".to_vec(),
                     crc: 0xdead_beef,
                 }],
-                imports: vec![ImportedSymbol {
-                    name: b"printk".to_vec(),
-                    crc: 7,
-                    weak: true,
-                }],
+                imports: {
+                    let mut imports = ImportTable::new();
+                    imports.push(b"printk", 7, true);
+                    imports
+                },
                 aliases: vec![b"pci:v*".to_vec()],
                 softdeps: vec![b"pre: b".to_vec()],
                 weakdeps: vec![],

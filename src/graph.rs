@@ -22,16 +22,7 @@ pub struct ExportedSymbol {
     pub crc: u64,
 }
 
-/// An undefined symbol a module references.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportedSymbol {
-    /// Name as read from the module.
-    pub name: Vec<u8>,
-    /// The CRC the module expects (0 without `__versions`).
-    pub crc: u64,
-    /// A weak reference (suppresses warnings only).
-    pub weak: bool,
-}
+pub use crate::module::{ImportRef, ImportTable};
 
 /// What the graph needs from one module.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,7 +32,7 @@ pub struct ModuleSymbols {
     /// Exports (empty if they could not be read).
     pub exports: Vec<ExportedSymbol>,
     /// Undefined references, in kmod's order.
-    pub imports: Vec<ImportedSymbol>,
+    pub imports: ImportTable,
 }
 
 /// Options of the resolution step.
@@ -140,8 +131,8 @@ pub fn resolve(
 
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); modules.len()];
     for (idx, module) in modules.iter().enumerate() {
-        for import in &module.imports {
-            let lookup = strip_one(&import.name, Some(b'.'));
+        for import in module.imports.iter() {
+            let lookup = strip_one(import.name, Some(b'.'));
             let lookup = strip_one(lookup, options.symbol_prefix);
             let Some((key, entry)) = table.get_key_value(lookup) else {
                 if options.debug {
@@ -430,12 +421,12 @@ mod tests {
         }
     }
 
-    fn import(name: &str) -> ImportedSymbol {
-        ImportedSymbol {
-            name: name.as_bytes().to_vec(),
-            crc: 0,
-            weak: false,
+    fn imports(names: &[&str]) -> ImportTable {
+        let mut table = ImportTable::new();
+        for name in names {
+            table.push(name.as_bytes(), 0, false);
         }
+        table
     }
 
     #[test]
@@ -444,22 +435,17 @@ mod tests {
             ModuleSymbols {
                 path: b"/p1".to_vec(),
                 exports: vec![export("shared")],
-                imports: vec![],
+                imports: ImportTable::new(),
             },
             ModuleSymbols {
                 path: b"/p2".to_vec(),
                 exports: vec![export("shared"), export("other")],
-                imports: vec![],
+                imports: ImportTable::new(),
             },
             ModuleSymbols {
                 path: b"/user".to_vec(),
                 exports: vec![],
-                imports: vec![
-                    import("shared"),
-                    import("other"),
-                    import(".shared"),
-                    import("missing"),
-                ],
+                imports: imports(&["shared", "other", ".shared", "missing"]),
             },
         ];
         let mut messages = ResolveMessages::default();

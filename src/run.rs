@@ -22,7 +22,7 @@ use crate::diag::{strerror, Diag, Level};
 use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
 use crate::graph::{
     all_sorted_dependencies, report_cycles, resolve, topological_index, ExportedSymbol,
-    ImportedSymbol, ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
+    ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
 };
 use crate::index::{IndexBuilder, IndexError, NodeOrder, PreparedIndex};
 use crate::order::{
@@ -168,15 +168,7 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
             _ => {}
         }
     }
-    loaded.symbols.imports = info
-        .imports
-        .into_iter()
-        .map(|i| ImportedSymbol {
-            name: i.name,
-            crc: i.crc,
-            weak: i.weak,
-        })
-        .collect();
+    loaded.symbols.imports = info.imports;
     loaded
 }
 

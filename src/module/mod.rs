@@ -26,6 +26,7 @@ mod elf;
 pub mod elf_types;
 mod error;
 mod image;
+mod import_table;
 mod modinfo;
 mod partial;
 pub mod report;
@@ -40,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
 pub use elf_types::{ElfClass, Endian};
 pub use error::{strerror, Compression, ModuleError};
+pub use import_table::{ImportRef, ImportTable};
 pub use modinfo::parse_modinfo;
 pub use report::{describe, run_module_command, ReportError};
 pub use source::{load_image, ModuleImage};
@@ -134,23 +136,47 @@ pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, Module
     read_elf(path, opts, |elf| ModuleInfo {
         exports: symbols::exports(elf),
         modinfo: modinfo::modinfo(elf),
-        imports: symbols::imports(elf).unwrap_or_default(),
+        imports: import_list(symbols::imports(elf)),
     })
 }
 
-/// Like [`read_module`], but [`ModuleInfo::modinfo`] holds only the entries whose key is
-/// in `modinfo_keys` (depmod needs 3 of a module's typically 20–40 entries; the others are
-/// not copied).
+/// What depmod itself reads from a module: like [`ModuleInfo`], with the imports in an
+/// [`ImportTable`] and only the modinfo entries asked for.
+#[derive(Debug, Clone)]
+pub struct SelectedInfo {
+    /// As [`ModuleInfo::exports`].
+    pub exports: Result<Vec<Export>, ModuleError>,
+    /// The modinfo entries whose key was asked for, in file order.
+    pub modinfo: Vec<ModinfoEntry>,
+    /// As [`ModuleInfo::imports`].
+    pub imports: ImportTable,
+}
+
+/// Like [`read_module`], for depmod's own use: only the modinfo entries whose key is in
+/// `modinfo_keys` are copied (depmod needs 3 of a module's typically 20–40 entries), and
+/// the import names share one buffer.
 pub fn read_module_selected(
     path: &Path,
     opts: &ReadOptions,
     modinfo_keys: &[&[u8]],
-) -> Result<ModuleInfo, ModuleError> {
-    read_elf(path, opts, |elf| ModuleInfo {
+) -> Result<SelectedInfo, ModuleError> {
+    read_elf(path, opts, |elf| SelectedInfo {
         exports: symbols::exports(elf),
         modinfo: modinfo::modinfo_selected(elf, modinfo_keys),
         imports: symbols::imports(elf).unwrap_or_default(),
     })
+}
+
+fn import_list(table: Option<ImportTable>) -> Vec<Import> {
+    table
+        .iter()
+        .flat_map(ImportTable::iter)
+        .map(|i| Import {
+            name: i.name.to_vec(),
+            crc: i.crc,
+            weak: i.weak,
+        })
+        .collect()
 }
 
 /// Uncompressed modules read whole because a partial read gave up (a diagnostic for
@@ -209,6 +235,6 @@ pub fn parse_module_image(image: &[u8], opts: &ReadOptions) -> Result<ModuleInfo
     Ok(ModuleInfo {
         exports: symbols::exports(&elf),
         modinfo: modinfo::modinfo(&elf),
-        imports: symbols::imports(&elf).unwrap_or_default(),
+        imports: import_list(symbols::imports(&elf)),
     })
 }

@@ -8,7 +8,8 @@ use super::elf_types::{
     ElfClass, EM_SPARC, EM_SPARCV9, SHN_ABS, SHN_UNDEF, STB_WEAK, STT_REGISTER, VERSION_ENTRY_SIZE,
 };
 use super::error::ModuleError;
-use super::{Export, Import};
+use super::import_table::ImportTable;
+use super::Export;
 
 const CRC_PREFIX: &[u8] = b"__crc_";
 
@@ -263,14 +264,14 @@ impl<'a> VersionLookup<'a> {
 /// each undefined symbol in `.symtab` order with the CRC of its first `__versions` entry,
 /// then the `__versions` entries no symbol matched. `None` when kmod's call fails (the
 /// module then silently has no dependencies).
-pub(crate) fn imports(elf: &ModuleElf<'_>) -> Option<Vec<Import>> {
+pub(crate) fn imports(elf: &ModuleElf<'_>) -> Option<ImportTable> {
     let versions = Versions::new(elf);
     let table = SymbolTable::new(elf)?;
     let lookup = VersionLookup::new(&versions);
     let mut visited = vec![false; versions.count];
     let skip_registers = matches!(elf.machine(), EM_SPARC | EM_SPARCV9);
 
-    let mut found = Vec::new();
+    let mut found = ImportTable::new();
     for symbol in table.symbols() {
         if symbol.section != SHN_UNDEF {
             continue;
@@ -289,20 +290,13 @@ pub(crate) fn imports(elf: &ModuleElf<'_>) -> Option<Vec<Import>> {
             }
             None => 0,
         };
-        found.push(Import {
-            name: name.to_vec(),
-            crc,
-            weak: symbol.info >> 4 == STB_WEAK,
-        });
+        found.push(name, crc, symbol.info >> 4 == STB_WEAK);
     }
     for (index, _) in visited.iter().enumerate().filter(|(_, &v)| !v) {
         // kmod 34 fails the whole call on an unvisited entry with an unterminated name.
         let name = versions.name(index)?;
-        found.push(Import {
-            name: name.to_vec(),
-            crc: versions.crc(index),
-            weak: false,
-        });
+        found.push(name, versions.crc(index), false);
     }
+    found.shrink_to_fit();
     Some(found)
 }

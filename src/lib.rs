@@ -6,6 +6,9 @@
 //! config ─► discover ─► order ─► module (read, parallel) ─► graph (resolve) ─► output ─► publish
 //! ```
 //!
+//! The output files that need no dependency graph are encoded while the graph is resolved;
+//! every file is still published in kmod's order (see [`run`]).
+//!
 //! * [`cli`] — the command line, parsed like kmod's `getopt_long` loop.
 //! * [`cli_doc`] — a clap description of that command line, for the manual page and completions.
 //! * [`config`] — depmod.d files: search, override, external, exclude.
@@ -14,7 +17,7 @@
 //! * [`index`] — the kmod binary trie (`modules.*.bin`): building, writing in either node order,
 //!   validated reading, exact and wildcard lookup.
 //! * [`module`] — opening module files (plain, xz, zstd, gzip) and reading what depmod needs
-//!   from their ELF image.
+//!   from their ELF image; a plain file is usually read only in the byte ranges depmod needs.
 //! * [`graph`] — symbol table, dependencies, topological index, cycle report.
 //! * [`symvers`] — `Module.symvers` and `System.map` for `-E`/`-F`.
 //! * [`builtin`] — `modules.builtin` and `modules.builtin.modinfo`.

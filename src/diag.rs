@@ -117,6 +117,16 @@ macro_rules! bmsg {
     }};
 }
 
+/// Appends byte-string parts to a `Vec<u8>`, like [`bmsg!`] without a new allocation:
+/// `bappend!(out, "alias ", alias, "\n")`.
+#[macro_export]
+macro_rules! bappend {
+    ($out:expr, $($part:expr),* $(,)?) => {{
+        let out: &mut Vec<u8> = &mut $out;
+        $( out.extend_from_slice(AsRef::<[u8]>::as_ref(&$part)); )*
+    }};
+}
+
 /// The C library's `strerror` text for an I/O error, as kmod prints it with `%m`.
 pub fn strerror(err: &std::io::Error) -> String {
     match err.raw_os_error() {

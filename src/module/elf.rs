@@ -86,6 +86,21 @@ pub(crate) struct ModuleElf<'a> {
     sections: [Option<SectionRange>; 5],
 }
 
+/// What a parse found about an image, without the image: lets a partial read parse once,
+/// load more bytes, and go on with the same result ([`ModuleElf::with_layout`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ElfLayout {
+    class: ElfClass,
+    endian: Endian,
+    machine: u16,
+    version: KmodVersion,
+    section_table_offset: u64,
+    section_count: u16,
+    names_index: u16,
+    names: SectionRange,
+    sections: [Option<SectionRange>; 5],
+}
+
 /// Offsets of the section header fields kmod reads, per class.
 struct ShdrLayout {
     name: u64,
@@ -117,6 +132,38 @@ impl<'a> ModuleElf<'a> {
         elf.check_names()?;
         elf.locate_wanted_sections();
         Ok(elf)
+    }
+
+    /// What this parse found, to be applied to the same file's bytes later.
+    pub(crate) fn layout(&self) -> ElfLayout {
+        ElfLayout {
+            class: self.class,
+            endian: self.endian,
+            machine: self.machine,
+            version: self.version,
+            section_table_offset: self.section_table_offset,
+            section_count: self.section_count,
+            names_index: self.names_index,
+            names: self.names,
+            sections: self.sections,
+        }
+    }
+
+    /// The result of an earlier [`ModuleElf::parse`] of the same file, over `data` (which
+    /// must hold the same bytes, possibly more of them).
+    pub(crate) fn with_layout(data: ImageBytes<'a>, layout: ElfLayout) -> Self {
+        ModuleElf {
+            data,
+            class: layout.class,
+            endian: layout.endian,
+            machine: layout.machine,
+            version: layout.version,
+            section_table_offset: layout.section_table_offset,
+            section_count: layout.section_count,
+            names_index: layout.names_index,
+            names: layout.names,
+            sections: layout.sections,
+        }
     }
 
     /// The first half of [`ModuleElf::parse`]: checks the file header and that the section
@@ -278,10 +325,16 @@ impl<'a> ModuleElf<'a> {
         if !self.range_valid(header, entry_size) {
             return None;
         }
+        // One read of the whole header, then its fields.
+        let bytes = self.slice(header, entry_size)?;
+        let field = |at: u64, len: usize| {
+            let at = at as usize;
+            self.endian.read_uint(&bytes[at..at + len])
+        };
         let layout = self.class.shdr_layout();
-        let size = self.uint(header + layout.size.0, layout.size.1);
-        let offset = self.uint(header + layout.offset.0, layout.offset.1);
-        let name_offset = self.uint(header + layout.name, 4);
+        let size = field(layout.size.0, layout.size.1);
+        let offset = field(layout.offset.0, layout.offset.1);
+        let name_offset = field(layout.name, 4);
         if !self.range_valid(offset, size) {
             return None;
         }

@@ -78,7 +78,11 @@ impl Segment {
 #[derive(Debug, Default)]
 pub(crate) struct PartialImage {
     file_len: u64,
+    /// Loaded bytes in `buf[..used]`. Bytes past `used` are left from earlier files: they
+    /// are kept initialised so that loading into them needs no zero-filling, and no segment
+    /// points at them.
     buf: Vec<u8>,
+    used: usize,
     segments: Vec<Segment>,
     incomplete: Cell<bool>,
     /// The missed `get` ranges, while there are few; `None` once a miss cannot be
@@ -96,7 +100,7 @@ impl PartialImage {
         if self.buf.capacity() > RETAINED_CAPACITY {
             self.buf = Vec::new();
         }
-        self.buf.clear();
+        self.used = 0;
         self.segments.clear();
         self.forget_misses();
     }
@@ -127,7 +131,7 @@ impl PartialImage {
 
     /// Bytes loaded so far (overlapping ranges counted each time).
     pub(crate) fn loaded_len(&self) -> u64 {
-        self.buf.len() as u64
+        self.used as u64
     }
 
     /// Length of the file.
@@ -139,10 +143,13 @@ impl PartialImage {
     /// Ranges may overlap ones already added (they hold the same file bytes). If fewer bytes
     /// could be read, call [`PartialImage::shorten_last`].
     pub(crate) fn add(&mut self, offset: u64, len: usize) -> &mut [u8] {
-        let start = self.buf.len();
-        self.buf.resize(start + len, 0);
+        let start = self.used;
+        self.used = start + len;
+        if self.buf.len() < self.used {
+            self.buf.resize(self.used, 0);
+        }
         self.segments.push(Segment { offset, start, len });
-        &mut self.buf[start..]
+        &mut self.buf[start..self.used]
     }
 
     /// Keeps only the first `len` bytes of the range added last (a short read at end of
@@ -151,7 +158,7 @@ impl PartialImage {
         if let Some(last) = self.segments.last_mut() {
             if len < last.len {
                 last.len = len;
-                self.buf.truncate(last.start + len);
+                self.used = last.start + len;
             }
         }
     }

@@ -15,7 +15,7 @@
 
 use std::fs::File;
 
-use super::elf::{ModuleElf, SectionRange, Wanted};
+use super::elf::{ElfLayout, ModuleElf, SectionRange, Wanted};
 use super::image::{ImageBytes, PartialImage};
 use super::source::load_ranges;
 use crate::compat::KmodVersion;
@@ -50,17 +50,19 @@ pub(crate) fn read_partially<T>(
     load_ranges(file, image, &mut ranges).ok()?;
 
     ranges.clear();
-    {
+    let layout = {
         let elf = parsed(image, version, ModuleElf::parse)?;
         ranges.extend(Wanted::ALL.iter().filter_map(|&w| elf.section(w)));
         ranges.extend(elf.sections_with_prefix(CRC_SECTION_PREFIX));
-    }
+        elf.layout()
+    };
     if image.is_incomplete() {
         return None;
     }
     load_ranges(file, image, &mut ranges).ok()?;
 
-    if let Some(value) = read_loaded(image, version, read) {
+    // The sections were located above; the loaded bytes only add to what that parse saw.
+    if let Some(value) = read_with_layout(image, layout, read) {
         return Some(value);
     }
     // Something outside those sections was needed, such as a CRC in a section of another
@@ -75,6 +77,18 @@ pub(crate) fn read_partially<T>(
     load_ranges(file, image, &mut ranges).ok()?;
     image.forget_misses();
     read_loaded(image, version, read)
+}
+
+/// `read` applied to the loaded ranges with the sections located earlier, if it needed
+/// nothing else.
+fn read_with_layout<T>(
+    image: &PartialImage,
+    layout: ElfLayout,
+    read: &impl Fn(&ModuleElf<'_>) -> T,
+) -> Option<T> {
+    let elf = ModuleElf::with_layout(ImageBytes::Partial(image), layout);
+    let value = read(&elf);
+    (!image.is_incomplete()).then_some(value)
 }
 
 /// `read` applied to the loaded ranges, if it needed nothing else.

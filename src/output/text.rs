@@ -1,7 +1,7 @@
 //! Encoders for the text outputs (§8.2, §8.4, §8.6–§8.8, §8.12).
 
 use super::Resolved;
-use crate::bmsg;
+use crate::{bappend, bmsg};
 
 /// The `modules.dep` line of module `i`, without the newline (also the `.dep.bin` value).
 ///
@@ -60,7 +60,7 @@ pub fn modules_alias(resolved: &Resolved) -> Vec<u8> {
     let mut out = b"# Aliases extracted from modules themselves.\n".to_vec();
     for module in &resolved.modules {
         for alias in &module.aliases {
-            out.extend_from_slice(&bmsg!("alias ", alias, " ", module.modname, "\n"));
+            bappend!(out, "alias ", alias, " ", module.modname, "\n");
         }
     }
     out
@@ -71,7 +71,7 @@ pub fn modules_softdep(resolved: &Resolved) -> Vec<u8> {
     let mut out = b"# Soft dependencies extracted from modules themselves.\n".to_vec();
     for module in &resolved.modules {
         for value in &module.softdeps {
-            out.extend_from_slice(&bmsg!("softdep ", module.modname, " ", value, "\n"));
+            bappend!(out, "softdep ", module.modname, " ", value, "\n");
         }
     }
     out
@@ -82,7 +82,7 @@ pub fn modules_weakdep(resolved: &Resolved) -> Vec<u8> {
     let mut out = b"# Weak dependencies extracted from modules themselves.\n".to_vec();
     for module in &resolved.modules {
         for value in &module.weakdeps {
-            out.extend_from_slice(&bmsg!("weakdep ", module.modname, " ", value, "\n"));
+            bappend!(out, "weakdep ", module.modname, " ", value, "\n");
         }
     }
     out
@@ -92,13 +92,14 @@ pub fn modules_weakdep(resolved: &Resolved) -> Vec<u8> {
 pub fn modules_symbols(resolved: &Resolved) -> Vec<u8> {
     let mut out = b"# Aliases for symbols, used by symbol_request().\n".to_vec();
     for (name, owner) in &resolved.symbols {
-        out.extend_from_slice(&bmsg!(
+        bappend!(
+            out,
             "alias symbol:",
             name,
             " ",
             resolved.modules[*owner].modname,
             "\n"
-        ));
+        );
     }
     out
 }

@@ -124,6 +124,9 @@ fn decoder_messages(
     kmod_decoder_messages(format, &input, KMOD_OPEN_ATTEMPTS)
 }
 
+/// The modinfo keys depmod uses.
+const MODINFO_KEYS: [&[u8]; 3] = [b"alias", b"softdep", b"weakdep"];
+
 fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> LoadedModule {
     use crate::module::{read_module_selected, ReadOptions};
     crate::progress::tick();
@@ -140,7 +143,7 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
         ..ReadOptions::default()
     };
     let path = Path::new(OsStr::from_bytes(&module.path));
-    let info = match read_module_selected(path, &options, &[b"alias", b"softdep", b"weakdep"]) {
+    let info = match read_module_selected(path, &options, &MODINFO_KEYS) {
         Ok(info) => info,
         Err(err) => {
             loaded.load_error = Some(err.kmod_strerror().to_string());
@@ -160,13 +163,13 @@ fn load_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> L
         }
         Err(err) => loaded.load_error = Some(err.kmod_strerror().to_string()),
     }
-    for entry in info.modinfo {
-        match entry.key.as_slice() {
-            b"alias" => loaded.aliases.push(entry.value),
-            b"softdep" => loaded.softdeps.push(entry.value),
-            b"weakdep" if version.has_weakdep() => loaded.weakdeps.push(entry.value),
-            _ => {}
-        }
+    // In MODINFO_KEYS order.
+    let [aliases, softdeps, weakdeps]: [Vec<Vec<u8>>; 3] =
+        info.modinfo_values.try_into().unwrap_or_default();
+    loaded.aliases = aliases;
+    loaded.softdeps = softdeps;
+    if version.has_weakdep() {
+        loaded.weakdeps = weakdeps;
     }
     loaded.symbols.imports = info.imports;
     loaded

@@ -141,18 +141,19 @@ pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, Module
 }
 
 /// What depmod itself reads from a module: like [`ModuleInfo`], with the imports in an
-/// [`ImportTable`] and only the modinfo entries asked for.
+/// [`ImportTable`] and only the modinfo values of the keys asked for.
 #[derive(Debug, Clone)]
 pub struct SelectedInfo {
     /// As [`ModuleInfo::exports`].
     pub exports: Result<Vec<Export>, ModuleError>,
-    /// The modinfo entries whose key was asked for, in file order.
-    pub modinfo: Vec<ModinfoEntry>,
+    /// For each key asked for, in that order, the values of its modinfo entries in file
+    /// order.
+    pub modinfo_values: Vec<Vec<Vec<u8>>>,
     /// As [`ModuleInfo::imports`].
     pub imports: ImportTable,
 }
 
-/// Like [`read_module`], for depmod's own use: only the modinfo entries whose key is in
+/// Like [`read_module`], for depmod's own use: only the values of the modinfo keys in
 /// `modinfo_keys` are copied (depmod needs 3 of a module's typically 20–40 entries), and
 /// the import names share one buffer.
 pub fn read_module_selected(
@@ -162,7 +163,7 @@ pub fn read_module_selected(
 ) -> Result<SelectedInfo, ModuleError> {
     read_elf(path, opts, |elf| SelectedInfo {
         exports: symbols::exports(elf),
-        modinfo: modinfo::modinfo_selected(elf, modinfo_keys),
+        modinfo_values: modinfo::modinfo_selected(elf, modinfo_keys),
         imports: symbols::imports(elf).unwrap_or_default(),
     })
 }

@@ -16,23 +16,23 @@ pub(crate) fn modinfo(elf: &ModuleElf<'_>) -> Vec<ModinfoEntry> {
     parse_modinfo(elf.bytes(range))
 }
 
-/// Like [`modinfo`], but only the entries whose key is in `keys` (nothing else is copied).
-pub(crate) fn modinfo_selected(elf: &ModuleElf<'_>, keys: &[&[u8]]) -> Vec<ModinfoEntry> {
+/// The values of the entries whose key is `keys[i]`, in file order, for each `i` (nothing
+/// else is copied).
+pub(crate) fn modinfo_selected(elf: &ModuleElf<'_>, keys: &[&[u8]]) -> Vec<Vec<Vec<u8>>> {
+    let mut values = vec![Vec::new(); keys.len()];
     let Some(range) = elf.section(Wanted::Modinfo) else {
-        return Vec::new();
+        return values;
     };
-    raw_strings(elf.bytes(range))
-        .filter_map(|s| {
-            let (key, value) = match memchr::memchr(b'=', s) {
-                Some(eq) => (&s[..eq], &s[eq + 1..]),
-                None => (s, &b""[..]),
-            };
-            keys.contains(&key).then(|| ModinfoEntry {
-                key: key.to_vec(),
-                value: value.to_vec(),
-            })
-        })
-        .collect()
+    for s in raw_strings(elf.bytes(range)) {
+        let (key, value) = match memchr::memchr(b'=', s) {
+            Some(eq) => (&s[..eq], &s[eq + 1..]),
+            None => (s, &b""[..]),
+        };
+        if let Some(slot) = keys.iter().position(|k| *k == key) {
+            values[slot].push(value.to_vec());
+        }
+    }
+    values
 }
 
 /// The non-empty NUL-separated strings of `.modinfo`, with kmod's leading-NUL rule.

@@ -175,8 +175,11 @@ impl IndexBuilder {
 fn add_value(values: &mut Vec<StoredValue>, value: Box<[u8]>, priority: u32) -> bool {
     let duplicate = values.iter().any(|v| v.value == value);
     let at = values.partition_point(|v| v.priority < priority);
-    // Most keys hold one value: grow one at a time rather than to Vec's minimum of four.
-    values.reserve_exact(1);
+    // Most keys hold one value: grow one at a time while the list is short rather than to
+    // Vec's minimum of four; longer lists (many duplicates of one key) grow geometrically.
+    if values.len() < 4 {
+        values.reserve_exact(1);
+    }
     values.insert(at, StoredValue { priority, value });
     duplicate
 }

@@ -75,15 +75,7 @@ impl Wanted {
 #[derive(Debug, Clone)]
 pub(crate) struct ModuleElf<'a> {
     data: ImageBytes<'a>,
-    class: ElfClass,
-    endian: Endian,
-    machine: u16,
-    version: KmodVersion,
-    section_table_offset: u64,
-    section_count: u16,
-    names_index: u16,
-    names: SectionRange,
-    sections: [Option<SectionRange>; 5],
+    layout: ElfLayout,
 }
 
 /// What a parse found about an image, without the image: lets a partial read parse once,
@@ -136,34 +128,13 @@ impl<'a> ModuleElf<'a> {
 
     /// What this parse found, to be applied to the same file's bytes later.
     pub(crate) fn layout(&self) -> ElfLayout {
-        ElfLayout {
-            class: self.class,
-            endian: self.endian,
-            machine: self.machine,
-            version: self.version,
-            section_table_offset: self.section_table_offset,
-            section_count: self.section_count,
-            names_index: self.names_index,
-            names: self.names,
-            sections: self.sections,
-        }
+        self.layout
     }
 
     /// The result of an earlier [`ModuleElf::parse`] of the same file, over `data` (which
     /// must hold the same bytes, possibly more of them).
     pub(crate) fn with_layout(data: ImageBytes<'a>, layout: ElfLayout) -> Self {
-        ModuleElf {
-            data,
-            class: layout.class,
-            endian: layout.endian,
-            machine: layout.machine,
-            version: layout.version,
-            section_table_offset: layout.section_table_offset,
-            section_count: layout.section_count,
-            names_index: layout.names_index,
-            names: layout.names,
-            sections: layout.sections,
-        }
+        ModuleElf { data, layout }
     }
 
     /// The first half of [`ModuleElf::parse`]: checks the file header and that the section
@@ -202,26 +173,28 @@ impl<'a> ModuleElf<'a> {
         };
         let mut elf = ModuleElf {
             data,
-            class,
-            endian,
-            machine: 0,
-            version,
-            section_table_offset: 0,
-            section_count: 0,
-            names_index: 0,
-            names: SectionRange { offset: 0, size: 0 },
-            sections: [None; 5],
+            layout: ElfLayout {
+                class,
+                endian,
+                machine: 0,
+                version,
+                section_table_offset: 0,
+                section_count: 0,
+                names_index: 0,
+                names: SectionRange { offset: 0, size: 0 },
+                sections: [None; 5],
+            },
         };
         // (e_shoff, e_shentsize, e_shnum, e_shstrndx) offsets per class.
         let (shoff, shentsize_at, shnum_at, shstrndx_at) = match class {
             ElfClass::Elf32 => (elf.uint(32, 4), 46, 48, 50),
             ElfClass::Elf64 => (elf.uint(40, 8), 58, 60, 62),
         };
-        elf.machine = elf.uint(18, 2) as u16;
-        elf.section_table_offset = shoff;
-        elf.section_count = elf.uint(shnum_at, 2) as u16;
+        elf.layout.machine = elf.uint(18, 2) as u16;
+        elf.layout.section_table_offset = shoff;
+        elf.layout.section_count = elf.uint(shnum_at, 2) as u16;
         let entry_size = elf.uint(shentsize_at, 2);
-        elf.names_index = elf.uint(shstrndx_at, 2) as u16;
+        elf.layout.names_index = elf.uint(shstrndx_at, 2) as u16;
 
         if entry_size != class.section_header_size() as u64 {
             return Err(ModuleError::Invalid {
@@ -237,9 +210,9 @@ impl<'a> ModuleElf<'a> {
 
     /// Checks the section-name string table as kmod does and keeps its range.
     fn check_names(&mut self) -> Result<(), ModuleError> {
-        let strict = self.version.strict_elf_sections();
+        let strict = self.layout.version.strict_elf_sections();
         let (names, name_offset) = self
-            .section_info(self.names_index)
+            .section_info(self.layout.names_index)
             .ok_or(ModuleError::BadStringTable { path: None })?;
         // kmod 34 also checks the string table's own name against its size.
         if strict && name_offset >= names.size {
@@ -252,21 +225,23 @@ impl<'a> ModuleElf<'a> {
         if last != Some(0) {
             return Err(ModuleError::BadStringTable { path: None });
         }
-        self.names = names;
+        self.layout.names = names;
         Ok(())
     }
 
     /// The section header table (known to lie in the image after [`ModuleElf::parse_header`]).
     pub(crate) fn section_table(&self) -> SectionRange {
         SectionRange {
-            offset: self.section_table_offset,
-            size: self.class.section_header_size() as u64 * u64::from(self.section_count),
+            offset: self.layout.section_table_offset,
+            size: self.layout.class.section_header_size() as u64
+                * u64::from(self.layout.section_count),
         }
     }
 
     /// The contents of the section-name string table (`e_shstrndx`), if its header is valid.
     pub(crate) fn names_section(&self) -> Option<SectionRange> {
-        self.section_info(self.names_index).map(|(range, _)| range)
+        self.section_info(self.layout.names_index)
+            .map(|(range, _)| range)
     }
 
     /// Every section whose name starts with `prefix`, with valid header, contents and name.
@@ -274,7 +249,7 @@ impl<'a> ModuleElf<'a> {
         &'s self,
         prefix: &'s [u8],
     ) -> impl Iterator<Item = SectionRange> + 's {
-        (1..self.section_count).filter_map(move |index| {
+        (1..self.layout.section_count).filter_map(move |index| {
             let (range, name) = self.named_section(index)?;
             name.starts_with(prefix).then_some(range)
         })
@@ -284,7 +259,7 @@ impl<'a> ModuleElf<'a> {
     /// whose name offset lies in the string table.
     fn locate_wanted_sections(&mut self) {
         let mut found = [false; 5];
-        for index in 1..self.section_count {
+        for index in 1..self.layout.section_count {
             if found.iter().all(|&f| f) {
                 break;
             }
@@ -297,8 +272,8 @@ impl<'a> ModuleElf<'a> {
                 if !found[slot] && name == wanted.name() {
                     found[slot] = true;
                     // kmod 34 keeps sections as (offset, size) with offset 0 meaning "none".
-                    let absent = self.version.strict_elf_sections() && range.offset == 0;
-                    self.sections[slot] = if absent { None } else { Some(range) };
+                    let absent = self.layout.version.strict_elf_sections() && range.offset == 0;
+                    self.layout.sections[slot] = if absent { None } else { Some(range) };
                     break;
                 }
             }
@@ -308,20 +283,20 @@ impl<'a> ModuleElf<'a> {
     /// A section's range and name, when its header, contents and name are all valid.
     fn named_section(&self, index: u16) -> Option<(SectionRange, &'a [u8])> {
         let (range, name_offset) = self.section_info(index)?;
-        if name_offset >= self.names.size {
+        if name_offset >= self.layout.names.size {
             return None;
         }
-        Some((range, self.cstr_at(self.names.offset + name_offset)))
+        Some((range, self.cstr_at(self.layout.names.offset + name_offset)))
     }
 
     /// The contents range and `sh_name` of section `index`, if the index is valid and the
     /// contents lie in the file.
     pub(crate) fn section_info(&self, index: u16) -> Option<(SectionRange, u64)> {
-        if index == 0 || index >= self.section_count {
+        if index == 0 || index >= self.layout.section_count {
             return None;
         }
-        let entry_size = self.class.section_header_size() as u64;
-        let header = self.section_table_offset + u64::from(index) * entry_size;
+        let entry_size = self.layout.class.section_header_size() as u64;
+        let header = self.layout.section_table_offset + u64::from(index) * entry_size;
         if !self.range_valid(header, entry_size) {
             return None;
         }
@@ -329,12 +304,12 @@ impl<'a> ModuleElf<'a> {
         let bytes = self.slice(header, entry_size)?;
         let field = |at: u64, len: usize| {
             let at = at as usize;
-            self.endian.read_uint(&bytes[at..at + len])
+            self.layout.endian.read_uint(&bytes[at..at + len])
         };
-        let layout = self.class.shdr_layout();
-        let size = field(layout.size.0, layout.size.1);
-        let offset = field(layout.offset.0, layout.offset.1);
-        let name_offset = field(layout.name, 4);
+        let fields = self.layout.class.shdr_layout();
+        let size = field(fields.size.0, fields.size.1);
+        let offset = field(fields.offset.0, fields.offset.1);
+        let name_offset = field(fields.name, 4);
         if !self.range_valid(offset, size) {
             return None;
         }
@@ -343,7 +318,7 @@ impl<'a> ModuleElf<'a> {
 
     /// The range of a wanted section, if present.
     pub(crate) fn section(&self, wanted: Wanted) -> Option<SectionRange> {
-        self.sections[wanted as usize]
+        self.layout.sections[wanted as usize]
     }
 
     /// The bytes of a range known to be valid (empty if it is not).
@@ -382,7 +357,7 @@ impl<'a> ModuleElf<'a> {
     /// order; 0 when out of range (callers validate ranges first, as kmod does).
     pub(crate) fn uint(&self, offset: u64, size: usize) -> u64 {
         self.slice(offset, size as u64)
-            .map_or(0, |bytes| self.endian.read_uint(bytes))
+            .map_or(0, |bytes| self.layout.endian.read_uint(bytes))
     }
 
     /// Like [`ModuleElf::uint`] but `None` when out of range.
@@ -393,22 +368,22 @@ impl<'a> ModuleElf<'a> {
 
     /// Size of the section-name string table.
     pub(crate) fn names_size(&self) -> u64 {
-        self.names.size
+        self.layout.names.size
     }
 
     pub(crate) fn endian(&self) -> Endian {
-        self.endian
+        self.layout.endian
     }
 
     pub(crate) fn class(&self) -> ElfClass {
-        self.class
+        self.layout.class
     }
 
     pub(crate) fn machine(&self) -> u16 {
-        self.machine
+        self.layout.machine
     }
 
     pub(crate) fn version(&self) -> KmodVersion {
-        self.version
+        self.layout.version
     }
 }

@@ -12,7 +12,7 @@ use crate::compat::KmodVersion;
 
 /// Magic bytes kmod checks, in its order.
 const MAGIC_ZSTD: &[u8] = &[0x28, 0xB5, 0x2F, 0xFD];
-const MAGIC_XZ: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0];
+pub(crate) const MAGIC_XZ: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0];
 const MAGIC_GZIP: &[u8] = &[0x1F, 0x8B];
 
 /// Number of leading bytes kmod reads to detect compression; shorter files are `EINVAL`.

@@ -36,7 +36,8 @@ pub(crate) fn read_partially<T>(
 ) -> Option<T> {
     let mut ranges = Vec::with_capacity(8);
 
-    let table = parsed(image, version, ModuleElf::parse_header)?.section_table();
+    let header = parsed(image, version, ModuleElf::parse_header)?.layout();
+    let table = ModuleElf::with_layout(ImageBytes::Partial(image), header).section_table();
     let lead = table.offset.min(TABLE_LEAD);
     ranges.push(SectionRange {
         offset: table.offset - lead,
@@ -44,7 +45,7 @@ pub(crate) fn read_partially<T>(
     });
     load_ranges(file, image, &mut ranges).ok()?;
 
-    let names = parsed(image, version, ModuleElf::parse_header)?.names_section()?;
+    let names = ModuleElf::with_layout(ImageBytes::Partial(image), header).names_section()?;
     ranges.clear();
     ranges.push(names);
     load_ranges(file, image, &mut ranges).ok()?;
@@ -97,9 +98,8 @@ fn read_loaded<T>(
     version: KmodVersion,
     read: &impl Fn(&ModuleElf<'_>) -> T,
 ) -> Option<T> {
-    let elf = parsed(image, version, ModuleElf::parse)?;
-    let value = read(&elf);
-    (!image.is_incomplete()).then_some(value)
+    let layout = parsed(image, version, ModuleElf::parse)?.layout();
+    read_with_layout(image, layout, read)
 }
 
 /// `parse` applied to the partial image, if it succeeds without missing bytes.

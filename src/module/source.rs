@@ -59,16 +59,14 @@ pub(crate) fn open_module(
     let want = usize::try_from(len).map_or(HEAD_LEN, |len| len.min(HEAD_LEN));
     let got = read_full_at(&file, image.add(0, want), 0).map_err(io_error)?;
     image.shorten_last(got);
-    let Some(head) = ImageBytes::Partial(image).get(0, got.min(MAGIC_LEN)) else {
+    let head = (got >= MAGIC_LEN)
+        .then(|| ImageBytes::Partial(image).get(0, MAGIC_LEN))
+        .flatten();
+    let Some(head) = head else {
         return Err(ModuleError::TooShort {
             path: Some(path.to_path_buf()),
         });
     };
-    if head.len() < MAGIC_LEN {
-        return Err(ModuleError::TooShort {
-            path: Some(path.to_path_buf()),
-        });
-    }
     let format = detect(head, opts.version, opts.gzip);
     if format == Compression::Gzip && !opts.gzip {
         return Err(ModuleError::UnsupportedCompression {
@@ -112,11 +110,7 @@ pub(crate) fn decoded_image(
     if len > MAX_READ {
         return whole_image(file, format, path, opts);
     }
-    let mut whole = vec![SectionRange {
-        offset: 0,
-        size: len,
-    }];
-    let loaded = load_ranges(file, image, &mut whole)
+    let loaded = load_range(file, image, 0, len)
         .ok()
         .and_then(|()| usize::try_from(len).ok())
         .and_then(|len| ImageBytes::Partial(image).get(0, len));

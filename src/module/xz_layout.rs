@@ -12,6 +12,8 @@
 //! Format: <https://tukaani.org/xz/xz-file-format.txt> (§2.1 stream header and footer,
 //! §3 blocks, §4 index).
 
+use super::decompress::MAGIC_XZ;
+
 /// Size of the stream header and of the stream footer.
 const HEADER_SIZE: usize = 12;
 const FOOTER_SIZE: usize = 12;
@@ -40,7 +42,7 @@ impl Crc32Stream {
     /// that the index matches the blocks it decoded.
     pub(crate) fn parse(input: &[u8]) -> Option<Self> {
         let header = input.get(..HEADER_SIZE)?;
-        if header[..6] != *b"\xFD7zXZ\0" || header[6] != 0 || header[7] != CHECK_CRC32 {
+        if !header.starts_with(MAGIC_XZ) || header[6] != 0 || header[7] != CHECK_CRC32 {
             return None;
         }
         let records = index_records(input)?;

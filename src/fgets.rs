@@ -13,7 +13,7 @@ pub fn fgets_chunks(data: &[u8], buf_size: usize) -> Vec<&[u8]> {
     let mut chunks = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let take = match rest.iter().take(room).position(|&b| b == b'\n') {
+        let take = match memchr::memchr(b'\n', &rest[..rest.len().min(room)]) {
             Some(nl) => nl + 1,
             None => rest.len().min(room),
         };

@@ -65,17 +65,42 @@ pub fn hash_position(name: &[u8], buckets: u32) -> (u32, &[u8]) {
 /// Sort `items` into kmod's hash iteration order for a table of `buckets` buckets, using
 /// `name` to get each item's key. Keys must be unique, as they are in kmod's tables.
 pub fn sort_hash_order<T>(items: &mut [T], buckets: u32, name: impl Fn(&T) -> &[u8]) {
-    items.sort_by_cached_key(|item| {
-        let key = name(item);
-        (superfast_hash(key) & (buckets - 1), key.to_vec())
-    });
+    let mut keys: Vec<(u32, &[u8], usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let name = name(item);
+            (superfast_hash(name) & (buckets - 1), name, i)
+        })
+        .collect();
+    keys.sort_unstable();
+    let order: Vec<usize> = keys.into_iter().map(|(_, _, i)| i).collect();
+    permute(items, &order);
+}
+
+/// Rearranges `items` in place so that position `i` holds what was at `order[i]` (a
+/// permutation of the indices), one swap per item, cycle by cycle.
+fn permute<T>(items: &mut [T], order: &[usize]) {
+    let mut placed = vec![false; items.len()];
+    for start in 0..items.len() {
+        let mut at = start;
+        while !placed[at] {
+            placed[at] = true;
+            let from = order[at];
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 /// What reading `modules.order` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrderFile {
+pub enum OrderFile<'a> {
     /// Lines (newline removed), in file order.
-    Lines(Vec<Vec<u8>>),
+    Lines(Vec<&'a [u8]>),
     /// A line did not end in `\n` (1-based chunk number as kmod counts it): no reordering at all.
     Corrupted {
         /// kmod's line counter at the bad line.
@@ -84,7 +109,7 @@ pub enum OrderFile {
 }
 
 /// Split `modules.order` the way kmod's `fgets` loop with a `PATH_MAX` buffer sees it.
-pub fn parse_modules_order(data: &[u8]) -> OrderFile {
+pub fn parse_modules_order(data: &[u8]) -> OrderFile<'_> {
     let mut lines = Vec::new();
     for (n, c_str) in fgets_chunks(data, PATH_MAX).into_iter().enumerate() {
         if c_str.is_empty() {
@@ -93,7 +118,7 @@ pub fn parse_modules_order(data: &[u8]) -> OrderFile {
         if c_str.last() != Some(&b'\n') {
             return OrderFile::Corrupted { line: n + 1 };
         }
-        lines.push(c_str[..c_str.len() - 1].to_vec());
+        lines.push(&c_str[..c_str.len() - 1]);
     }
     OrderFile::Lines(lines)
 }
@@ -103,13 +128,13 @@ pub fn parse_modules_order(data: &[u8]) -> OrderFile {
 /// `uncrelpath` gives the key each module is listed under (none for modules outside the
 /// module directory). Which duplicate line counts depends on `version` (§4.2).
 pub fn apply_modules_order<T>(
-    modules: &mut Vec<T>,
-    lines: &[Vec<u8>],
+    modules: &mut [T],
+    lines: &[&[u8]],
     version: KmodVersion,
     uncrelpath: impl Fn(&T) -> Option<&[u8]>,
 ) {
-    use std::collections::HashMap;
-    let mut by_path: HashMap<&[u8], usize> = HashMap::new();
+    let mut by_path: rustc_hash::FxHashMap<&[u8], usize> = Default::default();
+    by_path.reserve(modules.len());
     for (i, module) in modules.iter().enumerate() {
         if let Some(path) = uncrelpath(module) {
             by_path.insert(path, i);
@@ -119,7 +144,7 @@ pub fn apply_modules_order<T>(
     let mut keys: Vec<i64> = vec![1; modules.len()];
     let first_wins = version.order_first_occurrence_wins();
     for (line_no, line) in lines.iter().enumerate() {
-        if let Some(&i) = by_path.get(line.as_slice()) {
+        if let Some(&i) = by_path.get(line) {
             if first_wins {
                 if keys[i] < 0 {
                     continue;
@@ -131,9 +156,9 @@ pub fn apply_modules_order<T>(
         }
     }
     drop(by_path);
-    let mut keyed: Vec<(i64, T)> = keys.into_iter().zip(modules.drain(..)).collect();
-    keyed.sort_by_key(|(key, _)| *key); // stable, like glibc's merge-sort qsort
-    modules.extend(keyed.into_iter().map(|(_, module)| module));
+    let mut order: Vec<usize> = (0..modules.len()).collect();
+    order.sort_by_key(|&i| keys[i]); // stable, like glibc's merge-sort qsort
+    permute(modules, &order);
 }
 
 #[cfg(test)]
@@ -222,7 +247,7 @@ mod tests {
         );
         assert_eq!(
             parse_modules_order(b"a\n\nb\n"),
-            OrderFile::Lines(vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()])
+            OrderFile::Lines(vec![&b"a"[..], b"", b"b"])
         );
         let long = [vec![b'x'; 5000], b"\n".to_vec()].concat();
         assert_eq!(parse_modules_order(&long), OrderFile::Corrupted { line: 1 });

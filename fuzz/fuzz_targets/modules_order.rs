@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Modules named after some of the lines, plus ones never listed.
-    let mut names: Vec<Vec<u8>> = lines.iter().step_by(2).cloned().collect();
+    let mut names: Vec<Vec<u8>> = lines.iter().step_by(2).map(|l| l.to_vec()).collect();
     names.push(b"kernel/unlisted.ko".to_vec());
     for version in [KmodVersion::V30, KmodVersion::V34] {
         let mut modules = names.clone();

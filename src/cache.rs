@@ -1,20 +1,23 @@
 //! The module metadata cache (`--cache FILE`): what was read from each module file, so that
-//! a re-run reads only the modules that changed.
+//! a re-run reads only the modules that changed, and the memo of the last run, so that a
+//! re-run whose inputs are all unchanged writes nothing (see [`crate::memo`]).
 //!
 //! # What is stored
 //!
-//! The run stores compressed modules only (see `read_modules` in `run.rs`): decoding one
-//! costs about a millisecond, while an uncompressed module is read partially in tens of
-//! microseconds, no more than checking and loading its record would take.
+//! One entry per module that was read without error: its [`FileKey`] and the [`Digest`] of
+//! its record — its exports with CRCs, its imports with CRC and weak flag, and its `alias`,
+//! `softdep` and `weakdep` modinfo values, exactly what the rest of the run uses, encoded by
+//! [`encode_record`]. Modules whose read failed are never stored (they are read again, and
+//! report their error again, on every run).
 //!
-//! One record per module that was read without error: its exports with CRCs, its imports
-//! with CRC and weak flag, and its `alias`, `softdep` and `weakdep` modinfo values — exactly
-//! what the rest of the run uses. Modules whose read failed are never stored (they are read
-//! again, and report their error again, on every run).
+//! The record itself is kept for compressed modules only: decoding one costs about a
+//! millisecond, while an uncompressed module is read partially in tens of microseconds, no
+//! more than decoding its stored record would take. An uncompressed module's digest is
+//! enough to tell whether the run's inputs changed.
 //!
 //! # When a record is trusted
 //!
-//! A record is used only when the file at the same path has the same [`FileKey`]: device,
+//! An entry is used only when the file at the same path has the same [`FileKey`]: device,
 //! inode, size, modification time and status-change time (both in nanoseconds). `ctime` is
 //! the important part: the kernel sets it on every write, truncate, rename onto the path,
 //! chmod or link change, and user space cannot set it back (unlike `mtime`, which `touch -d`
@@ -22,8 +25,8 @@
 //! modules) also changes the inode. File contents are not hashed: that would mean reading
 //! every module, which is the cost the cache exists to avoid.
 //!
-//! A file changed within the same timestamp tick as our `stat` could keep its `ctime`; a
-//! record is therefore stored only when the file's `ctime` is at least
+//! A file changed within the same timestamp tick as our `stat` could keep its `ctime`; an
+//! entry is therefore stored only when the file's `ctime` is at least
 //! [`RACY_MARGIN_NS`] older than the moment it was examined (the rule git uses for racily
 //! clean index entries). A young file is simply read again next time.
 //!
@@ -48,7 +51,7 @@ use crate::graph::{ExportedSymbol, ImportTable};
 const MAGIC: &[u8; 8] = b"DMRSCACH";
 /// Layout version; bump on any change to the encoding or to what a record means (including
 /// a change to how modules are read that alters what would be stored).
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 /// The release that wrote the cache: another release's cache is discarded, in case its
 /// module reading differed.
 const WRITER: &[u8] = env!("CARGO_PKG_VERSION").as_bytes();
@@ -73,14 +76,20 @@ pub struct FileKey {
 impl FileKey {
     /// The key of `path` (symbolic links followed, as the module read follows them).
     pub fn of(path: &Path) -> Option<FileKey> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(FileKey {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| FileKey::from_metadata(&meta))
+    }
+
+    /// The key in `meta`.
+    pub fn from_metadata(meta: &std::fs::Metadata) -> FileKey {
+        FileKey {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-        })
+        }
     }
 
     /// Whether the file was last changed long enough before `now_ns` for its key to be
@@ -157,10 +166,127 @@ impl ReadSettings {
     }
 }
 
-/// Records by module path.
+/// A 128-bit content digest (XXH3-128): of a module's record, of an output file, or of
+/// all the inputs of a run.
+pub type Digest = u128;
+
+/// The digest of `bytes`.
+pub fn digest(bytes: &[u8]) -> Digest {
+    xxhash_rust::xxh3::xxh3_128(bytes)
+}
+
+/// One module's entry as loaded from a cache file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The key the file had when it was read.
+    pub key: FileKey,
+    /// The digest of the module's encoded record ([`encode_record`]).
+    pub digest: Digest,
+    /// Where the encoded record lies in the cache file, if it was stored (compressed
+    /// modules only).
+    record: Option<(usize, usize)>,
+}
+
+/// What the last run that printed nothing wrote, for the inputs it had (see [`crate::memo`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Memo {
+    /// The digest of everything the run's output depended on.
+    pub inputs: Digest,
+    /// Every file the run wrote, in the order it wrote them.
+    pub outputs: Vec<OutputDigest>,
+}
+
+/// One written index file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputDigest {
+    /// The file name in the output directory.
+    pub name: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The digest of its contents.
+    pub digest: Digest,
+}
+
+/// One entry to store: a module file's key, its record's digest and, for compressed
+/// modules, the encoded record itself.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheEntry<'a> {
+    /// The module path.
+    pub path: &'a [u8],
+    /// The file's key when it was read.
+    pub key: FileKey,
+    /// The digest of the encoded record.
+    pub digest: Digest,
+    /// The encoded record ([`encode_record`]), when it is to be kept.
+    pub record: Option<&'a [u8]>,
+}
+
+/// One directory as the walk listed it: its key, and the names of its module files and
+/// subdirectories in directory order (see [`crate::discover`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirListing {
+    /// The directory's own key when it was listed.
+    pub key: FileKey,
+    /// Each entry as a kind byte (`d` subdirectory, `f` module file), its name and a NUL
+    /// (which no file name contains): one allocation per directory.
+    packed: Vec<u8>,
+}
+
+impl DirListing {
+    /// A listing of `entries` (name, is a subdirectory); `None` if a name is empty or
+    /// contains NUL or `/`.
+    pub fn new<'a>(
+        key: FileKey,
+        entries: impl Iterator<Item = (&'a [u8], bool)>,
+    ) -> Option<DirListing> {
+        let mut packed = Vec::new();
+        for (name, is_dir) in entries {
+            if name.is_empty() || name.contains(&0) || name.contains(&b'/') {
+                return None;
+            }
+            packed.push(if is_dir { b'd' } else { b'f' });
+            packed.extend_from_slice(name);
+            packed.push(0);
+        }
+        Some(DirListing { key, packed })
+    }
+
+    /// The entries: each name and whether it is a subdirectory, in directory order.
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], bool)> + '_ {
+        self.packed
+            .split(|&b| b == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| (&entry[1..], entry[0] == b'd'))
+    }
+
+    /// Whether `packed` is a valid packed listing.
+    fn valid(packed: &[u8]) -> bool {
+        packed.is_empty()
+            || (packed.last() == Some(&0)
+                && packed[..packed.len() - 1].split(|&b| b == 0).all(|entry| {
+                    entry.len() >= 2 && matches!(entry[0], b'd' | b'f') && !entry.contains(&b'/')
+                }))
+    }
+}
+
+/// Directory listings by directory path, and the digest of the walk rules (configuration,
+/// `--gzip`) they were made under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listings {
+    /// The digest of the rules that decided which entries a listing keeps.
+    pub rules: Digest,
+    /// Listings by directory path (no trailing `/`).
+    pub dirs: FxHashMap<Vec<u8>, DirListing>,
+}
+
+/// A loaded cache file: entries by module path, directory listings and the memo of the last
+/// run. Records are decoded only when asked for.
 #[derive(Debug, Default)]
 pub struct ModuleCache {
-    entries: FxHashMap<Vec<u8>, (FileKey, ModuleRecord)>,
+    bytes: Vec<u8>,
+    entries: FxHashMap<Vec<u8>, StoredEntry>,
+    listings: Listings,
+    memo: Option<Memo>,
 }
 
 impl ModuleCache {
@@ -169,32 +295,41 @@ impl ModuleCache {
         Self::default()
     }
 
-    /// Number of records.
+    /// Number of module entries.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether there are no records.
+    /// Whether there are no module entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// The record for `path` if it was stored under exactly `key`.
-    pub fn lookup(&self, path: &[u8], key: &FileKey) -> Option<&ModuleRecord> {
-        self.entries
-            .get(path)
-            .filter(|(stored, _)| stored == key)
-            .map(|(_, record)| record)
+    /// The entry for `path`, whatever its key.
+    pub fn entry(&self, path: &[u8]) -> Option<&StoredEntry> {
+        self.entries.get(path)
     }
 
-    /// Removes and returns the record for `path` with the key it was stored under.
-    pub fn take(&mut self, path: &[u8]) -> Option<(FileKey, ModuleRecord)> {
-        self.entries.remove(path)
+    /// The encoded record of `entry`, if one was stored.
+    pub fn record_bytes(&self, entry: &StoredEntry) -> Option<&[u8]> {
+        entry
+            .record
+            .and_then(|(at, len)| self.bytes.get(at..at + len))
     }
 
-    /// Stores (or replaces) the record for `path`.
-    pub fn insert(&mut self, path: Vec<u8>, key: FileKey, record: ModuleRecord) {
-        self.entries.insert(path, (key, record));
+    /// The decoded record of `entry`, if one was stored and decodes.
+    pub fn record(&self, entry: &StoredEntry) -> Option<ModuleRecord> {
+        self.record_bytes(entry).and_then(decode_record)
+    }
+
+    /// The memo of the last run, if it stored one.
+    pub fn memo(&self) -> Option<&Memo> {
+        self.memo.as_ref()
+    }
+
+    /// The directory listings of the last run.
+    pub fn listings(&self) -> &Listings {
+        &self.listings
     }
 
     /// Reads a cache file. A missing, unreadable, damaged or foreign file, or one written
@@ -202,25 +337,8 @@ impl ModuleCache {
     pub fn load(path: &Path, settings: ReadSettings) -> ModuleCache {
         std::fs::read(path)
             .ok()
-            .and_then(|bytes| decode(&bytes, settings))
+            .and_then(|bytes| decode(bytes, settings))
             .unwrap_or_default()
-    }
-
-    /// Writes the cache to `path` atomically (temporary file in the same directory, then
-    /// rename), creating its directory if needed.
-    pub fn save(&self, path: &Path, settings: ReadSettings) -> std::io::Result<()> {
-        save_bytes(path, &self.encode(settings))
-    }
-
-    /// The file's bytes: header, records sorted by path (so equal caches give equal files),
-    /// CRC-32 trailer.
-    pub fn encode(&self, settings: ReadSettings) -> Vec<u8> {
-        encode_records(
-            self.entries
-                .iter()
-                .map(|(path, (key, record))| (path.as_slice(), *key, record.as_ref())),
-            settings,
-        )
     }
 }
 
@@ -249,48 +367,126 @@ pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Encodes records (in any order) as a cache file: header, records sorted by path (so equal
-/// contents give equal files), CRC-32 trailer.
-pub fn encode_records<'a>(
-    records: impl Iterator<Item = (&'a [u8], FileKey, RecordRef<'a>)>,
+/// Appends the encoding of one record: the bytes stored for compressed modules and the
+/// bytes every module's digest is taken of.
+pub fn encode_record(out: &mut Vec<u8>, record: RecordRef<'_>) {
+    put_u64(out, record.exports.len() as u64);
+    for e in record.exports {
+        put_bytes(out, &e.name);
+        put_u64(out, e.crc);
+    }
+    put_u64(out, record.imports.len() as u64);
+    for i in record.imports.iter() {
+        put_bytes(out, i.name);
+        put_u64(out, i.crc);
+        out.push(u8::from(i.weak));
+    }
+    for list in [record.aliases, record.softdeps, record.weakdeps] {
+        put_u64(out, list.len() as u64);
+        for value in list {
+            put_bytes(out, value);
+        }
+    }
+}
+
+/// Decodes a record made by [`encode_record`]; `None` unless `bytes` is exactly one record.
+pub fn decode_record(bytes: &[u8]) -> Option<ModuleRecord> {
+    let mut r = Reader { data: bytes };
+    let count = r.count(16)?;
+    let mut exports = Vec::with_capacity(count);
+    for _ in 0..count {
+        exports.push(ExportedSymbol {
+            name: r.bytes()?,
+            crc: r.u64()?,
+        });
+    }
+    let count = r.count(17)?;
+    let mut imports = ImportTable::new();
+    for _ in 0..count {
+        let name = r.borrowed_bytes()?;
+        let crc = r.u64()?;
+        let weak = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        imports.push(name, crc, weak);
+    }
+    let record = ModuleRecord {
+        exports,
+        imports,
+        aliases: r.list()?,
+        softdeps: r.list()?,
+        weakdeps: r.list()?,
+    };
+    r.data.is_empty().then_some(record)
+}
+
+/// Encodes a cache file: header, entries sorted by path (so equal contents give equal
+/// files), directory listings sorted by path, the memo if any, CRC-32 trailer.
+pub fn encode<'a>(
+    entries: impl Iterator<Item = CacheEntry<'a>>,
+    listings: &Listings,
+    memo: Option<&Memo>,
     settings: ReadSettings,
 ) -> Vec<u8> {
-    let mut records: Vec<_> = records.collect();
-    records.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut out = Vec::with_capacity(64 + records.len() * 1024);
+    let mut entries: Vec<CacheEntry<'a>> = entries.collect();
+    entries.sort_unstable_by(|a, b| a.path.cmp(b.path));
+    let size: usize = entries
+        .iter()
+        .map(|e| 128 + e.path.len() + e.record.map_or(0, <[u8]>::len))
+        .sum();
+    let mut out = Vec::with_capacity(64 + size);
     out.extend_from_slice(MAGIC);
     put_u32(&mut out, FORMAT_VERSION);
     put_u32(&mut out, settings.tag());
     put_bytes(&mut out, WRITER);
-    put_u64(&mut out, records.len() as u64);
-    for (path, key, record) in records {
+    put_u64(&mut out, entries.len() as u64);
+    for entry in entries {
+        put_bytes(&mut out, entry.path);
+        put_key(&mut out, &entry.key);
+        out.extend_from_slice(&entry.digest.to_le_bytes());
+        match entry.record {
+            None => out.push(0),
+            Some(record) => {
+                out.push(1);
+                put_bytes(&mut out, record);
+            }
+        }
+    }
+    out.extend_from_slice(&listings.rules.to_le_bytes());
+    let mut dirs: Vec<(&Vec<u8>, &DirListing)> = listings.dirs.iter().collect();
+    dirs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    put_u64(&mut out, dirs.len() as u64);
+    for (path, listing) in dirs {
         put_bytes(&mut out, path);
-        put_u64(&mut out, key.dev);
-        put_u64(&mut out, key.ino);
-        put_u64(&mut out, key.size);
-        out.extend_from_slice(&key.mtime_ns.to_le_bytes());
-        out.extend_from_slice(&key.ctime_ns.to_le_bytes());
-        put_u64(&mut out, record.exports.len() as u64);
-        for e in record.exports {
-            put_bytes(&mut out, &e.name);
-            put_u64(&mut out, e.crc);
-        }
-        put_u64(&mut out, record.imports.len() as u64);
-        for i in record.imports.iter() {
-            put_bytes(&mut out, i.name);
-            put_u64(&mut out, i.crc);
-            out.push(u8::from(i.weak));
-        }
-        for list in [record.aliases, record.softdeps, record.weakdeps] {
-            put_u64(&mut out, list.len() as u64);
-            for value in list {
-                put_bytes(&mut out, value);
+        put_key(&mut out, &listing.key);
+        put_bytes(&mut out, &listing.packed);
+    }
+    match memo {
+        None => out.push(0),
+        Some(memo) => {
+            out.push(1);
+            out.extend_from_slice(&memo.inputs.to_le_bytes());
+            put_u64(&mut out, memo.outputs.len() as u64);
+            for file in &memo.outputs {
+                put_bytes(&mut out, file.name.as_bytes());
+                put_u64(&mut out, file.size);
+                out.extend_from_slice(&file.digest.to_le_bytes());
             }
         }
     }
     let crc = crc32fast::hash(&out);
     put_u32(&mut out, crc);
     out
+}
+
+fn put_key(out: &mut Vec<u8>, key: &FileKey) {
+    put_u64(out, key.dev);
+    put_u64(out, key.ino);
+    put_u64(out, key.size);
+    out.extend_from_slice(&key.mtime_ns.to_le_bytes());
+    out.extend_from_slice(&key.ctime_ns.to_le_bytes());
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -337,6 +533,10 @@ impl<'a> Reader<'a> {
         self.take(16)?.try_into().ok().map(i128::from_le_bytes)
     }
 
+    fn u128(&mut self) -> Option<u128> {
+        self.take(16)?.try_into().ok().map(u128::from_le_bytes)
+    }
+
     /// A count of items each at least `min_item` bytes long; rejects counts the remaining
     /// data cannot hold (so a damaged count cannot reserve huge buffers).
     fn count(&mut self, min_item: usize) -> Option<usize> {
@@ -361,10 +561,26 @@ impl<'a> Reader<'a> {
         }
         Some(list)
     }
+
+    fn key(&mut self) -> Option<FileKey> {
+        Some(FileKey {
+            dev: self.u64()?,
+            ino: self.u64()?,
+            size: self.u64()?,
+            mtime_ns: self.i128()?,
+            ctime_ns: self.i128()?,
+        })
+    }
+
+    /// Where the reader stands within `whole` (of which it reads a suffix).
+    fn offset_in(&self, whole: &[u8]) -> usize {
+        self.data.as_ptr() as usize - whole.as_ptr() as usize
+    }
 }
 
-/// Parses a whole cache file; `None` when anything is wrong with it.
-fn decode(bytes: &[u8], settings: ReadSettings) -> Option<ModuleCache> {
+/// Parses a whole cache file (records are only located, not decoded); `None` when anything
+/// is wrong with it.
+fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
     let body_len = bytes.len().checked_sub(4)?;
     let (body, trailer) = bytes.split_at(body_len);
     if u32::from_le_bytes(trailer.try_into().ok()?) != crc32fast::hash(body) {
@@ -378,47 +594,72 @@ fn decode(bytes: &[u8], settings: ReadSettings) -> Option<ModuleCache> {
     {
         return None;
     }
-    let count = r.count(8)?;
+    // An entry takes at least 8 (path length) + 56 (key) + 16 (digest) + 1 (flag) bytes.
+    let count = r.count(81)?;
     let mut entries = FxHashMap::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
         let path = r.bytes()?;
-        let key = FileKey {
-            dev: r.u64()?,
-            ino: r.u64()?,
-            size: r.u64()?,
-            mtime_ns: r.i128()?,
-            ctime_ns: r.i128()?,
+        let key = r.key()?;
+        let digest = r.u128()?;
+        let record = match r.u8()? {
+            0 => None,
+            1 => {
+                let record = r.borrowed_bytes()?;
+                Some((r.offset_in(&bytes) - record.len(), record.len()))
+            }
+            _ => return None,
         };
-        let count = r.count(16)?;
-        let mut exports = Vec::with_capacity(count);
-        for _ in 0..count {
-            exports.push(ExportedSymbol {
-                name: r.bytes()?,
-                crc: r.u64()?,
-            });
-        }
-        let count = r.count(17)?;
-        let mut imports = ImportTable::new();
-        for _ in 0..count {
-            let name = r.borrowed_bytes()?;
-            let crc = r.u64()?;
-            let weak = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return None,
-            };
-            imports.push(name, crc, weak);
-        }
-        let record = ModuleRecord {
-            exports,
-            imports,
-            aliases: r.list()?,
-            softdeps: r.list()?,
-            weakdeps: r.list()?,
+        let entry = StoredEntry {
+            key,
+            digest,
+            record,
         };
-        entries.insert(path, (key, record));
+        if entries.insert(path, entry).is_some() {
+            return None;
+        }
     }
-    r.data.is_empty().then_some(ModuleCache { entries })
+    let rules = r.u128()?;
+    // A listing takes at least 8 (path length) + 56 (key) + 8 (entries length) bytes.
+    let count = r.count(72)?;
+    let mut dirs = FxHashMap::with_capacity_and_hasher(count, Default::default());
+    for _ in 0..count {
+        let path = r.bytes()?;
+        let key = r.key()?;
+        let packed = r.bytes()?;
+        if !DirListing::valid(&packed) {
+            return None;
+        }
+        if dirs.insert(path, DirListing { key, packed }).is_some() {
+            return None;
+        }
+    }
+    let listings = Listings { rules, dirs };
+    let memo = match r.u8()? {
+        0 => None,
+        1 => {
+            let inputs = r.u128()?;
+            let count = r.count(32)?;
+            let mut outputs = Vec::with_capacity(count);
+            for _ in 0..count {
+                outputs.push(OutputDigest {
+                    name: String::from_utf8(r.bytes()?).ok()?,
+                    size: r.u64()?,
+                    digest: r.u128()?,
+                });
+            }
+            Some(Memo { inputs, outputs })
+        }
+        _ => return None,
+    };
+    if !r.data.is_empty() {
+        return None;
+    }
+    Some(ModuleCache {
+        bytes,
+        entries,
+        listings,
+        memo,
+    })
 }
 
 #[cfg(test)]
@@ -442,68 +683,142 @@ mod tests {
         }
     }
 
-    fn sample() -> ModuleCache {
-        let mut cache = ModuleCache::new();
-        cache.insert(
-            b"/lib/modules/x/a.ko".to_vec(),
-            key(1),
-            ModuleRecord {
-                exports: vec![ExportedSymbol {
-                    name: b"sym_a".to_vec(),
-                    crc: 0xdead_beef,
-                }],
-                imports: {
-                    let mut imports = ImportTable::new();
-                    imports.push(b"printk", 7, true);
-                    imports
-                },
-                aliases: vec![b"pci:v*".to_vec()],
-                softdeps: vec![b"pre: b".to_vec()],
-                weakdeps: vec![],
+    fn sample_record() -> ModuleRecord {
+        ModuleRecord {
+            exports: vec![ExportedSymbol {
+                name: b"sym_a".to_vec(),
+                crc: 0xdead_beef,
+            }],
+            imports: {
+                let mut imports = ImportTable::new();
+                imports.push(b"printk", 7, true);
+                imports
             },
+            aliases: vec![b"pci:v*".to_vec()],
+            softdeps: vec![b"pre: b".to_vec()],
+            weakdeps: vec![],
+        }
+    }
+
+    fn sample_memo() -> Memo {
+        Memo {
+            inputs: 0x1234_5678_9abc_def0_0fed_cba9_8765_4321,
+            outputs: vec![OutputDigest {
+                name: "modules.dep".to_string(),
+                size: 42,
+                digest: 99,
+            }],
+        }
+    }
+
+    /// A cache with one module that has its record and one that has only its digest.
+    fn sample_bytes() -> Vec<u8> {
+        let mut record = Vec::new();
+        encode_record(&mut record, sample_record().as_ref());
+        let entries = [
+            CacheEntry {
+                path: b"/lib/modules/x/a.ko.xz",
+                key: key(1),
+                digest: digest(&record),
+                record: Some(&record),
+            },
+            CacheEntry {
+                path: b"/b.ko",
+                key: key(2),
+                digest: 7,
+                record: None,
+            },
+        ];
+        encode(
+            entries.into_iter(),
+            &sample_listings(),
+            Some(&sample_memo()),
+            settings(),
+        )
+    }
+
+    fn sample_listings() -> Listings {
+        let mut dirs = FxHashMap::default();
+        dirs.insert(
+            b"/lib/modules/x".to_vec(),
+            DirListing::new(
+                key(9),
+                [(&b"kernel"[..], true), (b"a.ko.xz", false)].into_iter(),
+            )
+            .unwrap(),
         );
-        cache.insert(b"/b.ko".to_vec(), key(2), ModuleRecord::default());
-        cache
+        Listings { rules: 17, dirs }
     }
 
     #[test]
     fn round_trip() {
-        let cache = sample();
-        let bytes = cache.encode(settings());
-        let back = decode(&bytes, settings()).expect("valid cache");
+        let bytes = sample_bytes();
+        let back = decode(bytes.clone(), settings()).expect("valid cache");
         assert_eq!(back.len(), 2);
-        assert_eq!(
-            back.lookup(b"/lib/modules/x/a.ko", &key(1)),
-            cache.lookup(b"/lib/modules/x/a.ko", &key(1))
+        let a = back.entry(b"/lib/modules/x/a.ko.xz").expect("entry a");
+        assert_eq!(a.key, key(1));
+        assert_eq!(back.record(a), Some(sample_record()));
+        assert_eq!(digest(back.record_bytes(a).unwrap()), a.digest);
+        let b = back.entry(b"/b.ko").expect("entry b");
+        assert_eq!((b.key, b.digest), (key(2), 7));
+        assert_eq!(back.record(b), None);
+        assert_eq!(back.memo(), Some(&sample_memo()));
+        assert_eq!(back.listings(), &sample_listings());
+        let again = encode(
+            [&b"/lib/modules/x/a.ko.xz"[..], b"/b.ko"]
+                .into_iter()
+                .map(|path| {
+                    let entry = back.entry(path).unwrap();
+                    CacheEntry {
+                        path,
+                        key: entry.key,
+                        digest: entry.digest,
+                        record: back.record_bytes(entry),
+                    }
+                }),
+            back.listings(),
+            back.memo(),
+            settings(),
         );
-        assert!(back.lookup(b"/lib/modules/x/a.ko", &key(3)).is_none());
-        assert_eq!(back.encode(settings()), bytes);
+        assert_eq!(again, bytes);
+    }
+
+    #[test]
+    fn records_decode_only_whole() {
+        let mut record = Vec::new();
+        encode_record(&mut record, sample_record().as_ref());
+        assert_eq!(decode_record(&record), Some(sample_record()));
+        for len in 0..record.len() {
+            assert_eq!(decode_record(&record[..len]), None, "truncated to {len}");
+        }
+        record.push(0);
+        assert_eq!(decode_record(&record), None);
     }
 
     #[test]
     fn damaged_or_foreign_files_are_rejected() {
-        let bytes = sample().encode(settings());
+        let bytes = sample_bytes();
         for len in 0..bytes.len() {
             assert!(
-                decode(&bytes[..len], settings()).is_none(),
+                decode(bytes[..len].to_vec(), settings()).is_none(),
                 "truncated to {len}"
             );
         }
         for at in 0..bytes.len() {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0x10;
-            assert!(decode(&flipped, settings()).is_none(), "flip at {at}");
+            assert!(decode(flipped, settings()).is_none(), "flip at {at}");
         }
         let other = ReadSettings {
             version: KmodVersion::V30,
             gzip: false,
         };
-        assert!(decode(&bytes, other).is_none());
+        assert!(decode(bytes.clone(), other).is_none());
         let gzip = ReadSettings {
             gzip: true,
             ..settings()
         };
-        assert!(decode(&bytes, gzip).is_none());
+        assert!(decode(bytes, gzip).is_none());
     }
 
     #[test]

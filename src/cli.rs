@@ -446,8 +446,9 @@ pub fn help_text(version: KmodVersion, program: &str) -> String {
         "\ndepmod-rs extensions:\n\
          \t--compat=VERSION     Behave and write like kmod VERSION (30-34, default 34).\n\
          \t--gzip               Treat .ko.gz files as modules (kmod built with zlib).\n\
-         \t--cache=FILE         Keep what was read from each compressed module in FILE and\n\
-         \t                     reuse it for unchanged modules (off unless given).\n\
+         \t--cache=FILE         Keep what was read from the modules in FILE: later runs\n\
+         \t                     read only changed modules, and keep the index files\n\
+         \t                     when no input changed (off unless given).\n\
          \t--fsync              Flush each index to disk before it replaces the old one.\n\n\
          Writes modules.dep, modules.alias, modules.softdep, modules.weakdep (kmod 33+),\n\
          modules.symbols, modules.devname and the .bin indexes into\n\

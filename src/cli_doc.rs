@@ -110,7 +110,7 @@ pub fn depmod_command() -> Command {
                 .long("cache")
                 .value_name("FILE")
                 .value_hint(ValueHint::FilePath)
-                .help("Keep what was read from each compressed module in FILE and reuse it for unchanged modules on later runs (off unless given; see docs/performance.md)"),
+                .help("Keep what was read from the modules in FILE: later runs read only the modules that changed, and keep the index files when no input changed (off unless given; see docs/performance.md)"),
             deprecated("unresolved-error", Some('u')),
             deprecated("quiet", Some('q')),
             deprecated("root", Some('r')),

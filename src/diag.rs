@@ -42,6 +42,15 @@ impl Level {
     }
 }
 
+/// How many diagnostics this process has printed (any [`Diag`]).
+static PRINTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of diagnostics printed so far by this process: a run compares it before and
+/// after a stage to know whether the stage printed anything.
+pub fn printed_count() -> u64 {
+    PRINTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Where diagnostics go and which of them are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Diag {
@@ -79,6 +88,7 @@ impl Diag {
         line.push(b'\n');
         // A failing stderr cannot be reported anywhere; kmod ignores it too.
         let _ = std::io::stderr().lock().write_all(&line);
+        PRINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Log at `FATAL`.

@@ -1,7 +1,6 @@
 //! Finding the modules (spec §3): the directory walk, exclusions, module names, duplicate
 //! resolution by override/search priority, and file-list mode.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
@@ -9,9 +8,12 @@ use std::os::unix::fs::FileTypeExt;
 use rayon::prelude::*;
 
 use crate::bmsg;
+use crate::cache::{DirListing, FileKey};
 use crate::config::{Config, SearchEntry};
 use crate::diag::{strerror, Diag};
+use crate::fs_at::DirHandle;
 use crate::names::modname_from_path;
+use rustc_hash::FxHashMap;
 
 /// A module file kept for the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct DiscoveredModule {
     pub relpath: Option<Vec<u8>>,
     /// The key `modules.order` lines are matched against (§3.5), if `relpath` exists.
     pub uncrelpath: Option<Vec<u8>>,
+    /// The file's identity, when the walk was asked to `stat` modules (for `--cache`).
+    pub key: Option<FileKey>,
 }
 
 impl DiscoveredModule {
@@ -47,6 +51,7 @@ impl DiscoveredModule {
             path,
             relpath,
             uncrelpath,
+            key: None,
         }
     }
 
@@ -153,7 +158,10 @@ pub fn old_has_priority(
 /// The modules found so far, by name (kmod's `modules_by_name`).
 #[derive(Debug, Default)]
 pub struct Registry {
-    modules: HashMap<Vec<u8>, DiscoveredModule>,
+    /// Registered modules; a replaced module's slot is reused by its replacement.
+    modules: Vec<DiscoveredModule>,
+    /// Index in `modules` by module name.
+    by_name: FxHashMap<Vec<u8>, usize>,
 }
 
 impl Registry {
@@ -164,7 +172,8 @@ impl Registry {
         if diag.enabled(crate::diag::Level::Debug) {
             diag.debug(bmsg!("try ", rel_new, " (", new.modname, ")"));
         }
-        if let Some(old) = self.modules.get(&new.modname) {
+        if let Some(&slot) = self.by_name.get(&new.modname) {
+            let old = &self.modules[slot];
             if old_has_priority(config, dirname, old, &new) {
                 diag.debug(bmsg!(
                     "Ignored lower priority: ",
@@ -181,16 +190,22 @@ impl Registry {
                 " with new module ",
                 rel_new
             ));
+            self.modules[slot] = new;
+            return;
         }
-        self.modules.insert(new.modname.clone(), new);
+        self.by_name.insert(new.modname.clone(), self.modules.len());
+        self.modules.push(new);
     }
 
-    /// Add a module unconditionally; false if the name was taken.
-    pub fn add_unique(&mut self, module: DiscoveredModule) -> Result<(), DiscoveredModule> {
-        match self.modules.get(&module.modname) {
-            Some(existing) => Err(existing.clone()),
+    /// Adds a module whose name is not taken yet; otherwise returns the path of the module
+    /// registered under that name.
+    pub fn add_unique(&mut self, module: DiscoveredModule) -> Result<(), Vec<u8>> {
+        match self.by_name.get(&module.modname) {
+            Some(&slot) => Err(self.modules[slot].path.clone()),
             None => {
-                self.modules.insert(module.modname.clone(), module);
+                self.by_name
+                    .insert(module.modname.clone(), self.modules.len());
+                self.modules.push(module);
                 Ok(())
             }
         }
@@ -208,7 +223,7 @@ impl Registry {
 
     /// The registered modules, in no particular order.
     pub fn into_modules(self) -> Vec<DiscoveredModule> {
-        self.modules.into_values().collect()
+        self.modules
     }
 }
 
@@ -222,31 +237,79 @@ pub fn is_excluded(config: &Config, name: &[u8]) -> bool {
 #[error("{}", strerror(.0))]
 pub struct SearchError(#[from] pub std::io::Error);
 
+/// How the walk may use and keep directory listings (`--cache`).
+///
+/// A directory is listed from `known` instead of being read when its own [`FileKey`] is the
+/// one stored with the listing and has settled: creating, removing or renaming an entry
+/// changes a directory's `mtime` and `ctime`. Only plain listings are kept — every entry a
+/// regular file or a directory, nothing that gives a message — so a reused listing replays
+/// exactly as reading the directory would. Module files are `stat`ed either way, for their
+/// own keys.
+#[derive(Debug, Clone, Copy)]
+pub struct ListingCache<'a> {
+    /// Listings of an earlier run made under the same rules.
+    pub known: Option<&'a FxHashMap<Vec<u8>, DirListing>>,
+    /// When the run started (see [`FileKey::is_settled`]).
+    pub started: i128,
+}
+
+/// What a walk found.
+#[derive(Debug, Default)]
+pub struct SearchResult {
+    /// The registered modules.
+    pub registry: Registry,
+    /// The plain listings of settled directories, by path (with a [`ListingCache`] only).
+    pub listings: FxHashMap<Vec<u8>, DirListing>,
+    /// How many of them were read rather than reused.
+    pub listings_read: usize,
+}
+
 /// Walk the module directory and the external directories, registering candidates (§3.1).
+///
+/// With a [`ListingCache`], every module file found is also `stat`ed and its [`FileKey`]
+/// kept in [`DiscoveredModule::key`], and unchanged directories are not read again.
 pub fn search(
     config: &Config,
     dirname: &[u8],
     gzip: bool,
+    cache: Option<ListingCache<'_>>,
     diag: &Diag,
-) -> Result<Registry, SearchError> {
-    let mut registry = Registry::default();
-    search_root(&mut registry, config, dirname, dirname, gzip, diag)?;
+) -> Result<SearchResult, SearchError> {
+    let mut result = SearchResult::default();
+    let rules = ListRules {
+        config,
+        gzip,
+        cache,
+    };
+    search_root(&mut result, rules, dirname, dirname, diag)?;
     for ext in &config.externals {
-        let _ = search_root(&mut registry, config, dirname, ext, gzip, diag);
+        let _ = search_root(&mut result, rules, dirname, ext, diag);
     }
-    Ok(registry)
+    Ok(result)
+}
+
+/// What a directory listing keeps.
+#[derive(Clone, Copy)]
+struct ListRules<'a> {
+    config: &'a Config,
+    /// Whether `.ko.gz` files are modules.
+    gzip: bool,
+    /// With `--cache`: module files are `stat`ed for their [`FileKey`], and listings are
+    /// reused and kept.
+    cache: Option<ListingCache<'a>>,
 }
 
 fn search_root(
-    registry: &mut Registry,
-    config: &Config,
+    result: &mut SearchResult,
+    rules: ListRules<'_>,
     dirname: &[u8],
     root: &[u8],
-    gzip: bool,
     diag: &Diag,
 ) -> Result<(), SearchError> {
-    let entries = match std::fs::read_dir(OsStr::from_bytes(root)) {
-        Ok(entries) => entries,
+    let config = rules.config;
+    let prefix = bmsg!(root, "/");
+    let listing = match Listing::list(rules, &prefix, None) {
+        Ok(listing) => listing,
         Err(err) => {
             diag.error(bmsg!(
                 "could not open directory ",
@@ -257,14 +320,12 @@ fn search_root(
             return Err(SearchError(err));
         }
     };
-    let prefix = bmsg!(root, "/");
-    let listing = Listing::read(config, gzip, entries, &prefix);
     let walk = Walk {
         config,
         dirname,
         diag,
     };
-    walk.replay(registry, listing, prefix, FIRST_DIR_FD);
+    walk.replay(result, listing, prefix, FIRST_DIR_FD);
     Ok(())
 }
 
@@ -282,6 +343,9 @@ const FIRST_DIR_FD: u32 = 3;
 /// messages and their order are those of a sequential walk.
 struct Listing {
     entries: Vec<Listed>,
+    /// The listing to keep for this directory (plain and settled), and whether it was read
+    /// rather than reused.
+    kept: Option<(DirListing, bool)>,
 }
 
 /// One entry of a [`Listing`].
@@ -291,11 +355,11 @@ struct Listed {
 }
 
 enum ListedKind {
-    /// A regular file with a module extension.
-    Module,
+    /// A regular file with a module extension, and its key if asked for.
+    Module(Option<FileKey>),
     /// A subdirectory, listed, or the error opening it.
     Dir(Result<Listing, std::io::Error>),
-    /// A subdirectory still to be listed (only while [`Listing::read`] runs).
+    /// A subdirectory still to be listed (only while a [`Listing`] is made).
     Pending,
     /// An entry of unknown type whose `stat` failed.
     StatFailed(std::io::Error),
@@ -304,45 +368,160 @@ enum ListedKind {
 }
 
 impl Listing {
-    /// Lists `entries` (the directory `prefix`, which ends in `/`) and, in parallel, every
-    /// subdirectory below it.
-    fn read(config: &Config, gzip: bool, entries: std::fs::ReadDir, prefix: &[u8]) -> Listing {
+    /// Lists the directory `prefix` (which ends in `/`) and, in parallel, every subdirectory
+    /// below it — from a known listing where one holds. `parent` is the directory holding
+    /// this one and its name there, when it is held open.
+    fn list(
+        rules: ListRules<'_>,
+        prefix: &[u8],
+        parent: Option<(&DirHandle, &[u8])>,
+    ) -> std::io::Result<Listing> {
+        let path = &prefix[..prefix.len() - 1];
+        let read_dir = || std::fs::read_dir(OsStr::from_bytes(path));
+        let Some(cache) = rules.cache else {
+            return Listing::read(rules, read_dir()?, prefix, None, None);
+        };
+        let handle = match parent {
+            Some((dir, name)) => dir.open_dir(name),
+            None => DirHandle::open(path),
+        };
+        let Ok(handle) = handle else {
+            // Reading it fails the same way, with the error kmod's walk reports.
+            return Listing::read(rules, read_dir()?, prefix, None, None);
+        };
+        let dir_key = handle
+            .stat()
+            .ok()
+            .map(|stat| stat.key)
+            .filter(|key| key.is_settled(cache.started));
+        let known =
+            dir_key.and_then(|key| cache.known?.get(path).filter(|listing| listing.key == key));
+        if let Some(known) = known {
+            if let Some(listing) = Listing::reuse(rules, known, prefix, &handle) {
+                return Ok(listing);
+            }
+        }
+        Listing::read(rules, read_dir()?, prefix, dir_key, Some(&handle))
+    }
+
+    /// The listing of `prefix` (open as `dir`) from `known`, with each module file `stat`ed;
+    /// `None` if one is no longer a regular file (then the directory is read).
+    fn reuse(
+        rules: ListRules<'_>,
+        known: &DirListing,
+        prefix: &[u8],
+        dir: &DirHandle,
+    ) -> Option<Listing> {
         let mut listed = Vec::new();
+        for (name, is_dir) in known.entries() {
+            let kind = if is_dir {
+                ListedKind::Pending
+            } else {
+                match dir.stat_entry(name) {
+                    Ok(stat) if stat.is_file => ListedKind::Module(Some(stat.key)),
+                    _ => return None,
+                }
+            };
+            listed.push(Listed {
+                name: name.to_vec(),
+                kind,
+            });
+        }
+        let mut listing = Listing {
+            entries: listed,
+            kept: Some((known.clone(), false)),
+        };
+        listing.list_subdirectories(rules, prefix, Some(dir));
+        Some(listing)
+    }
+
+    /// Lists `entries` (the directory `prefix`, open as `dir` if held) and its
+    /// subdirectories. With `dir_key` (the directory's settled key) a plain listing is kept.
+    fn read(
+        rules: ListRules<'_>,
+        entries: std::fs::ReadDir,
+        prefix: &[u8],
+        dir_key: Option<FileKey>,
+        dir: Option<&DirHandle>,
+    ) -> std::io::Result<Listing> {
+        let ListRules { config, gzip, .. } = rules;
+        let keys = rules.cache.is_some();
+        let mut listed = Vec::new();
+        let mut plain = true;
         for entry in entries {
-            let Ok(entry) = entry else { continue };
+            let Ok(entry) = entry else {
+                plain = false;
+                continue;
+            };
             let name = entry.file_name();
             let name = name.as_bytes();
             if is_excluded(config, name) {
                 continue;
             }
             let kind = match entry.file_type() {
-                Ok(t) if t.is_file() => ListedKind::Module,
+                Ok(t) if t.is_file() => {
+                    if !has_module_extension(name, gzip) {
+                        continue;
+                    }
+                    // A regular file: its own `stat` (relative to the open directory) is
+                    // the one a read through the path sees.
+                    let key = keys
+                        .then(|| entry.metadata().ok())
+                        .flatten()
+                        .map(|meta| FileKey::from_metadata(&meta));
+                    plain &= key.is_some();
+                    ListedKind::Module(key)
+                }
                 Ok(t) if t.is_dir() => ListedKind::Pending,
-                _ => match std::fs::metadata(OsStr::from_bytes(&bmsg!(prefix, name))) {
-                    Err(err) => ListedKind::StatFailed(err),
-                    Ok(meta) if meta.is_file() => ListedKind::Module,
-                    Ok(meta) if meta.is_dir() => ListedKind::Pending,
-                    Ok(meta) => ListedKind::Unsupported(file_type_bits(meta.file_type())),
-                },
+                _ => {
+                    plain = false;
+                    match std::fs::metadata(OsStr::from_bytes(&bmsg!(prefix, name))) {
+                        Err(err) => ListedKind::StatFailed(err),
+                        Ok(meta) if meta.is_file() => {
+                            if !has_module_extension(name, gzip) {
+                                continue;
+                            }
+                            ListedKind::Module(keys.then(|| FileKey::from_metadata(&meta)))
+                        }
+                        Ok(meta) if meta.is_dir() => ListedKind::Pending,
+                        Ok(meta) => ListedKind::Unsupported(file_type_bits(meta.file_type())),
+                    }
+                }
             };
-            if matches!(kind, ListedKind::Module) && !has_module_extension(name, gzip) {
-                continue;
-            }
             listed.push(Listed {
                 name: name.to_vec(),
                 kind,
             });
         }
-        listed.par_iter_mut().for_each(|entry| {
+        let kept = dir_key.filter(|_| plain).and_then(|key| {
+            let entries = listed.iter().map(|entry| {
+                let is_dir = matches!(entry.kind, ListedKind::Pending);
+                (entry.name.as_slice(), is_dir)
+            });
+            Some((DirListing::new(key, entries)?, true))
+        });
+        let mut listing = Listing {
+            entries: listed,
+            kept,
+        };
+        listing.list_subdirectories(rules, prefix, dir);
+        Ok(listing)
+    }
+
+    /// Lists the pending subdirectories (of `prefix`, open as `dir` if held), in parallel.
+    fn list_subdirectories(
+        &mut self,
+        rules: ListRules<'_>,
+        prefix: &[u8],
+        dir: Option<&DirHandle>,
+    ) {
+        self.entries.par_iter_mut().for_each(|entry| {
             if matches!(entry.kind, ListedKind::Pending) {
                 let path = bmsg!(prefix, entry.name, "/");
-                entry.kind = ListedKind::Dir(
-                    std::fs::read_dir(OsStr::from_bytes(&path[..path.len() - 1]))
-                        .map(|sub| Listing::read(config, gzip, sub, &path)),
-                );
+                let parent = dir.map(|dir| (dir, entry.name.as_slice()));
+                entry.kind = ListedKind::Dir(Listing::list(rules, &path, parent));
             }
         });
-        Listing { entries: listed }
     }
 }
 
@@ -373,21 +552,31 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// Registers the modules of `listing` (the directory `prefix`, whose descriptor kmod
     /// would number `fd`) and reports its errors, in directory order, depth first.
-    fn replay(&self, registry: &mut Registry, listing: Listing, prefix: Vec<u8>, fd: u32) {
+    fn replay(&self, result: &mut SearchResult, listing: Listing, prefix: Vec<u8>, fd: u32) {
         let Walk {
             config,
             dirname,
             diag,
         } = *self;
+        if let Some((kept, read)) = listing.kept {
+            result.listings_read += usize::from(read);
+            result
+                .listings
+                .insert(prefix[..prefix.len() - 1].to_vec(), kept);
+        }
         let fd_text = fd.to_string();
         for Listed { name, kind } in listing.entries {
             match kind {
-                ListedKind::Module => {
+                ListedKind::Module(key) => {
                     let path = bmsg!(prefix, name);
-                    registry.offer(config, dirname, DiscoveredModule::new(path, dirname), diag);
+                    let module = DiscoveredModule {
+                        key,
+                        ..DiscoveredModule::new(path, dirname)
+                    };
+                    result.registry.offer(config, dirname, module, diag);
                 }
                 ListedKind::Dir(Ok(sub)) => {
-                    self.replay(registry, sub, bmsg!(prefix, name, "/"), fd + 1)
+                    self.replay(result, sub, bmsg!(prefix, name, "/"), fd + 1)
                 }
                 ListedKind::Dir(Err(err)) => diag.error(bmsg!(
                     "openat(",
@@ -465,8 +654,8 @@ pub fn from_file_list(
                 "No such file or directory".into(),
             ));
         }
-        if let Err(existing) = registry.add_unique(module.clone()) {
-            if existing.path == module.path {
+        if let Err(existing_path) = registry.add_unique(module.clone()) {
+            if existing_path == module.path {
                 diag.error(bmsg!("hash_add_unique ", module.modname, ": File exists"));
                 return Err(FileListError::AddModule(path.clone()));
             }
@@ -483,7 +672,7 @@ pub fn from_file_list(
                 "' already exists with different path: new-path='",
                 module.path,
                 "' old-path='",
-                existing.path,
+                existing_path,
                 "'"
             ));
             return Err(FileListError::CreateModule(

@@ -4,6 +4,10 @@
 //! options ─► directories ─► (-A check) ─► symvers ─► config ─► discover ─► order
 //!         ─► read modules (parallel) ─► resolve ─► topological index ─► encode ─► publish
 //! ```
+//!
+//! With `--cache` (see [`crate::cache`]), the modules whose files changed are read first;
+//! when no input changed since the last run, the run memo ([`crate::memo`]) ends the run
+//! there, keeping the index files.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -14,17 +18,22 @@ use rayon::prelude::*;
 
 use crate::bmsg;
 use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
-use crate::cache::{self, FileKey, ModuleCache, ModuleRecord, ReadSettings, RecordRef};
+use crate::cache::{
+    self, Listings, Memo, ModuleCache, ModuleRecord, OutputDigest, ReadSettings, RecordRef,
+};
 use crate::cli::Options;
 use crate::compat::KmodVersion;
-use crate::config::{default_config_dirs, load_config};
+use crate::config::{default_config_dirs, load_config, Config};
 use crate::diag::{strerror, Diag, Level};
-use crate::discover::{self, has_module_extension, DiscoveredModule, Registry};
+use crate::discover::{
+    self, has_module_extension, DiscoveredModule, ListingCache, Registry, SearchResult,
+};
 use crate::graph::{
     all_sorted_dependencies, report_cycles, resolve, topological_index, ExportedSymbol,
     ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
 };
 use crate::index::{IndexBuilder, IndexError, NodeOrder, PreparedIndex};
+use crate::memo::{self, DigestWriter, RunInputs};
 use crate::order::{
     apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
 };
@@ -33,6 +42,9 @@ use crate::output::{text, OutputFile, OutputModule, Resolved};
 use crate::progress::Progress;
 use crate::publish::{create_dir_all, PublishError, Publisher};
 use crate::symvers::{parse_module_symvers, parse_system_map, KernelSymbol};
+
+mod cached;
+use cached::{CachedReads, WalkListings};
 
 /// `PATH_MAX` on Linux.
 const PATH_MAX: usize = 4096;
@@ -357,33 +369,151 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         all = true;
     }
 
-    let (kernel_symbols, print_unknown) = load_kernel_symbols(options, &diag)?;
-    let registry = if all {
-        discover_tree(options, &kversion, &dirs.dirname, &diag)?
-    } else {
-        discover::from_file_list(&files, &dirs.dirname, version, &diag).map_err(|err| {
-            diag.fatal(err.message());
-            Exit(EXIT_FAILURE)
-        })?
-    };
-    let modules = order_modules(registry, version, &dirs.dirname, &diag)?;
-    timer.stage("discover");
     let cache_file = options.cache.as_deref().map(os_path);
-    let plan = ReadPlan {
+    let settings = ReadSettings {
         version,
         gzip: options.gzip,
-        cache_file: cache_file.as_deref(),
-        update_cache: !options.dry_run,
     };
+    // Taken before any module file is examined (see `FileKey::is_settled`).
+    let started = cache::now_ns();
+    let cache = cache_file
+        .as_deref()
+        .map(|file| ModuleCache::load(file, settings));
+    timer.stage("start, load cache");
+    let (kernel_symbols, print_unknown) = load_kernel_symbols(options, &diag)?;
+    let ((search, listings), config) = if all {
+        let listing_cache = cache.as_ref().map(|cache| (cache.listings(), started));
+        let (found, config) =
+            discover_tree(options, &kversion, &dirs.dirname, listing_cache, &diag)?;
+        (found, Some(config))
+    } else {
+        let registry =
+            discover::from_file_list(&files, &dirs.dirname, version, &diag).map_err(|err| {
+                diag.fatal(err.message());
+                Exit(EXIT_FAILURE)
+            })?;
+        let search = SearchResult {
+            registry,
+            ..SearchResult::default()
+        };
+        ((search, Listings::default()), None)
+    };
+    let listings_read = search.listings_read;
+    timer.stage("configuration and walk");
+    timer.note(&format!(
+        "{} directory listings kept, {} of them read",
+        listings.dirs.len(),
+        listings_read
+    ));
+    let modules = order_modules(search.registry, version, &dirs.dirname, &diag)?;
+    timer.stage("order");
+    let printed_before = crate::diag::printed_count();
     let progress = Progress::start("reading modules", modules.len(), options.verbose);
-    let (symbols, loaded) = read_modules(&modules, &plan, &diag);
+    let mut cached = cache_file.zip(cache).map(|(file, cache)| {
+        let walk = WalkListings {
+            listings,
+            read: listings_read,
+        };
+        CachedReads::examine(file, cache, walk, settings, started, &modules)
+    });
+    timer.stage("check cache");
+    // The memo is for runs that write files and print nothing (see `crate::memo`).
+    let memo_wanted = !options.dry_run && options.verbose == 0;
+    let mut inputs = None;
+    let mut memo_held = false;
+    if let Some(reads) = cached
+        .as_ref()
+        .filter(|reads| memo_wanted && !reads.any_read_failed())
+    {
+        inputs = reads.run_inputs(
+            options,
+            config.as_ref(),
+            kernel_symbols.as_deref(),
+            &modules,
+            &dirs.dirname,
+        );
+        timer.stage("digest inputs");
+        if let (Some(inputs), Some(memo)) = (inputs, reads.memo()) {
+            let outdir = os_path(&dirs.outdirname);
+            if memo.inputs == inputs && memo::outputs_intact(&outdir, &memo.outputs) {
+                timer.stage("verify index files");
+                memo::touch_outputs(&outdir, &memo.outputs);
+                reads.save(&modules, Some(memo), &diag);
+                memo_held = true;
+            }
+        }
+    }
+    if memo_held {
+        timer.stage("keep index files");
+        drop_in_background((modules, cached));
+        return Ok(());
+    }
+    let builtin_before = inputs.and_then(|_| cached::builtin_digest(&dirs.dirname));
+    let (symbols, loaded) = match cached.as_mut() {
+        Some(reads) => reads.finish_reads(&modules, &diag),
+        None => read_modules(&modules, version, options.gzip, &diag),
+    };
     drop(progress);
     timer.stage("read modules");
     timer.note(&format!(
         "{} uncompressed modules read whole",
         crate::module::uncompressed_whole_reads()
     ));
+    let read = ReadStage {
+        symbols,
+        loaded,
+        kernel_symbols,
+        print_unknown,
+    };
+    let written = resolve_and_write(options, &dirs, &modules, read, cached.is_some(), &diag);
+    timer.stage("resolve, encode and write");
+    if let Some(reads) = cached.filter(|_| !options.dry_run) {
+        let memo = match (&written, inputs) {
+            (Ok(Some(outputs)), Some(inputs))
+                if crate::diag::printed_count() == printed_before
+                    && reads.inputs_held()
+                    && builtin_before.is_some()
+                    && cached::builtin_digest(&dirs.dirname) == builtin_before =>
+            {
+                Some(Memo {
+                    inputs,
+                    outputs: outputs.clone(),
+                })
+            }
+            _ => None,
+        };
+        reads.save(&modules, memo.as_ref(), &diag);
+    }
+    drop_in_background(modules);
+    written.map(|_| ())
+}
 
+/// What the read stage hands on.
+struct ReadStage {
+    symbols: Vec<ModuleSymbols>,
+    loaded: Vec<LoadedModule>,
+    kernel_symbols: Option<Vec<KernelSymbol>>,
+    print_unknown: bool,
+}
+
+/// Resolves symbols, then encodes and writes every file (or prints them, with `-n`).
+/// Returns the length and digest of every file written, in order, when `digests` is set and
+/// files were written.
+fn resolve_and_write(
+    options: &Options,
+    dirs: &Directories,
+    modules: &[DiscoveredModule],
+    read: ReadStage,
+    digests: bool,
+    diag: &Diag,
+) -> Result<Option<Vec<OutputDigest>>, Exit> {
+    let version = options.compat;
+    let ReadStage {
+        symbols,
+        loaded,
+        kernel_symbols,
+        print_unknown,
+    } = read;
     let resolve_options = ResolveOptions {
         symbol_prefix: options.symbol_prefix,
         check_symvers: options.symvers.is_some(),
@@ -414,7 +544,8 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         version,
         dirname: &dirs.dirname,
         warn: options.warn,
-        diag: &diag,
+        diag,
+        digests,
     };
     let early_files: Vec<OutputFile> = match options.dry_run {
         true => Vec::new(),
@@ -426,11 +557,11 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     let (resolution, early_encoded) = rayon::join(
         || -> Result<Resolution, Exit> {
             let resolved_graph = resolve_graph(
-                &modules,
+                modules,
                 &symbols,
                 kernel_symbols.as_deref(),
                 &resolve_options,
-                &diag,
+                diag,
             );
             // What was read from the modules is not needed any more.
             drop_in_background(symbols);
@@ -442,7 +573,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
                     output: None,
                 });
             }
-            let publisher = prepare_output_dir(&dirs, version, &diag)?.with_fsync(options.fsync);
+            let publisher = prepare_output_dir(dirs, version, diag)?.with_fsync(options.fsync);
             // The dependency files read module names and paths only.
             let graph_view = Resolved {
                 modules: metadata
@@ -457,11 +588,12 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
                 dependencies,
                 symbols: owners,
             };
-            let encoded = publish_dep_and_encode_graph_files(output, graph_view, &publisher)?;
+            let (encoded, dep_digest) =
+                publish_dep_and_encode_graph_files(output, graph_view, &publisher)?;
             Ok(Resolution {
                 dependencies: Vec::new(),
                 symbols: Vec::new(),
-                output: Some((publisher, encoded)),
+                output: Some((publisher, encoded, dep_digest)),
             })
         },
         || {
@@ -478,16 +610,22 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     resolved.symbols = resolution.symbols;
     let context = output.context(&resolved);
     let written = match resolution.output {
-        None => write_to_stdout(&context),
-        Some((publisher, mut encoded)) => {
+        None => write_to_stdout(&context).map(|()| None),
+        Some((publisher, mut encoded, dep_digest)) => {
             encoded.extend(early_encoded);
-            publish_in_order(&context, &publisher, encoded)
+            publish_in_order(&context, &publisher, encoded).map(|mut outputs| {
+                outputs.insert(0, dep_digest);
+                Some(outputs)
+            })
         }
     };
-    timer.stage("resolve, encode and write");
-    drop_in_background((resolved, modules));
-    written
+    drop_in_background(resolved);
+    written.map(|outputs| outputs.filter(|_| digests))
 }
+
+/// The output directory once `modules.dep` is published (with its digest), and the other
+/// files that need the graph, encoded.
+type PublishedDep = (Publisher, Vec<(OutputFile, EncodedFile)>, OutputDigest);
 
 /// What resolving gives: with `-n`, the dependencies and symbol owners; otherwise the output
 /// directory with `modules.dep` already published and the other files that need the graph
@@ -495,7 +633,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
 struct Resolution {
     dependencies: Vec<Vec<usize>>,
     symbols: Vec<(Vec<u8>, usize)>,
-    output: Option<(Publisher, Vec<(OutputFile, EncodedFile)>)>,
+    output: Option<PublishedDep>,
 }
 
 /// Resolves symbols to owners and dependencies, printing the messages; with cycles, reports
@@ -664,23 +802,42 @@ fn load_kernel_symbols(
     Ok((Some(symbols), options.errsyms))
 }
 
-/// All mode: read the configuration and walk the tree.
+/// All mode: read the configuration and walk the tree. With `--cache` (the listings of the
+/// last run and the run's start), every module is `stat`ed and unchanged directories are
+/// listed from the cache; the listings to keep come back with the rules they were made
+/// under.
 fn discover_tree(
     options: &Options,
     kversion: &[u8],
     dirname: &[u8],
+    listing_cache: Option<(&Listings, i128)>,
     diag: &Diag,
-) -> Result<Registry, Exit> {
+) -> Result<((SearchResult, Listings), Config), Exit> {
     let config_paths: Vec<PathBuf> = if options.config.is_empty() {
         default_config_dirs(options.compat)
     } else {
         options.config.iter().map(|c| os_path(c)).collect()
     };
     let config = load_config(&config_paths, kversion, diag);
-    discover::search(&config, dirname, options.gzip, diag).map_err(|err| {
-        diag.fatal(format!("could not search modules: {err}"));
-        Exit(EXIT_FAILURE)
-    })
+    let rules = RunInputs::new()
+        .field(b"walk rules")
+        .field(format!("{config:?}").as_bytes())
+        .field(&[u8::from(options.gzip)])
+        .finish();
+    let cache = listing_cache.map(|(known, started)| ListingCache {
+        known: (known.rules == rules).then_some(&known.dirs),
+        started,
+    });
+    let mut search =
+        discover::search(&config, dirname, options.gzip, cache, diag).map_err(|err| {
+            diag.fatal(format!("could not search modules: {err}"));
+            Exit(EXIT_FAILURE)
+        })?;
+    let listings = Listings {
+        rules,
+        dirs: std::mem::take(&mut search.listings),
+    };
+    Ok(((search, listings), config))
 }
 
 /// kmod's module array: hash order, then `modules.order` (§4).
@@ -715,16 +872,6 @@ fn order_modules(
     Ok(modules)
 }
 
-/// How module files are read in this run.
-struct ReadPlan<'a> {
-    version: KmodVersion,
-    gzip: bool,
-    /// `--cache FILE`.
-    cache_file: Option<&'a Path>,
-    /// Whether the cache may be rewritten (not with `-n`).
-    update_cache: bool,
-}
-
 impl LoadedModule {
     fn from_record(path: &[u8], record: ModuleRecord) -> Self {
         LoadedModule {
@@ -752,10 +899,6 @@ impl LoadedModule {
     }
 }
 
-/// One module's data, its cache key (when a cache is used) and whether it came from the
-/// cache.
-type ReadResult = (LoadedModule, Option<FileKey>, bool);
-
 /// Whether a module's name says it is compressed (decoding dominates its read time).
 fn looks_compressed(path: &[u8]) -> bool {
     [&b".xz"[..], b".zst", b".gz"]
@@ -772,10 +915,11 @@ fn read_schedule(modules: &[DiscoveredModule]) -> Vec<usize> {
     if modules.iter().any(|m| looks_compressed(&m.path)) {
         let sizes: Vec<u64> = modules
             .par_iter()
-            .map(|m| {
-                std::fs::metadata(OsStr::from_bytes(&m.path))
+            .map(|m| match m.key {
+                Some(key) => key.size,
+                None => std::fs::metadata(OsStr::from_bytes(&m.path))
                     .map(|meta| meta.len())
-                    .unwrap_or(0)
+                    .unwrap_or(0),
             })
             .collect();
         schedule.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
@@ -783,67 +927,32 @@ fn read_schedule(modules: &[DiscoveredModule]) -> Vec<usize> {
     schedule
 }
 
-/// Read every module in parallel (through the cache when one is given); report failures
-/// in module order.
-///
-/// Only compressed modules go through the cache: decoding one costs about a millisecond,
-/// while an uncompressed module is read partially in tens of microseconds, no slower than
-/// `stat`ing it and loading its record.
+/// Reads every module in parallel; reports failures in module order.
 fn read_modules(
     modules: &[DiscoveredModule],
-    plan: &ReadPlan<'_>,
+    version: KmodVersion,
+    gzip: bool,
     diag: &Diag,
 ) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
-    let settings = ReadSettings {
-        version: plan.version,
-        gzip: plan.gzip,
-    };
-    let mut cache = plan
-        .cache_file
-        .map(|file| ModuleCache::load(file, settings));
-    let cached_count = cache.as_ref().map_or(0, ModuleCache::len);
-    let started = cache::now_ns();
-    // Each job owns the record stored for its module, so a hit moves it instead of copying.
-    let jobs: Vec<(usize, Option<(FileKey, ModuleRecord)>)> = read_schedule(modules)
-        .into_iter()
-        .map(|i| (i, cache.as_mut().and_then(|c| c.take(&modules[i].path))))
-        .collect();
-    let cacheable = |module: &DiscoveredModule| looks_compressed(&module.path);
-    let cacheable_count = modules.iter().filter(|m| cacheable(m)).count();
-    drop(cache);
-    let mut slots: Vec<Option<ReadResult>> = (0..modules.len()).map(|_| None).collect();
-    let results: Vec<(usize, ReadResult)> = jobs
+    let mut slots: Vec<Option<LoadedModule>> = (0..modules.len()).map(|_| None).collect();
+    let results: Vec<(usize, LoadedModule)> = read_schedule(modules)
         .into_par_iter()
-        .map(|(i, stored)| {
-            let module = &modules[i];
-            if plan.cache_file.is_none() || !cacheable(module) {
-                return (
-                    i,
-                    (load_module(module, plan.version, plan.gzip), None, false),
-                );
-            }
-            let key = FileKey::of(Path::new(OsStr::from_bytes(&module.path)));
-            match (stored, key) {
-                (Some((stored_key, record)), Some(key)) if stored_key == key => (
-                    i,
-                    (
-                        LoadedModule::from_record(&module.path, record),
-                        Some(key),
-                        true,
-                    ),
-                ),
-                _ => (
-                    i,
-                    (load_module(module, plan.version, plan.gzip), key, false),
-                ),
-            }
-        })
+        .map(|i| (i, load_module(&modules[i], version, gzip)))
         .collect();
     for (i, result) in results {
         slots[i] = Some(result);
     }
-    let read: Vec<ReadResult> = slots.into_iter().flatten().collect();
-    for (module, (data, _, _)) in modules.iter().zip(&read) {
+    let loaded: Vec<LoadedModule> = slots.into_iter().flatten().collect();
+    report_load_errors(modules, &loaded, diag);
+    loaded
+        .into_iter()
+        .map(|mut l| (std::mem::take(&mut l.symbols), l))
+        .unzip()
+}
+
+/// Prints, in module order, kmod's messages for the modules that could not be read.
+fn report_load_errors(modules: &[DiscoveredModule], loaded: &[LoadedModule], diag: &Diag) {
+    for (module, data) in modules.iter().zip(loaded) {
         if let Some(err) = &data.load_error {
             let (before, after) = data
                 .decoder_messages
@@ -863,32 +972,6 @@ fn read_modules(
             }
         }
     }
-    if let Some(file) = plan.cache_file {
-        let hits = read.iter().filter(|(_, _, hit)| *hit).count();
-        let all_hits = hits == cacheable_count && cached_count == cacheable_count;
-        if plan.update_cache && !all_hits {
-            let records = modules
-                .iter()
-                .zip(&read)
-                .filter_map(|(module, (data, key, _))| {
-                    let key =
-                        (*key).filter(|k| data.load_error.is_none() && k.is_settled(started))?;
-                    Some((module.path.as_slice(), key, data.record()))
-                });
-            let bytes = cache::encode_records(records, settings);
-            if let Err(err) = cache::save_bytes(file, &bytes) {
-                diag.warning(bmsg!(
-                    "could not write module cache ",
-                    file.as_os_str().as_bytes(),
-                    ": ",
-                    strerror(&err)
-                ));
-            }
-        }
-    }
-    read.into_iter()
-        .map(|(mut l, _, _)| (std::mem::take(&mut l.symbols), l))
-        .unzip()
 }
 
 /// Create (kmod 31+, or with `-o`) and check the output directory.
@@ -928,6 +1011,8 @@ struct OutputSettings<'a> {
     dirname: &'a [u8],
     warn: bool,
     diag: &'a Diag,
+    /// Whether published files' lengths and digests are wanted (for the run memo).
+    digests: bool,
 }
 
 impl<'a> OutputSettings<'a> {
@@ -939,6 +1024,7 @@ impl<'a> OutputSettings<'a> {
             dirname: self.dirname,
             warn: self.warn,
             diag: self.diag,
+            digests: self.digests,
         }
     }
 }
@@ -950,6 +1036,8 @@ struct OutputContext<'a> {
     dirname: &'a [u8],
     warn: bool,
     diag: &'a Diag,
+    /// Whether published files' lengths and digests are wanted (for the run memo).
+    digests: bool,
 }
 
 /// The result of encoding one file.
@@ -1080,13 +1168,14 @@ type EncodedFile = (Encoded, Messages);
 /// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is written and freed
 /// first, then the lines of `modules.dep.bin` are made and the dependency lists freed before
 /// its trie is built; the trie is written to its file in chunks when published.
+#[allow(clippy::type_complexity)]
 fn publish_dep_and_encode_graph_files(
     settings: OutputSettings<'_>,
     mut graph: Resolved,
     publisher: &Publisher,
-) -> Result<Vec<(OutputFile, EncodedFile)>, Exit> {
+) -> Result<(Vec<(OutputFile, EncodedFile)>, OutputDigest), Exit> {
     let ctx = settings.context(&graph);
-    publish_encoded(
+    let dep_digest = publish_encoded(
         &ctx,
         publisher,
         OutputFile::Dep,
@@ -1110,27 +1199,32 @@ fn publish_dep_and_encode_graph_files(
     );
     encoded.push((OutputFile::DepBin, dep_bin));
     drop_in_background(graph);
-    Ok(encoded)
+    Ok((encoded, dep_digest))
 }
 
 /// Publishes the `encoded` files in kmod's order, printing each file's diagnostics just
 /// before it is published and stopping at the first fatal one. Files of the sequence that
 /// are not in `encoded` (`modules.dep`) were published already.
+///
+/// Returns the length and digest of each file written (all zero unless the context asks for
+/// digests).
 fn publish_in_order(
     ctx: &OutputContext<'_>,
     publisher: &Publisher,
     mut encoded: Vec<(OutputFile, EncodedFile)>,
-) -> Result<(), Exit> {
+) -> Result<Vec<OutputDigest>, Exit> {
+    let mut written = Vec::new();
     for file in OutputFile::sequence(ctx.version) {
         if let Some(at) = encoded.iter().position(|(done, _)| *done == file) {
             let (_, result) = encoded.swap_remove(at);
-            publish_encoded(ctx, publisher, file, result)?;
+            written.push(publish_encoded(ctx, publisher, file, result)?);
         }
     }
     publisher.finish().map_err(|err| {
         ctx.diag.error(err.message());
         Exit(EXIT_FAILURE)
-    })
+    })?;
+    Ok(written)
 }
 
 /// Publishes one encoded file: creates its temporary file, prints the file's diagnostics,
@@ -1143,31 +1237,51 @@ fn publish_encoded(
     publisher: &Publisher,
     file: OutputFile,
     (encoded, messages): EncodedFile,
-) -> Result<(), Exit> {
+) -> Result<OutputDigest, Exit> {
+    let mut written = OutputDigest {
+        name: file.name().to_string(),
+        size: 0,
+        digest: 0,
+    };
     let pending = match publisher.begin(file.name()) {
         Ok(pending) => pending,
         Err(err) => {
             ctx.diag.error(err.message());
-            return Ok(());
+            return Ok(written);
         }
     };
     messages.flush(ctx.diag);
-    let committed = match encoded {
-        Encoded::Bytes(bytes) => pending.commit(&bytes),
-        Encoded::Index(index) => pending.commit_with(|file| index.write_to(file)),
-        Encoded::ModulesDep => {
-            pending.commit_with(|file| text::write_modules_dep(ctx.resolved, file))
+    // Writes through a digest when the context asks for one.
+    let mut write = |file: &mut std::fs::File,
+                     emit: &dyn Fn(&mut dyn Write) -> std::io::Result<()>|
+     -> std::io::Result<()> {
+        if !ctx.digests {
+            return emit(file);
         }
+        let mut out = DigestWriter::new(file);
+        emit(&mut out)?;
+        (written.size, written.digest) = out.summary();
+        Ok(())
+    };
+    let committed = match encoded {
+        Encoded::Bytes(bytes) => {
+            pending.commit_with(|file| write(file, &|out| out.write_all(&bytes)))
+        }
+        Encoded::Index(index) => {
+            pending.commit_with(|file| write(file, &|out| index.write_to(out)))
+        }
+        Encoded::ModulesDep => pending
+            .commit_with(|file| write(file, &|out| text::write_modules_dep(ctx.resolved, out))),
         Encoded::Fatal(message) => {
             ctx.diag.fatal(message);
             return Err(Exit(EXIT_FAILURE));
         }
     };
     match committed {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(written),
         Err(err @ PublishError::CreateTemp(_)) => {
             ctx.diag.error(err.message());
-            Ok(())
+            Ok(written)
         }
         Err(err @ (PublishError::Write(_) | PublishError::Sync(_))) => {
             ctx.diag.error(err.message());

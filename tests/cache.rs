@@ -1,7 +1,9 @@
 //! `--cache FILE`: every run through the metadata cache — cold, warm, after a module changed,
 //! after the cache file was damaged — must write exactly what a run without the cache writes
-//! (exit status, stderr and all output files). The cache keeps compressed modules only, so
-//! the trees here are mostly `.ko.xz`.
+//! (exit status, stderr and all output files). The cache keeps the records of compressed
+//! modules only, so the trees here are mostly `.ko.xz`. A run whose inputs are all unchanged
+//! keeps the index files it finds (the run memo): the last tests check when it may and when
+//! it must not.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,18 +60,23 @@ impl Tree {
     /// Runs depmod-rs with `-o` into a fresh directory, with or without the cache.
     fn run(&self, cached: bool) -> Outcome {
         let out = tempfile::tempdir().unwrap();
+        self.run_into(out.path(), cached)
+    }
+
+    /// Runs depmod-rs with `-o OUT`, with or without the cache.
+    fn run_into(&self, out: &Path, cached: bool) -> Outcome {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
         cmd.arg("-b")
             .arg(self.root())
             .arg("-C")
             .arg(self.root().join("conf"));
-        cmd.arg("-o").arg(out.path());
+        cmd.arg("-o").arg(out);
         if cached {
             cmd.arg("--cache").arg(self.cache());
         }
         let result = cmd.arg(KVER).output().unwrap();
         let mut files = BTreeMap::new();
-        for entry in std::fs::read_dir(out.path().join("lib/modules").join(KVER)).unwrap() {
+        for entry in std::fs::read_dir(out.join("lib/modules").join(KVER)).unwrap() {
             let entry = entry.unwrap();
             files.insert(
                 entry.file_name().to_string_lossy().into_owned(),
@@ -161,10 +168,14 @@ fn cached_runs_match_uncached_runs() {
     let cache = std::fs::read(tree.cache()).expect("cache written");
     assert!(cache.len() > 100);
     let holds = |name: &[u8]| cache.windows(name.len()).any(|w| w == name);
-    assert!(holds(b"provider0.ko.xz"), "compressed modules are kept");
     assert!(
-        !holds(b"user0.ko"),
-        "uncompressed modules are read every time"
+        holds(b"pci:v00000000d*"),
+        "compressed modules' records are kept"
+    );
+    assert!(holds(b"user0.ko"), "uncompressed modules have entries");
+    assert!(
+        !holds(b"usb:v0000p*"),
+        "but no records: they are read again when needed"
     );
     // Only the cache (and its directory) is new in the tree; no temporary file is left.
     let mut after = walk(tree.root());
@@ -280,4 +291,162 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     visit(root, root, &mut out);
     out.sort();
     out
+}
+
+/// The same tree without unreadable modules, and with the files kmod 34 warns about when
+/// they are missing: its runs print nothing, so they may keep a memo.
+fn clean_tree() -> Tree {
+    let tree = Tree::new();
+    for name in [
+        "modules.order",
+        "modules.builtin",
+        "modules.builtin.modinfo",
+    ] {
+        std::fs::write(tree.moddir().join(name), "").unwrap();
+    }
+    for n in 0..6 {
+        tree.module(
+            &format!("kernel/p/provider{n}.ko.xz"),
+            &provider(n, &format!("pci:v{n:08X}d*")),
+        );
+        tree.module(&format!("kernel/u/user{n}.ko"), &user(n));
+    }
+    tree
+}
+
+/// The inode of an output file, which tells a kept file from a rewritten one.
+fn inode(out: &Path, name: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(out.join("lib/modules").join(KVER).join(name))
+        .unwrap()
+        .ino()
+}
+
+#[test]
+fn unchanged_inputs_keep_the_index_files() {
+    let tree = clean_tree();
+    let out = tree.root().join("out");
+    let_files_settle();
+    let reference = tree.run(false);
+    assert_eq!(reference.1, "", "a silent run");
+    let cold = tree.run_into(&out, true);
+    assert_eq!(cold, reference, "cold");
+    let written = inode(&out, "modules.dep");
+
+    // Nothing changed: the files are kept, with a fresh modification time.
+    let before = std::time::SystemTime::now();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(tree.run_into(&out, true), reference, "warm");
+    assert_eq!(inode(&out, "modules.dep"), written, "kept");
+    let dep = out.join("lib/modules").join(KVER).join("modules.dep");
+    let touched = std::fs::metadata(&dep).unwrap().modified().unwrap();
+    assert!(touched >= before, "modification time set by the kept run");
+
+    // A module replaced by a copy of itself (a reinstalled package): still kept.
+    let path = tree.moddir().join("kernel/u/user2.ko");
+    let copy = tree.moddir().join("kernel/u/user2.ko.new");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::rename(&copy, &path).unwrap();
+    let compressed = tree.moddir().join("kernel/p/provider2.ko.xz");
+    std::fs::copy(&compressed, &copy).unwrap();
+    std::fs::rename(&copy, &compressed).unwrap();
+    assert_eq!(tree.run_into(&out, true), reference, "same contents");
+    assert_eq!(
+        inode(&out, "modules.dep"),
+        written,
+        "kept after a reinstall"
+    );
+    let_files_settle();
+    assert_eq!(tree.run_into(&out, true), reference, "settled again");
+    assert_eq!(inode(&out, "modules.dep"), written);
+
+    // Every change below must be seen: the files are rebuilt, equal to an uncached run.
+    let mut last = written;
+    let mut changed = |what: &str, tree: &Tree| {
+        let expected = tree.run(false);
+        let outcome = tree.run_into(&out, true);
+        assert_eq!(outcome, expected, "{what}");
+        let now = inode(&out, "modules.dep");
+        assert_ne!(now, last, "{what}: rebuilt");
+        last = now;
+        expected
+    };
+    // An uncompressed module rewritten in place (same inode, same directory listing).
+    tree.module(
+        "kernel/u/user3.ko",
+        &user(3).with_modinfo("alias", "usb:vFFFFp*"),
+    );
+    let outcome = changed("uncompressed module rewritten in place", &tree);
+    assert!(String::from_utf8_lossy(&outcome.2["modules.alias"]).contains("usb:vFFFFp*"));
+    // A compressed module with other exports.
+    tree.module("kernel/p/provider4.ko.xz", &provider(7, "pci:v00000004d*"));
+    changed("compressed module's exports", &tree);
+    // A module added to an existing directory, one removed from another.
+    tree.module("kernel/u/user9.ko", &user(9));
+    changed("module added", &tree);
+    std::fs::remove_file(tree.moddir().join("kernel/p/provider5.ko.xz")).unwrap();
+    changed("module removed", &tree);
+    // modules.builtin appears, then changes.
+    std::fs::write(tree.moddir().join("modules.builtin"), "kernel/x/a.ko\n").unwrap();
+    changed("modules.builtin added", &tree);
+    std::fs::write(tree.moddir().join("modules.builtin"), "kernel/x/b.ko\n").unwrap();
+    changed("modules.builtin changed", &tree);
+    // modules.order reorders the modules.
+    std::fs::write(
+        tree.moddir().join("modules.order"),
+        "kernel/u/user1.ko\nkernel/p/provider0.ko\n",
+    )
+    .unwrap();
+    changed("modules.order", &tree);
+    // A configuration that excludes a directory.
+    std::fs::write(tree.root().join("conf/x.conf"), "exclude u\n").unwrap();
+    changed("configuration", &tree);
+    std::fs::remove_file(tree.root().join("conf/x.conf")).unwrap();
+    changed("configuration removed", &tree);
+
+    // The index files themselves damaged or removed.
+    let alias = out.join("lib/modules").join(KVER).join("modules.alias");
+    let mut bytes = std::fs::read(&alias).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&alias, &bytes).unwrap();
+    changed("modules.alias damaged", &tree);
+    std::fs::remove_file(
+        out.join("lib/modules")
+            .join(KVER)
+            .join("modules.symbols.bin"),
+    )
+    .unwrap();
+    changed("modules.symbols.bin removed", &tree);
+
+    // A run with other options writes other files.
+    let status = Command::new(env!("CARGO_BIN_EXE_depmod-rs"))
+        .args(["--compat", "30", "-b"])
+        .arg(tree.root())
+        .arg("-C")
+        .arg(tree.root().join("conf"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--cache")
+        .arg(tree.cache())
+        .arg(KVER)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    changed("after a --compat 30 run", &tree);
+}
+
+#[test]
+fn runs_with_messages_are_never_kept() {
+    let tree = build_tree();
+    let out = tree.root().join("out");
+    let_files_settle();
+    let reference = tree.run(false);
+    assert!(reference.1.contains("ERROR"), "{}", reference.1);
+    let mut inodes = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(tree.run_into(&out, true), reference);
+        inodes.push(inode(&out, "modules.dep"));
+    }
+    inodes.dedup();
+    assert_eq!(inodes.len(), 3, "every run rewrote the files: {inodes:?}");
 }

@@ -1,0 +1,233 @@
+//! The run memo (part of `--cache FILE`): when every input of a run is what it was for the
+//! last run, and that run printed nothing, the index files it wrote are still right; they are
+//! checked and kept instead of being rebuilt.
+//!
+//! # What counts as an input
+//!
+//! The memo's key is one [`Digest`] ([`RunInputs`]) over everything the index files and the
+//! messages after module discovery depend on:
+//!
+//! * every option (`Options` as a whole, including `--compat`, `-b`, `-o`, `-e`, `-w`,
+//!   `-P`), and the folded `depmod.d` configuration;
+//! * the kernel symbols read from `-F System.map` or `-E Module.symvers`;
+//! * the module list in kmod's order (which `modules.order` decides): each module's name,
+//!   path, relative path, and the digest of what was read from it (its record, see
+//!   [`crate::cache`]);
+//! * the bytes of `modules.builtin` and `modules.builtin.modinfo` (or their absence).
+//!
+//! A module's digest comes from its cache entry when its [`crate::cache::FileKey`] is
+//! unchanged, and otherwise from reading it again: a module replaced by a file with the same
+//! exports, imports and modinfo (a reinstalled package, a rebuild) leaves the inputs
+//! unchanged; any difference in what depmod uses from it changes them.
+//!
+//! Discovery (configuration, directory walk, `modules.order`) runs on every run and prints
+//! its own messages, so they need no memo. Everything after it must have printed nothing for
+//! a memo to be stored: a run with warnings, errors or verbose output is always carried out
+//! in full, as are `-n` runs and runs where a module could not be read.
+//!
+//! # Keeping the files
+//!
+//! A memo lists each file the run wrote with its length and digest. On a match every file is
+//! read back and compared (a file changed or removed since means a full run), then its
+//! modification time is set to now, as a rewrite would, so that checks like `depmod -A`'s
+//! "is `modules.dep` newer than every module" see a fresh index.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::cache::{Digest, OutputDigest};
+
+/// Builds the digest of a run's inputs from length-prefixed fields, so that no two
+/// different sequences of fields give the same byte stream.
+pub struct RunInputs {
+    hasher: Xxh3,
+}
+
+impl Default for RunInputs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunInputs {
+    /// A digest with nothing added yet (but the memo's format tag).
+    pub fn new() -> Self {
+        let mut inputs = RunInputs {
+            hasher: Xxh3::new(),
+        };
+        inputs.field(b"depmod-rs run inputs 1");
+        inputs
+    }
+
+    /// Adds one field.
+    pub fn field(&mut self, bytes: &[u8]) -> &mut Self {
+        self.hasher.update(&(bytes.len() as u64).to_le_bytes());
+        self.hasher.update(bytes);
+        self
+    }
+
+    /// Adds an optional field (absence differs from every value, the empty one included).
+    pub fn optional(&mut self, bytes: Option<&[u8]>) -> &mut Self {
+        match bytes {
+            None => self.hasher.update(&[0]),
+            Some(bytes) => {
+                self.hasher.update(&[1]);
+                self.field(bytes);
+            }
+        }
+        self
+    }
+
+    /// Adds a digest.
+    pub fn digest(&mut self, digest: Digest) -> &mut Self {
+        self.hasher.update(&digest.to_le_bytes());
+        self
+    }
+
+    /// The digest of everything added.
+    pub fn finish(&self) -> Digest {
+        self.hasher.digest128()
+    }
+}
+
+/// Reads an input file of the module directory for the digest: `Ok(None)` when it does not
+/// exist, an error when it exists but cannot be read (no memo then: the full run reports it).
+pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether every file of `outputs` is in `dir` with exactly the recorded contents.
+pub fn outputs_intact(dir: &Path, outputs: &[OutputDigest]) -> bool {
+    !outputs.is_empty()
+        && outputs.par_iter().all(|file| {
+            let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
+            file_summary(&path).is_ok_and(|summary| summary == (file.size, file.digest))
+        })
+}
+
+/// The length and digest of the file at `path`, read in chunks (no buffer the size of the
+/// file, whose fresh pages would cost more to fault in than hashing them).
+fn file_summary(path: &Path) -> std::io::Result<(u64, Digest)> {
+    const CHUNK: usize = 64 * 1024;
+    let mut file = std::fs::File::open(path)?;
+    let mut out = DigestWriter::new(std::io::sink());
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let n = match std::io::Read::read(&mut file, &mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        out.write_all(&buffer[..n])?;
+    }
+    Ok(out.summary())
+}
+
+/// Sets the modification time of every file of `outputs` to now. Failures are ignored: the
+/// contents are right either way.
+pub fn touch_outputs(dir: &Path, outputs: &[OutputDigest]) {
+    let now = std::fs::FileTimes::new().set_modified(std::time::SystemTime::now());
+    for file in outputs {
+        let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
+        if let Ok(handle) = std::fs::OpenOptions::new().write(true).open(path) {
+            let _ = handle.set_times(now);
+        }
+    }
+}
+
+/// A writer that passes everything through and keeps the length and digest of what went by.
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: Xxh3,
+    len: u64,
+}
+
+impl<W: Write> DigestWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        DigestWriter {
+            inner,
+            hasher: Xxh3::new(),
+            len: 0,
+        }
+    }
+
+    /// The length and digest of everything written so far.
+    pub fn summary(&self) -> (u64, Digest) {
+        (self.len, self.hasher.digest128())
+    }
+}
+
+impl<W: Write> Write for DigestWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_delimited() {
+        let ab_c = RunInputs::new().field(b"ab").field(b"c").finish();
+        let a_bc = RunInputs::new().field(b"a").field(b"bc").finish();
+        assert_ne!(ab_c, a_bc);
+        let none = RunInputs::new().optional(None).finish();
+        let empty = RunInputs::new().optional(Some(b"")).finish();
+        assert_ne!(none, empty);
+        assert_eq!(
+            RunInputs::new().field(b"x").digest(5).finish(),
+            RunInputs::new().field(b"x").digest(5).finish()
+        );
+    }
+
+    #[test]
+    fn digest_writer_sees_every_byte() {
+        let mut out = Vec::new();
+        let mut writer = DigestWriter::new(&mut out);
+        writer.write_all(b"hello ").unwrap();
+        writer.write_all(b"world").unwrap();
+        let (len, digest) = writer.summary();
+        assert_eq!(len, 11);
+        assert_eq!(digest, crate::cache::digest(b"hello world"));
+        assert_eq!(out, b"hello world");
+    }
+
+    #[test]
+    fn outputs_must_match_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("modules.dep"), b"a.ko:\n").unwrap();
+        let good = vec![OutputDigest {
+            name: "modules.dep".to_string(),
+            size: 6,
+            digest: crate::cache::digest(b"a.ko:\n"),
+        }];
+        assert!(outputs_intact(dir.path(), &good));
+        let mut other = good.clone();
+        other[0].digest ^= 1;
+        assert!(!outputs_intact(dir.path(), &other));
+        let mut missing = good.clone();
+        missing[0].name = "modules.alias".to_string();
+        assert!(!outputs_intact(dir.path(), &missing));
+        assert!(!outputs_intact(dir.path(), &[]));
+        std::fs::write(dir.path().join("modules.dep"), b"a.ko: b.ko\n").unwrap();
+        assert!(!outputs_intact(dir.path(), &good));
+    }
+}

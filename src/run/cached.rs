@@ -1,0 +1,330 @@
+//! Reading modules through `--cache FILE` (see [`crate::cache`]) and checking the run memo
+//! (see [`crate::memo`]).
+//!
+//! The read stage is split in two. [`CachedReads::examine`] compares every module's file key
+//! with its cache entry and reads only the modules that are new or changed, so that the
+//! digest of every module's record is known; with those the run's inputs can be compared
+//! with the memo. Only when the memo does not hold does [`CachedReads::finish_reads`] load
+//! the rest: compressed modules from their stored records, uncompressed ones from their
+//! files.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::{load_module, looks_compressed, read_schedule, report_load_errors, LoadedModule};
+use crate::bmsg;
+use crate::cache::{
+    self, encode_record, CacheEntry, Digest, FileKey, Listings, Memo, ModuleCache, ReadSettings,
+    StoredEntry,
+};
+use crate::cli::Options;
+use crate::config::Config;
+use crate::diag::{strerror, Diag};
+use crate::discover::DiscoveredModule;
+use crate::graph::ModuleSymbols;
+use crate::memo::{read_optional, RunInputs};
+use crate::symvers::KernelSymbol;
+
+/// What is known about one module before the memo check.
+enum Examined {
+    /// Its file key matches its cache entry; nothing was read.
+    Unchanged(StoredEntry),
+    /// It was read (new, changed, or its key could not be compared).
+    Read(Box<FreshRead>),
+}
+
+/// A module read during [`CachedReads::examine`].
+struct FreshRead {
+    /// What was read (moved out by [`CachedReads::finish_reads`]).
+    loaded: LoadedModule,
+    /// Whether the read succeeded (only then is an entry stored).
+    ok: bool,
+    /// The file's key, taken before the read.
+    key: Option<FileKey>,
+    /// The digest of the encoded record.
+    digest: Digest,
+    /// The encoded record, kept for compressed modules only.
+    record: Option<Vec<u8>>,
+}
+
+/// The directory listings the walk kept, to store in the cache.
+pub(super) struct WalkListings {
+    /// The listings and the rules they were made under.
+    pub listings: Listings,
+    /// How many of them were read rather than taken from the cache.
+    pub read: usize,
+}
+
+/// The cache-backed read stage of one run.
+pub(super) struct CachedReads {
+    file: PathBuf,
+    settings: ReadSettings,
+    walk: WalkListings,
+    /// When the run started examining files (see [`FileKey::is_settled`]).
+    started: i128,
+    cache: ModuleCache,
+    examined: Vec<Examined>,
+    /// Whether a module read after the memo check gave another record than its entry
+    /// promised (it changed while the run went on): then no memo is stored.
+    inputs_moved: bool,
+}
+
+/// The encoded record of `loaded` and its digest.
+fn encoded_record(loaded: &LoadedModule) -> (Vec<u8>, Digest) {
+    let mut bytes = Vec::new();
+    encode_record(&mut bytes, loaded.record());
+    let digest = cache::digest(&bytes);
+    (bytes, digest)
+}
+
+impl CachedReads {
+    /// Reads every module whose key differs from its entry in `cache` (loaded from `file`).
+    /// `started` must be taken before the modules' keys were (during the walk, or here).
+    pub fn examine(
+        file: PathBuf,
+        cache: ModuleCache,
+        walk: WalkListings,
+        settings: ReadSettings,
+        started: i128,
+        modules: &[DiscoveredModule],
+    ) -> Self {
+        let stored_key = |i: usize| -> (Option<FileKey>, Option<&StoredEntry>) {
+            let module = &modules[i];
+            let key = module
+                .key
+                .or_else(|| FileKey::of(Path::new(OsStr::from_bytes(&module.path))));
+            (key, cache.entry(&module.path))
+        };
+        let unchanged: Vec<Option<StoredEntry>> = (0..modules.len())
+            .into_par_iter()
+            .map(|i| match stored_key(i) {
+                (Some(key), Some(entry)) if entry.key == key => Some(*entry),
+                _ => None,
+            })
+            .collect();
+        let to_read: Vec<usize> = read_schedule(modules)
+            .into_iter()
+            .filter(|&i| unchanged[i].is_none())
+            .collect();
+        let fresh: Vec<(usize, FreshRead)> = to_read
+            .into_par_iter()
+            .map(|i| {
+                let module = &modules[i];
+                let key = stored_key(i).0;
+                let loaded = load_module(module, settings.version, settings.gzip);
+                let ok = loaded.load_error.is_none();
+                let (bytes, digest) = encoded_record(&loaded);
+                let record = looks_compressed(&module.path).then_some(bytes);
+                let read = FreshRead {
+                    loaded,
+                    ok,
+                    key,
+                    digest,
+                    record,
+                };
+                (i, read)
+            })
+            .collect();
+        let mut examined: Vec<Option<Examined>> = unchanged
+            .into_iter()
+            .map(|entry| entry.map(Examined::Unchanged))
+            .collect();
+        for (i, read) in fresh {
+            examined[i] = Some(Examined::Read(Box::new(read)));
+        }
+        CachedReads {
+            file,
+            settings,
+            walk,
+            started,
+            cache,
+            examined: examined.into_iter().flatten().collect(),
+            inputs_moved: false,
+        }
+    }
+
+    /// Whether some module could not be read.
+    pub fn any_read_failed(&self) -> bool {
+        self.examined
+            .iter()
+            .any(|e| matches!(e, Examined::Read(read) if !read.ok))
+    }
+
+    /// Each module's record digest, in module order.
+    fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.examined.iter().map(|e| match e {
+            Examined::Unchanged(entry) => entry.digest,
+            Examined::Read(read) => read.digest,
+        })
+    }
+
+    /// The memo stored by the last run, if any.
+    pub fn memo(&self) -> Option<&Memo> {
+        self.cache.memo()
+    }
+
+    /// Whether every module read after the memo check matched its entry.
+    pub fn inputs_held(&self) -> bool {
+        !self.inputs_moved
+    }
+
+    /// The digest of the run's inputs (see [`crate::memo`]), or `None` when an input file
+    /// exists but cannot be read.
+    pub fn run_inputs(
+        &self,
+        options: &Options,
+        config: Option<&Config>,
+        kernel_symbols: Option<&[KernelSymbol]>,
+        modules: &[DiscoveredModule],
+        dirname: &[u8],
+    ) -> Option<Digest> {
+        let mut inputs = RunInputs::new();
+        inputs.field(format!("{options:?}").as_bytes());
+        inputs.optional(
+            config
+                .map(|c| format!("{c:?}"))
+                .as_deref()
+                .map(str::as_bytes),
+        );
+        match kernel_symbols {
+            None => inputs.optional(None),
+            Some(symbols) => {
+                let mut bytes = Vec::new();
+                for symbol in symbols {
+                    bytes.extend_from_slice(&(symbol.name.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(&symbol.name);
+                    bytes.extend_from_slice(&symbol.crc.to_le_bytes());
+                }
+                inputs.optional(Some(&bytes))
+            }
+        };
+        inputs.field(&(modules.len() as u64).to_le_bytes());
+        for (module, digest) in modules.iter().zip(self.digests()) {
+            inputs
+                .field(&module.modname)
+                .field(&module.path)
+                .optional(module.relpath.as_deref())
+                .optional(module.uncrelpath.as_deref())
+                .digest(digest);
+        }
+        builtin_inputs(&mut inputs, dirname)?;
+        Some(inputs.finish())
+    }
+
+    /// Loads every module not read yet — compressed ones from their records, the others from
+    /// their files — reports the modules that could not be read, and returns what the rest
+    /// of the run uses, in module order.
+    pub fn finish_reads(
+        &mut self,
+        modules: &[DiscoveredModule],
+        diag: &Diag,
+    ) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
+        let settings = self.settings;
+        let cache = &self.cache;
+        let results: Vec<(LoadedModule, bool)> = self
+            .examined
+            .par_iter_mut()
+            .zip(modules.par_iter())
+            .map(|(examined, module)| match examined {
+                Examined::Read(read) => (std::mem::take(&mut read.loaded), true),
+                Examined::Unchanged(entry) => {
+                    if let Some(record) = cache.record(entry) {
+                        return (LoadedModule::from_record(&module.path, record), true);
+                    }
+                    let loaded = load_module(module, settings.version, settings.gzip);
+                    let held =
+                        loaded.load_error.is_none() && encoded_record(&loaded).1 == entry.digest;
+                    (loaded, held)
+                }
+            })
+            .collect();
+        self.inputs_moved = results.iter().any(|(_, held)| !held);
+        let loaded: Vec<LoadedModule> = results.into_iter().map(|(l, _)| l).collect();
+        report_load_errors(modules, &loaded, diag);
+        loaded
+            .into_iter()
+            .map(|mut l| (std::mem::take(&mut l.symbols), l))
+            .unzip()
+    }
+
+    /// Rewrites the cache file with an entry for every module read without error whose key
+    /// has settled, and `memo` — unless that is exactly what the file holds already. A failure
+    /// to write is a warning.
+    pub fn save(&self, modules: &[DiscoveredModule], memo: Option<&Memo>, diag: &Diag) {
+        let mut reused = 0;
+        let mut fresh = 0;
+        let entries: Vec<CacheEntry<'_>> = modules
+            .iter()
+            .zip(&self.examined)
+            .filter_map(|(module, examined)| match examined {
+                Examined::Unchanged(entry) => {
+                    reused += 1;
+                    Some(CacheEntry {
+                        path: &module.path,
+                        key: entry.key,
+                        digest: entry.digest,
+                        record: self.cache.record_bytes(entry),
+                    })
+                }
+                Examined::Read(read) => {
+                    let key = read.key.filter(|k| read.ok && k.is_settled(self.started))?;
+                    fresh += 1;
+                    Some(CacheEntry {
+                        path: &module.path,
+                        key,
+                        digest: read.digest,
+                        record: read.record.as_deref(),
+                    })
+                }
+            })
+            .collect();
+        let stored = self.cache.listings();
+        let same = fresh == 0
+            && reused == self.cache.len()
+            && self.walk.read == 0
+            && self.walk.listings.rules == stored.rules
+            && self.walk.listings.dirs.len() == stored.dirs.len()
+            && memo == self.cache.memo();
+        if same {
+            return;
+        }
+        let bytes = cache::encode(
+            entries.into_iter(),
+            &self.walk.listings,
+            memo,
+            self.settings,
+        );
+        if let Err(err) = cache::save_bytes(&self.file, &bytes) {
+            diag.warning(bmsg!(
+                "could not write module cache ",
+                self.file.as_os_str().as_bytes(),
+                ": ",
+                strerror(&err)
+            ));
+        }
+    }
+}
+
+/// The input files of the module directory that only the builtin indexes read.
+const BUILTIN_INPUTS: [&str; 2] = ["modules.builtin", "modules.builtin.modinfo"];
+
+/// Adds the builtin input files of `dirname` to `inputs`; `None` if one cannot be read.
+pub(super) fn builtin_inputs(inputs: &mut RunInputs, dirname: &[u8]) -> Option<()> {
+    for name in BUILTIN_INPUTS {
+        let path = bmsg!(dirname, "/", name);
+        let bytes = read_optional(Path::new(OsStr::from_bytes(&path))).ok()?;
+        inputs.optional(bytes.as_deref());
+    }
+    Some(())
+}
+
+/// The digest of the builtin input files alone, to check after a full run that they did not
+/// change while it ran.
+pub(super) fn builtin_digest(dirname: &[u8]) -> Option<Digest> {
+    let mut inputs = RunInputs::new();
+    builtin_inputs(&mut inputs, dirname)?;
+    Some(inputs.finish())
+}

@@ -12,8 +12,11 @@
 # Rows per tree:
 #   kmod34       Debian's kmod 34.2 (-o into a scratch directory)
 #   depmod-rs    depmod-rs, same arguments
-#   rs --cache   depmod-rs --cache with a warm cache after one module changed (the changed
-#                module is a fresh copy before every run, so it is always re-read)
+#   rs --cache   depmod-rs --cache with a warm cache after one module was replaced by a fresh
+#                copy of itself (new inode and ctime, same contents: a reinstalled package),
+#                so it is always re-read
+#   rs --cache*  depmod-rs --cache after one module's contents changed (it alternates between
+#                its own contents and another module's), so the indexes must be rebuilt
 #   kmod30       Debian's kmod 30 (no -o: runs in place on a hard-linked copy of the tree)
 #   rs compat30  depmod-rs --compat 30, same way
 #   decode floor compressed trees only: just decoding every module with depmod-rs's decoder
@@ -120,6 +123,10 @@ bench_tree() {
     changed=$(find "$copy/lib/modules/$kver" -name '*.ko*' | sort | sed -n 1p)
     local compressed=no
     case $changed in *.xz | *.zst) compressed=yes ;; esac
+    # Its other contents for the rs --cache* row: the next module of the same kind.
+    local other original="$work/original-module"
+    other=$(find "$copy/lib/modules/$kver" -type f -name "*.ko${changed##*.ko}" | sort | sed -n 2p)
+    cp "$changed" "$original"
 
     # Outputs must be byte-identical before any timing means anything.
     "$rs" -b "$root" -o "$work/out-rs" -C "$empty" "$kver" 2>/dev/null || true
@@ -139,6 +146,13 @@ bench_tree() {
         time_one k34 "$k34" -b "$root" -o "$work/out-k34" -C "$empty" "$kver"
         cp --remove-destination "$changed" "$changed.tmp" && mv "$changed.tmp" "$changed"
         time_one rscache "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver"
+        if cmp -s "$changed" "$original"; then
+            cp "$other" "$changed.tmp"
+        else
+            cp "$original" "$changed.tmp"
+        fi
+        mv "$changed.tmp" "$changed"
+        time_one rsdelta "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver"
         if [ "$with30" = yes ]; then
             time_one k30 "$k30" -b "$copy" -C "$empty" "$kver"
             time_one rs30 "$rs" --compat 30 -b "$copy" -C "$empty" "$kver"
@@ -147,6 +161,9 @@ bench_tree() {
             time_one floor "$floor" "$moddir"
         fi
     done
+    # Back to the original contents: the cached run must write what kmod 34 wrote.
+    cp "$original" "$changed.tmp" && mv "$changed.tmp" "$changed"
+    "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver" 2>/dev/null || true
     if ! diff -r "$work/out-cache" "$work/out-k34" >/dev/null; then
         echo "bench: $tree: depmod-rs --cache and kmod 34 outputs differ" >&2
         exit 1
@@ -155,6 +172,7 @@ bench_tree() {
     row "$tree" "$modules" kmod34 k34
     row "$tree" "$modules" depmod-rs rs
     row "$tree" "$modules" "rs --cache" rscache
+    row "$tree" "$modules" "rs --cache*" rsdelta
     row "$tree" "$modules" kmod30 k30
     row "$tree" "$modules" "rs compat30" rs30
     row "$tree" "$modules" "decode floor" floor
@@ -176,4 +194,4 @@ if [ "$synthetic" != none ]; then
     done
 fi
 echo "(median of $runs runs; vs k34 = kmod 34 time / row time, above 1 is faster;" \
-    "rs --cache = warm cache, one module changed)"
+    "rs --cache = warm cache, one module reinstalled; * = one module's contents changed)"

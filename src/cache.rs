@@ -405,11 +405,7 @@ pub fn decode_record(bytes: &[u8]) -> Option<ModuleRecord> {
     for _ in 0..count {
         let name = r.borrowed_bytes()?;
         let crc = r.u64()?;
-        let weak = match r.u8()? {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
+        let weak = r.flag()?;
         imports.push(name, crc, weak);
     }
     let record = ModuleRecord {
@@ -529,6 +525,15 @@ impl<'a> Reader<'a> {
         self.take(8)?.try_into().ok().map(u64::from_le_bytes)
     }
 
+    /// A byte that must be 0 (`false`) or 1 (`true`).
+    fn flag(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
     fn i128(&mut self) -> Option<i128> {
         self.take(16)?.try_into().ok().map(i128::from_le_bytes)
     }
@@ -601,13 +606,12 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
         let path = r.bytes()?;
         let key = r.key()?;
         let digest = r.u128()?;
-        let record = match r.u8()? {
-            0 => None,
-            1 => {
+        let record = match r.flag()? {
+            false => None,
+            true => {
                 let record = r.borrowed_bytes()?;
                 Some((r.offset_in(&bytes) - record.len(), record.len()))
             }
-            _ => return None,
         };
         let entry = StoredEntry {
             key,
@@ -634,9 +638,9 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
         }
     }
     let listings = Listings { rules, dirs };
-    let memo = match r.u8()? {
-        0 => None,
-        1 => {
+    let memo = match r.flag()? {
+        false => None,
+        true => {
             let inputs = r.u128()?;
             let count = r.count(32)?;
             let mut outputs = Vec::with_capacity(count);
@@ -649,7 +653,6 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
             }
             Some(Memo { inputs, outputs })
         }
-        _ => return None,
     };
     if !r.data.is_empty() {
         return None;

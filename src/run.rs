@@ -435,7 +435,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         timer.stage("digest inputs");
         if let (Some(inputs), Some(memo)) = (inputs, reads.memo()) {
             let outdir = os_path(&dirs.outdirname);
-            if memo.inputs == inputs && memo::outputs_intact(&outdir, &memo.outputs) {
+            if memo.inputs == inputs.run && memo::outputs_intact(&outdir, &memo.outputs) {
                 timer.stage("verify index files");
                 memo::touch_outputs(&outdir, &memo.outputs);
                 reads.save(&modules, Some(memo), &diag);
@@ -448,7 +448,6 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         drop_in_background((modules, cached));
         return Ok(());
     }
-    let builtin_before = inputs.and_then(|_| cached::builtin_digest(&dirs.dirname));
     let (symbols, loaded) = match cached.as_mut() {
         Some(reads) => reads.finish_reads(&modules, &diag),
         None => read_modules(&modules, version, options.gzip, &diag),
@@ -472,11 +471,10 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
             (Ok(Some(outputs)), Some(inputs))
                 if crate::diag::printed_count() == printed_before
                     && reads.inputs_held()
-                    && builtin_before.is_some()
-                    && cached::builtin_digest(&dirs.dirname) == builtin_before =>
+                    && cached::builtin_digest(&dirs.dirname) == Some(inputs.builtin) =>
             {
                 Some(Memo {
-                    inputs,
+                    inputs: inputs.run,
                     outputs: outputs.clone(),
                 })
             }

@@ -91,17 +91,20 @@ impl CachedReads {
         started: i128,
         modules: &[DiscoveredModule],
     ) -> Self {
-        let stored_key = |i: usize| -> (Option<FileKey>, Option<&StoredEntry>) {
-            let module = &modules[i];
-            let key = module
-                .key
-                .or_else(|| FileKey::of(Path::new(OsStr::from_bytes(&module.path))));
-            (key, cache.entry(&module.path))
-        };
-        let unchanged: Vec<Option<StoredEntry>> = (0..modules.len())
-            .into_par_iter()
-            .map(|i| match stored_key(i) {
-                (Some(key), Some(entry)) if entry.key == key => Some(*entry),
+        // Keys from the walk, or taken here (file-list mode), once per module.
+        let keys: Vec<Option<FileKey>> = modules
+            .par_iter()
+            .map(|module| {
+                module
+                    .key
+                    .or_else(|| FileKey::of(Path::new(OsStr::from_bytes(&module.path))))
+            })
+            .collect();
+        let unchanged: Vec<Option<StoredEntry>> = modules
+            .iter()
+            .zip(&keys)
+            .map(|(module, key)| match (key, cache.entry(&module.path)) {
+                (Some(key), Some(entry)) if entry.key == *key => Some(*entry),
                 _ => None,
             })
             .collect();
@@ -113,7 +116,7 @@ impl CachedReads {
             .into_par_iter()
             .map(|i| {
                 let module = &modules[i];
-                let key = stored_key(i).0;
+                let key = keys[i];
                 let loaded = load_module(module, settings.version, settings.gzip);
                 let ok = loaded.load_error.is_none();
                 let (bytes, digest) = encoded_record(&loaded);
@@ -180,7 +183,7 @@ impl CachedReads {
         kernel_symbols: Option<&[KernelSymbol]>,
         modules: &[DiscoveredModule],
         dirname: &[u8],
-    ) -> Option<Digest> {
+    ) -> Option<InputDigests> {
         let mut inputs = RunInputs::new();
         inputs.field(format!("{options:?}").as_bytes());
         inputs.optional(
@@ -210,8 +213,12 @@ impl CachedReads {
                 .optional(module.uncrelpath.as_deref())
                 .digest(digest);
         }
-        builtin_inputs(&mut inputs, dirname)?;
-        Some(inputs.finish())
+        let builtin = builtin_digest(dirname)?;
+        inputs.digest(builtin);
+        Some(InputDigests {
+            run: inputs.finish(),
+            builtin,
+        })
     }
 
     /// Loads every module not read yet — compressed ones from their records, the others from
@@ -311,20 +318,24 @@ impl CachedReads {
 /// The input files of the module directory that only the builtin indexes read.
 const BUILTIN_INPUTS: [&str; 2] = ["modules.builtin", "modules.builtin.modinfo"];
 
-/// Adds the builtin input files of `dirname` to `inputs`; `None` if one cannot be read.
-pub(super) fn builtin_inputs(inputs: &mut RunInputs, dirname: &[u8]) -> Option<()> {
+/// The digests [`CachedReads::run_inputs`] gives.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InputDigests {
+    /// Of all the run's inputs (the memo's key).
+    pub run: Digest,
+    /// Of the builtin input files alone (part of `run`), to check after a full run that
+    /// they did not change while it ran.
+    pub builtin: Digest,
+}
+
+/// The digest of the builtin input files of `dirname` (absent ones included as absent);
+/// `None` if one exists but cannot be read.
+pub(super) fn builtin_digest(dirname: &[u8]) -> Option<Digest> {
+    let mut inputs = RunInputs::new();
     for name in BUILTIN_INPUTS {
         let path = bmsg!(dirname, "/", name);
         let bytes = read_optional(Path::new(OsStr::from_bytes(&path))).ok()?;
         inputs.optional(bytes.as_deref());
     }
-    Some(())
-}
-
-/// The digest of the builtin input files alone, to check after a full run that they did not
-/// change while it ran.
-pub(super) fn builtin_digest(dirname: &[u8]) -> Option<Digest> {
-    let mut inputs = RunInputs::new();
-    builtin_inputs(&mut inputs, dirname)?;
     Some(inputs.finish())
 }

@@ -51,7 +51,7 @@ use crate::graph::{ExportedSymbol, ImportTable};
 const MAGIC: &[u8; 8] = b"DMRSCACH";
 /// Layout version; bump on any change to the encoding or to what a record means (including
 /// a change to how modules are read that alters what would be stored).
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 /// The release that wrote the cache: another release's cache is discarded, in case its
 /// module reading differed.
 const WRITER: &[u8] = env!("CARGO_PKG_VERSION").as_bytes();
@@ -194,6 +194,35 @@ pub struct Memo {
     pub inputs: Digest,
     /// Every file the run wrote, in the order it wrote them.
     pub outputs: Vec<OutputDigest>,
+    /// What a later run needs to update the alias files in place when only some modules'
+    /// aliases changed (see [`crate::memo`]).
+    pub base: Option<MemoBase>,
+}
+
+/// The run's inputs apart from the modules' aliases, and each module's share of
+/// `modules.alias`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoBase {
+    /// The digest of every input except the modules' aliases.
+    pub frame: Digest,
+    /// One per module, in kmod's order.
+    pub modules: Vec<MemoModule>,
+}
+
+/// One module as a [`MemoBase`] knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoModule {
+    /// The digest of its whole record.
+    pub record: Digest,
+    /// The digest of its record without the aliases and imports (with what
+    /// `modules.devname` takes from the aliases).
+    pub rest: Digest,
+    /// The digest of its direct dependencies, in the order the run found them.
+    pub deps: Digest,
+    /// How many aliases it has.
+    pub aliases: u32,
+    /// The length of its lines in `modules.alias`.
+    pub alias_bytes: u64,
 }
 
 /// One written index file.
@@ -470,6 +499,21 @@ pub fn encode<'a>(
                 put_u64(&mut out, file.size);
                 out.extend_from_slice(&file.digest.to_le_bytes());
             }
+            match &memo.base {
+                None => out.push(0),
+                Some(base) => {
+                    out.push(1);
+                    out.extend_from_slice(&base.frame.to_le_bytes());
+                    put_u64(&mut out, base.modules.len() as u64);
+                    for module in &base.modules {
+                        out.extend_from_slice(&module.record.to_le_bytes());
+                        out.extend_from_slice(&module.rest.to_le_bytes());
+                        out.extend_from_slice(&module.deps.to_le_bytes());
+                        put_u32(&mut out, module.aliases);
+                        put_u64(&mut out, module.alias_bytes);
+                    }
+                }
+            }
         }
     }
     let crc = crc32fast::hash(&out);
@@ -651,7 +695,30 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
                     digest: r.u128()?,
                 });
             }
-            Some(Memo { inputs, outputs })
+            let base = match r.flag()? {
+                false => None,
+                true => {
+                    let frame = r.u128()?;
+                    // A module takes 16 + 16 + 16 + 4 + 8 bytes.
+                    let count = r.count(60)?;
+                    let mut modules = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        modules.push(MemoModule {
+                            record: r.u128()?,
+                            rest: r.u128()?,
+                            deps: r.u128()?,
+                            aliases: r.u32()?,
+                            alias_bytes: r.u64()?,
+                        });
+                    }
+                    Some(MemoBase { frame, modules })
+                }
+            };
+            Some(Memo {
+                inputs,
+                outputs,
+                base,
+            })
         }
     };
     if !r.data.is_empty() {
@@ -711,6 +778,16 @@ mod tests {
                 size: 42,
                 digest: 99,
             }],
+            base: Some(MemoBase {
+                frame: 7,
+                modules: vec![MemoModule {
+                    record: 1,
+                    rest: 2,
+                    deps: 5,
+                    aliases: 3,
+                    alias_bytes: 4,
+                }],
+            }),
         }
     }
 

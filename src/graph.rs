@@ -82,6 +82,31 @@ fn strip_one(name: &[u8], c: Option<u8>) -> &[u8] {
     }
 }
 
+/// The name an import is looked up under: without one leading `.`, then without the symbol
+/// prefix.
+pub fn import_lookup_name(name: &[u8], symbol_prefix: Option<u8>) -> &[u8] {
+    strip_one(strip_one(name, Some(b'.')), symbol_prefix)
+}
+
+/// A module's direct dependencies as [`resolve`] finds them, given `owner_of`, the module that
+/// owns a looked-up name in the symbol table (`None` for the kernel's and unknown symbols):
+/// owners in the order of their first import.
+pub fn direct_dependencies(
+    imports: &ImportTable,
+    symbol_prefix: Option<u8>,
+    owner_of: impl Fn(&[u8]) -> Option<usize>,
+) -> Vec<usize> {
+    let mut deps = Vec::new();
+    for import in imports.iter() {
+        if let Some(owner) = owner_of(import_lookup_name(import.name, symbol_prefix)) {
+            if !deps.contains(&owner) {
+                deps.push(owner);
+            }
+        }
+    }
+    deps
+}
+
 /// Build the symbol table and each module's dependencies (§6.1–§6.3).
 pub fn resolve(
     modules: &[ModuleSymbols],
@@ -132,8 +157,7 @@ pub fn resolve(
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); modules.len()];
     for (idx, module) in modules.iter().enumerate() {
         for import in module.imports.iter() {
-            let lookup = strip_one(import.name, Some(b'.'));
-            let lookup = strip_one(lookup, options.symbol_prefix);
+            let lookup = import_lookup_name(import.name, options.symbol_prefix);
             let Some((key, entry)) = table.get_key_value(lookup) else {
                 if options.debug {
                     let bind = if import.weak { "W" } else { "U" };

@@ -43,6 +43,7 @@ use crate::cache::{Digest, OutputDigest};
 
 /// Builds the digest of a run's inputs from length-prefixed fields, so that no two
 /// different sequences of fields give the same byte stream.
+#[derive(Clone)]
 pub struct RunInputs {
     hasher: Xxh3,
 }

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::bmsg;
 use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
 use crate::cache::{
-    self, Listings, Memo, ModuleCache, ModuleRecord, OutputDigest, ReadSettings, RecordRef,
+    self, Digest, Listings, Memo, ModuleCache, ModuleRecord, OutputDigest, ReadSettings, RecordRef,
 };
 use crate::cli::Options;
 use crate::compat::KmodVersion;
@@ -44,6 +44,7 @@ use crate::publish::{create_dir_all, PublishError, Publisher};
 use crate::symvers::{parse_module_symvers, parse_system_map, KernelSymbol};
 
 mod cached;
+mod delta;
 use cached::{CachedReads, WalkListings};
 
 /// `PATH_MAX` on Linux.
@@ -433,12 +434,23 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
             &dirs.dirname,
         );
         timer.stage("digest inputs");
-        if let (Some(inputs), Some(memo)) = (inputs, reads.memo()) {
+        if let (Some(inputs), Some(memo)) = (inputs.as_ref(), reads.memo()) {
             let outdir = os_path(&dirs.outdirname);
             if memo.inputs == inputs.run && memo::outputs_intact(&outdir, &memo.outputs) {
                 timer.stage("verify index files");
                 memo::touch_outputs(&outdir, &memo.outputs);
                 reads.save(&modules, Some(memo), &diag);
+                memo_held = true;
+            } else if update_aliases_only(
+                options,
+                print_unknown,
+                &outdir,
+                inputs,
+                reads,
+                &modules,
+                &diag,
+            ) {
+                timer.stage("update alias files");
                 memo_held = true;
             }
         }
@@ -465,6 +477,12 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         print_unknown,
     };
     let written = resolve_and_write(options, &dirs, &modules, read, cached.is_some(), &diag);
+    // Each module's dependencies digest goes with its summary in the memo's base.
+    let (written, dependency_digests) = match written {
+        Ok(Some((outputs, deps))) => (Ok(Some(outputs)), deps),
+        Ok(None) => (Ok(None), Vec::new()),
+        Err(exit) => (Err(exit), Vec::new()),
+    };
     timer.stage("resolve, encode and write");
     if let Some(reads) = cached.filter(|_| !options.dry_run) {
         let memo = match (&written, inputs) {
@@ -476,6 +494,13 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
                 Some(Memo {
                     inputs: inputs.run,
                     outputs: outputs.clone(),
+                    base: (dependency_digests.len() == modules.len()).then(|| {
+                        let mut summaries = reads.summaries().to_vec();
+                        for (summary, &deps) in summaries.iter_mut().zip(&dependency_digests) {
+                            summary.deps = deps;
+                        }
+                        inputs.base_for(&modules, summaries)
+                    }),
                 })
             }
             _ => None,
@@ -486,6 +511,72 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     written.map(|_| ())
 }
 
+/// When only some modules' aliases changed since the memo's run (and `-w` cannot add
+/// warnings), updates the alias files in place and keeps the others (see
+/// [`delta`]); returns the files' new digests, or `None` to go on with a full run.
+fn update_aliases_only(
+    options: &Options,
+    print_unknown: bool,
+    outdir: &Path,
+    inputs: &cached::InputDigests,
+    reads: &CachedReads,
+    modules: &[DiscoveredModule],
+    diag: &Diag,
+) -> bool {
+    // -w could warn about a new duplicate alias, -e about a new unknown symbol.
+    if options.warn || print_unknown || options.compat.node_order() != NodeOrder::Pre {
+        return false;
+    }
+    let Some(memo) = reads.memo() else {
+        return false;
+    };
+    let (Some(old), Some(new)) = (memo.base.as_ref(), inputs.base.as_ref()) else {
+        return false;
+    };
+    let Some(changed) = delta::changed_modules(old, new).and_then(|changed| {
+        changed
+            .into_iter()
+            .map(|index| {
+                let loaded = reads.fresh(index)?;
+                Some(delta::ChangedModule {
+                    index,
+                    modname: &modules[index].modname,
+                    aliases: &loaded.aliases,
+                    imports: &loaded.symbols.imports,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+    }) else {
+        return false;
+    };
+    // The dependencies are those of the memo's run (the update checks them).
+    let mut base = new.clone();
+    for (module, kept) in base.modules.iter_mut().zip(&old.modules) {
+        module.deps = kept.deps;
+    }
+    let store = |outputs: &[OutputDigest]| {
+        let memo = Memo {
+            inputs: inputs.run,
+            outputs: outputs.to_vec(),
+            base: Some(base),
+        };
+        reads.save(modules, Some(&memo), diag);
+    };
+    let update = delta::AliasUpdate {
+        outdir,
+        outputs: &memo.outputs,
+        old,
+        modules,
+        symbol_prefix: options.symbol_prefix,
+        fsync: options.fsync,
+    };
+    delta::update_alias_files(update, &changed, store).is_ok()
+}
+
+/// Every file written (length and digest, in order) and each module's direct dependencies
+/// digest.
+type WrittenFiles = (Vec<OutputDigest>, Vec<Digest>);
+
 /// What the read stage hands on.
 struct ReadStage {
     symbols: Vec<ModuleSymbols>,
@@ -495,8 +586,8 @@ struct ReadStage {
 }
 
 /// Resolves symbols, then encodes and writes every file (or prints them, with `-n`).
-/// Returns the length and digest of every file written, in order, when `digests` is set and
-/// files were written.
+/// Returns the length and digest of every file written, in order, and the digest of each
+/// module's direct dependencies, when `digests` is set and files were written.
 fn resolve_and_write(
     options: &Options,
     dirs: &Directories,
@@ -504,7 +595,7 @@ fn resolve_and_write(
     read: ReadStage,
     digests: bool,
     diag: &Diag,
-) -> Result<Option<Vec<OutputDigest>>, Exit> {
+) -> Result<Option<WrittenFiles>, Exit> {
     let version = options.compat;
     let ReadStage {
         symbols,
@@ -559,16 +650,18 @@ fn resolve_and_write(
                 &symbols,
                 kernel_symbols.as_deref(),
                 &resolve_options,
+                digests,
                 diag,
             );
             // What was read from the modules is not needed any more.
             drop_in_background(symbols);
-            let (dependencies, owners) = resolved_graph?;
+            let (dependencies, owners, dependency_digests) = resolved_graph?;
             if options.dry_run {
                 return Ok(Resolution {
                     dependencies,
                     symbols: owners,
                     output: None,
+                    dependency_digests,
                 });
             }
             let publisher = prepare_output_dir(dirs, version, diag)?.with_fsync(options.fsync);
@@ -592,6 +685,7 @@ fn resolve_and_write(
                 dependencies: Vec::new(),
                 symbols: Vec::new(),
                 output: Some((publisher, encoded, dep_digest)),
+                dependency_digests,
             })
         },
         || {
@@ -607,6 +701,7 @@ fn resolve_and_write(
     resolved.dependencies = resolution.dependencies;
     resolved.symbols = resolution.symbols;
     let context = output.context(&resolved);
+    let dependency_digests = resolution.dependency_digests;
     let written = match resolution.output {
         None => write_to_stdout(&context).map(|()| None),
         Some((publisher, mut encoded, dep_digest)) => {
@@ -618,7 +713,11 @@ fn resolve_and_write(
         }
     };
     drop_in_background(resolved);
-    written.map(|outputs| outputs.filter(|_| digests))
+    written.map(|outputs| {
+        outputs
+            .filter(|_| digests)
+            .map(|outputs| (outputs, dependency_digests))
+    })
 }
 
 /// The output directory once `modules.dep` is published (with its digest), and the other
@@ -632,18 +731,25 @@ struct Resolution {
     dependencies: Vec<Vec<usize>>,
     symbols: Vec<(Vec<u8>, usize)>,
     output: Option<PublishedDep>,
+    /// Each module's direct dependencies digest (see [`delta::dependencies_digest`]), when
+    /// digests are wanted.
+    dependency_digests: Vec<Digest>,
 }
 
+/// What [`resolve_graph`] gives: each module's sorted transitive dependencies, the symbol
+/// owners, and, when asked for, each module's direct dependencies digest.
+type ResolvedGraph = (Vec<Vec<usize>>, Vec<(Vec<u8>, usize)>, Vec<Digest>);
+
 /// Resolves symbols to owners and dependencies, printing the messages; with cycles, reports
-/// them and fails. Returns each module's sorted transitive dependencies and the symbol owners.
-#[allow(clippy::type_complexity)]
+/// them and fails.
 fn resolve_graph(
     modules: &[DiscoveredModule],
     symbols: &[ModuleSymbols],
     kernel_symbols: Option<&[KernelSymbol]>,
     options: &ResolveOptions,
+    digests: bool,
     diag: &Diag,
-) -> Result<(Vec<Vec<usize>>, Vec<(Vec<u8>, usize)>), Exit> {
+) -> Result<ResolvedGraph, Exit> {
     let mut messages = ResolveMessages::default();
     let graph = resolve(symbols, kernel_symbols, options, &mut messages);
     for (level, message) in messages.log {
@@ -667,8 +773,16 @@ fn resolve_graph(
         }
     };
     let dependencies = all_sorted_dependencies(&graph.deps, &dep_sort_idx);
+    let dependency_digests = match digests {
+        true => graph
+            .deps
+            .iter()
+            .map(|deps| delta::dependencies_digest(deps))
+            .collect(),
+        false => Vec::new(),
+    };
     drop_in_background(graph.deps);
-    Ok((dependencies, graph.symbols))
+    Ok((dependencies, graph.symbols, dependency_digests))
 }
 
 /// Frees `value` on another thread. Freeing the run's hundreds of thousands of small
@@ -1066,6 +1180,14 @@ fn prepared_index(built: Result<IndexBuilder, IndexError>, order: NodeOrder) -> 
     }
 }
 
+/// An index encoded in one go, or its FATAL error.
+fn bulk(encoded: Result<Vec<u8>, IndexError>) -> Encoded {
+    match encoded {
+        Ok(bytes) => Encoded::Bytes(bytes),
+        Err(err) => Encoded::Fatal(fatal_text(&err)),
+    }
+}
+
 /// Encodes `modules.dep.bin` from its entries, made beforehand.
 fn encode_dep_bin(ctx: &OutputContext<'_>, entries: Vec<binout::IndexEntry>) -> EncodedFile {
     let mut messages = Messages::default();
@@ -1090,8 +1212,13 @@ fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messag
     let order = ctx.version.node_order();
     let mut warnings = Vec::new();
     let prepared = |built| prepared_index(built, order);
+    // Without -w no duplicate is reported: the trie is built in one go from its entries.
     let index = |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| {
-        prepared(build_index(entries, kind, ctx.warn, warnings))
+        if ctx.warn {
+            prepared(build_index(entries, kind, ctx.warn, warnings))
+        } else {
+            bulk(binout::encode_entries_bulk(&entries, order))
+        }
     };
     let encoded = match file {
         OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
@@ -1099,12 +1226,16 @@ fn encode_file_into(ctx: &OutputContext<'_>, file: OutputFile, diag: &mut Messag
         OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
         OutputFile::AliasBin => {
             let steps = binout::alias_steps(r);
-            prepared(build_index_steps(
-                &steps,
-                DuplicateKind::Alias,
-                ctx.warn,
-                &mut warnings,
-            ))
+            if ctx.warn {
+                prepared(build_index_steps(
+                    &steps,
+                    DuplicateKind::Alias,
+                    ctx.warn,
+                    &mut warnings,
+                ))
+            } else {
+                bulk(binout::encode_steps_bulk(&steps, order, &mut warnings))
+            }
         }
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
         OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),

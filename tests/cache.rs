@@ -360,6 +360,36 @@ fn unchanged_inputs_keep_the_index_files() {
     assert_eq!(tree.run_into(&out, true), reference, "settled again");
     assert_eq!(inode(&out, "modules.dep"), written);
 
+    // An uncompressed module rewritten in place (same inode, same directory listing) with
+    // one more alias: only the alias files are rewritten, equal to an uncached run's.
+    tree.module(
+        "kernel/u/user3.ko",
+        &user(3).with_modinfo("alias", "usb:vFFFFp*"),
+    );
+    let expected = tree.run(false);
+    let alias_index = inode(&out, "modules.alias.bin");
+    assert_eq!(tree.run_into(&out, true), expected, "alias added");
+    assert!(String::from_utf8_lossy(&expected.2["modules.alias"]).contains("usb:vFFFFp*"));
+    assert_eq!(
+        inode(&out, "modules.dep"),
+        written,
+        "alias added: modules.dep kept"
+    );
+    assert_ne!(
+        inode(&out, "modules.alias.bin"),
+        alias_index,
+        "alias added: modules.alias.bin rewritten"
+    );
+    // And back: the alias removed.
+    tree.module("kernel/u/user3.ko", &user(3));
+    let expected = tree.run(false);
+    assert_eq!(tree.run_into(&out, true), expected, "alias removed");
+    assert_eq!(
+        inode(&out, "modules.dep"),
+        written,
+        "alias removed: modules.dep kept"
+    );
+
     // Every change below must be seen: the files are rebuilt, equal to an uncached run.
     let mut last = written;
     let mut changed = |what: &str, tree: &Tree| {
@@ -371,13 +401,13 @@ fn unchanged_inputs_keep_the_index_files() {
         last = now;
         expected
     };
-    // An uncompressed module rewritten in place (same inode, same directory listing).
+
+    // A module whose imports now give it another dependency.
     tree.module(
         "kernel/u/user3.ko",
-        &user(3).with_modinfo("alias", "usb:vFFFFp*"),
+        &user(3).with_import("provide_1", false, Some(0x1001)),
     );
-    let outcome = changed("uncompressed module rewritten in place", &tree);
-    assert!(String::from_utf8_lossy(&outcome.2["modules.alias"]).contains("usb:vFFFFp*"));
+    changed("dependencies changed", &tree);
     // A compressed module with other exports.
     tree.module("kernel/p/provider4.ko.xz", &provider(7, "pci:v00000004d*"));
     changed("compressed module's exports", &tree);

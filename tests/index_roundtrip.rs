@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use depmod_rs::index::{Index, IndexBuilder, NodeOrder};
+use depmod_rs::index::{encode_bulk, BulkEntry, Index, IndexBuilder, IndexPatch, NodeOrder};
 use proptest::prelude::*;
 
 /// (key, value, priority); keys from a small alphabet so they share prefixes and split edges.
@@ -112,6 +112,75 @@ proptest! {
                 build(&inserts).to_bytes(order).unwrap(),
                 build(&shuffled).to_bytes(order).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn bulk_encoding_equals_inserting_one_by_one(
+        inserts in prop::collection::vec(insert(), 0..60),
+        bad in prop::collection::vec((0usize..60, prop::sample::select(vec![0u8, 0x80, 0xff])), 0..2),
+    ) {
+        // Some runs carry a bad byte in a key or value: both must fail on the same entry.
+        let mut inserts = inserts;
+        for (at, byte) in bad {
+            if let Some(entry) = inserts.get_mut(at) {
+                if at % 2 == 0 { entry.0.push(byte) } else { entry.1.push(byte) }
+            }
+        }
+        let entries: Vec<BulkEntry<'_>> = inserts
+            .iter()
+            .map(|(key, value, priority)| BulkEntry { key, value, priority: *priority })
+            .collect();
+        let mut one_by_one = IndexBuilder::new();
+        let inserted = inserts
+            .iter()
+            .try_for_each(|(k, v, p)| one_by_one.insert(k, v, *p).map(drop));
+        for order in [NodeOrder::Pre, NodeOrder::Post] {
+            let got = encode_bulk(&entries, order).map_err(|e| e.to_string());
+            let expected = match &inserted {
+                Ok(()) => one_by_one.to_bytes(order).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn patching_equals_building_the_new_entries(
+        inserts in prop::collection::vec(insert(), 0..50),
+        removed in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        added in prop::collection::vec(insert(), 0..8),
+    ) {
+        let old = build(&inserts).to_bytes(NodeOrder::Pre).unwrap();
+        // Remove every copy of some (key, value, priority) triples, then add new entries.
+        let mut gone: Vec<&Insert> = removed.iter().filter(|_| !inserts.is_empty()).map(|i| &inserts[i.index(inserts.len())]).collect();
+        gone.sort();
+        gone.dedup();
+        let mut patch = IndexPatch::new(&old).unwrap();
+        for (k, v, p) in &gone {
+            patch.remove(k, v, *p).unwrap();
+        }
+        for (k, v, p) in &added {
+            patch.insert(k, v, *p).unwrap();
+        }
+        let kept = inserts.iter().filter(|i| !gone.contains(i));
+        let expected = build(&kept.chain(&added).cloned().collect::<Vec<_>>());
+        prop_assert_eq!(patch.to_bytes().unwrap(), expected.to_bytes(NodeOrder::Pre).unwrap());
+    }
+
+    #[test]
+    fn patching_arbitrary_bytes_never_panics(
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+        k in key(),
+        flip in any::<bool>(),
+    ) {
+        let mut file = vec![0xB0, 0x07, 0xF4, 0x57, 0x00, 0x02, 0x00, 0x01, 0, 0, 0, 12];
+        if flip { file[8] = 0xe0; }
+        file.extend_from_slice(&bytes);
+        if let Ok(mut patch) = IndexPatch::new(&file) {
+            let _ = patch.remove(&k, b"a", 0);
+            let _ = patch.insert(&k, b"b", 1);
+            let _ = patch.to_bytes();
         }
     }
 

@@ -42,7 +42,7 @@ impl Default for IndexBuilder {
 }
 
 /// kmod 34's `index__checkstring`, extended to NUL: the first byte outside 1..=127.
-fn check_string(string: &[u8]) -> Result<(), IndexError> {
+pub(super) fn check_string(string: &[u8]) -> Result<(), IndexError> {
     match string.iter().find(|&&b| b == 0 || b >= 0x80) {
         None => Ok(()),
         Some(0) => Err(IndexError::NulByte {

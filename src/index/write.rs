@@ -1,10 +1,11 @@
-//! Serialising an [`IndexBuilder`] in kmod's pre-order (kmod ≥ 34) or post-order (kmod ≤ 33)
-//! node layout.
+//! Serialising a trie in kmod's pre-order (kmod ≥ 34) or post-order (kmod ≤ 33) node
+//! layout.
 //!
 //! Encoding is separate from I/O: [`IndexBuilder::prepare`] computes every node's size
 //! bottom-up and derives every node's offset from those sizes (no seeks, no patching);
 //! [`PreparedIndex`] then emits the nodes in the requested order, to memory or in chunks to a
-//! writer.
+//! writer. The layout and the emitter read nodes through [`TrieNodes`], so the incremental
+//! [`IndexBuilder`] and the bulk builder ([`super::bulk`]) share them.
 
 use std::io::Write;
 
@@ -15,67 +16,121 @@ use super::format::{
 use super::trie::{IndexBuilder, Node, NodeId};
 use super::NodeOrder;
 
-/// The flag bits of a reference to `node`.
-fn flags(node: &Node) -> u32 {
+/// A finished trie as the writer sees it: node 0 is the root; each node has an edge label
+/// (empty at the root), children sorted by ascending character, and values in kmod's order.
+pub(crate) trait TrieNodes {
+    /// How many nodes there are.
+    fn node_count(&self) -> usize;
+    /// The rest of `id`'s edge label.
+    fn prefix(&self, id: NodeId) -> &[u8];
+    /// `id`'s children by ascending character.
+    fn children(&self, id: NodeId) -> &[(u8, NodeId)];
+    /// How many values `id` holds.
+    fn value_count(&self, id: NodeId) -> usize;
+    /// `id`'s values, `(priority, value)`, in kmod's order.
+    fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])>;
+}
+
+impl TrieNodes for [Node] {
+    fn node_count(&self) -> usize {
+        self.len()
+    }
+    fn prefix(&self, id: NodeId) -> &[u8] {
+        &self[id as usize].prefix
+    }
+    fn children(&self, id: NodeId) -> &[(u8, NodeId)] {
+        &self[id as usize].children
+    }
+    fn value_count(&self, id: NodeId) -> usize {
+        self[id as usize].values.len()
+    }
+    fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])> {
+        self[id as usize]
+            .values
+            .iter()
+            .map(|v| (v.priority, &v.value[..]))
+    }
+}
+
+/// The flag bits of a reference to `id`.
+fn flags<T: TrieNodes + ?Sized>(nodes: &T, id: NodeId) -> u32 {
     let mut flags = 0;
-    if !node.prefix.is_empty() {
+    if !nodes.prefix(id).is_empty() {
         flags |= FLAG_PREFIX;
     }
-    if !node.children.is_empty() {
+    if !nodes.children(id).is_empty() {
         flags |= FLAG_CHILDREN;
     }
-    if !node.values.is_empty() {
+    if nodes.value_count(id) != 0 {
         flags |= FLAG_VALUES;
     }
     flags
 }
 
-/// Bytes taken by `node` itself (not its children).
-fn node_size(node: &Node) -> u64 {
+/// Bytes taken by `id` itself (not its children).
+fn node_size<T: TrieNodes + ?Sized>(nodes: &T, id: NodeId) -> u64 {
     let mut size = 0u64;
-    if !node.prefix.is_empty() {
-        size += node.prefix.len() as u64 + 1;
+    let prefix = nodes.prefix(id);
+    if !prefix.is_empty() {
+        size += prefix.len() as u64 + 1;
     }
-    if let (Some(first), Some(last)) = (node.children.first(), node.children.last()) {
+    let children = nodes.children(id);
+    if let (Some(first), Some(last)) = (children.first(), children.last()) {
         size += 2 + 4 * (u64::from(last.0 - first.0) + 1);
     }
-    if !node.values.is_empty() {
+    if nodes.value_count(id) != 0 {
         size += 4;
-        size += node
-            .values
-            .iter()
-            .map(|v| 4 + v.value.len() as u64 + 1)
+        size += nodes
+            .values(id)
+            .map(|(_, v)| 4 + v.len() as u64 + 1)
             .sum::<u64>();
     }
     size
 }
 
 /// Node ids in pre-order: a node, then its children's subtrees by ascending character.
-fn preorder(nodes: &[Node]) -> Vec<NodeId> {
-    let mut order = Vec::with_capacity(nodes.len());
+fn preorder<T: TrieNodes + ?Sized>(nodes: &T) -> Vec<NodeId> {
+    let mut order = Vec::with_capacity(nodes.node_count());
     let mut stack: Vec<NodeId> = vec![0];
     while let Some(id) = stack.pop() {
         order.push(id);
-        stack.extend(nodes[id as usize].children.iter().rev().map(|&(_, c)| c));
+        stack.extend(nodes.children(id).iter().rev().map(|&(_, c)| c));
     }
     order
 }
 
 /// Where every node goes: its offset, and the order in which nodes are emitted.
-struct Layout {
+pub(crate) struct Layout {
     offset: Vec<u64>,
     emit_order: Vec<NodeId>,
     file_len: u64,
 }
 
-fn layout(nodes: &[Node], order: NodeOrder) -> Layout {
+/// [`layout`], failing with [`IndexError::TooLarge`] if the file would exceed the 256 MiB
+/// that 28-bit offsets can address.
+pub(crate) fn checked_layout<T: TrieNodes + ?Sized>(
+    nodes: &T,
+    order: NodeOrder,
+) -> Result<Layout, IndexError> {
+    let layout = layout(nodes, order);
+    if layout.file_len > MAX_FILE_LEN {
+        return Err(IndexError::TooLarge {
+            size: layout.file_len,
+        });
+    }
+    Ok(layout)
+}
+
+fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
     let pre = preorder(nodes);
-    let size: Vec<u64> = nodes.iter().map(node_size).collect();
+    let size: Vec<u64> = (0..nodes.node_count() as NodeId)
+        .map(|id| node_size(nodes, id))
+        .collect();
     // Subtree totals, children before parents (reverse pre-order).
     let mut total = size.clone();
     for &id in pre.iter().rev() {
-        let sum: u64 = nodes[id as usize]
-            .children
+        let sum: u64 = nodes
+            .children(id)
             .iter()
             .map(|&(_, c)| total[c as usize])
             .sum();
@@ -83,8 +138,8 @@ fn layout(nodes: &[Node], order: NodeOrder) -> Layout {
     }
     // Each subtree occupies a contiguous range; children's subtrees follow each other in
     // ascending character order, after the node itself (pre-order) or before it (post-order).
-    let mut subtree_start = vec![0u64; nodes.len()];
-    let mut offset = vec![0u64; nodes.len()];
+    let mut subtree_start = vec![0u64; nodes.node_count()];
+    let mut offset = vec![0u64; nodes.node_count()];
     subtree_start[0] = HEADER_LEN as u64;
     for &id in &pre {
         let i = id as usize;
@@ -93,7 +148,7 @@ fn layout(nodes: &[Node], order: NodeOrder) -> Layout {
             NodeOrder::Post => (subtree_start[i] + total[i] - size[i], subtree_start[i]),
         };
         offset[i] = own;
-        for &(_, c) in &nodes[i].children {
+        for &(_, c) in nodes.children(id) {
             subtree_start[c as usize] = next_child;
             next_child += total[c as usize];
         }
@@ -152,19 +207,22 @@ impl PreparedIndex {
     /// `modules.dep.bin`) never exists twice in memory.
     pub fn write_to<W: Write>(&self, mut out: W) -> std::io::Result<()> {
         let mut chunk = Vec::with_capacity(CHUNK + 4096);
-        emit(&self.builder.nodes, &self.layout, &mut chunk, |chunk| {
-            out.write_all(chunk)
-        })?;
+        emit(
+            self.builder.nodes.as_slice(),
+            &self.layout,
+            &mut chunk,
+            |chunk| out.write_all(chunk),
+        )?;
         out.flush()
     }
 
     /// The whole file in memory.
     pub fn to_vec(&self) -> Vec<u8> {
-        to_vec(&self.builder.nodes, &self.layout)
+        to_vec(self.builder.nodes.as_slice(), &self.layout)
     }
 }
 
-fn to_vec(nodes: &[Node], layout: &Layout) -> Vec<u8> {
+pub(crate) fn to_vec<T: TrieNodes + ?Sized>(nodes: &T, layout: &Layout) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(layout.file_len as usize);
     let mut staging = Vec::with_capacity(CHUNK + 4096);
     let result: std::io::Result<()> = emit(nodes, layout, &mut staging, |chunk| {
@@ -178,28 +236,28 @@ fn to_vec(nodes: &[Node], layout: &Layout) -> Vec<u8> {
 
 /// Appends the file to `chunk` node by node, handing it to `flush` whenever it holds
 /// [`CHUNK`] bytes or more, and once at the end.
-fn emit(
-    nodes: &[Node],
+fn emit<T: TrieNodes + ?Sized>(
+    nodes: &T,
     layout: &Layout,
     chunk: &mut Vec<u8>,
     mut flush: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     // Every offset is below file_len ≤ 2^28, so it fits the 28-bit field.
-    let reference = |id: NodeId| layout.offset[id as usize] as u32 | flags(&nodes[id as usize]);
+    let reference = |id: NodeId| layout.offset[id as usize] as u32 | flags(nodes, id);
     put_u32(chunk, MAGIC);
     put_u32(chunk, VERSION);
     put_u32(chunk, reference(0));
     for &id in &layout.emit_order {
-        let node = &nodes[id as usize];
-        if !node.prefix.is_empty() {
-            chunk.extend_from_slice(&node.prefix);
+        let prefix = nodes.prefix(id);
+        if !prefix.is_empty() {
+            chunk.extend_from_slice(prefix);
             chunk.push(0);
         }
-        if let (Some(&(first, _)), Some(&(last, _))) = (node.children.first(), node.children.last())
-        {
+        let children = nodes.children(id);
+        if let (Some(&(first, _)), Some(&(last, _))) = (children.first(), children.last()) {
             chunk.push(first);
             chunk.push(last);
-            let mut slots = node.children.iter().peekable();
+            let mut slots = children.iter().peekable();
             for ch in first..=last {
                 match slots.next_if(|&&(c, _)| c == ch) {
                     Some(&(_, child)) => put_u32(chunk, reference(child)),
@@ -207,11 +265,12 @@ fn emit(
                 }
             }
         }
-        if !node.values.is_empty() {
-            put_u32(chunk, node.values.len() as u32);
-            for v in &node.values {
-                put_u32(chunk, v.priority);
-                chunk.extend_from_slice(&v.value);
+        let count = nodes.value_count(id);
+        if count != 0 {
+            put_u32(chunk, count as u32);
+            for (priority, value) in nodes.values(id) {
+                put_u32(chunk, priority);
+                chunk.extend_from_slice(value);
                 chunk.push(0);
             }
         }
@@ -227,13 +286,7 @@ fn emit(
 
 impl IndexBuilder {
     fn checked_layout(&self, order: NodeOrder) -> Result<Layout, IndexError> {
-        let layout = layout(&self.nodes, order);
-        if layout.file_len > MAX_FILE_LEN {
-            return Err(IndexError::TooLarge {
-                size: layout.file_len,
-            });
-        }
-        Ok(layout)
+        checked_layout(self.nodes.as_slice(), order)
     }
 
     /// Lays the index out in `order` for writing later.
@@ -253,14 +306,14 @@ impl IndexBuilder {
     /// Fails with [`IndexError::TooLarge`] if the file would exceed the 256 MiB that 28-bit
     /// offsets can address.
     pub fn to_bytes(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-        Ok(to_vec(&self.nodes, &self.checked_layout(order)?))
+        Ok(to_vec(self.nodes.as_slice(), &self.checked_layout(order)?))
     }
 
     /// Writes the index file to `out`, in chunks (see [`PreparedIndex::write_to`]).
     pub fn write_to<W: Write>(&self, order: NodeOrder, mut out: W) -> Result<(), IndexError> {
         let layout = self.checked_layout(order)?;
         let mut chunk = Vec::with_capacity(CHUNK + 4096);
-        emit(&self.nodes, &layout, &mut chunk, |chunk| {
+        emit(self.nodes.as_slice(), &layout, &mut chunk, |chunk| {
             out.write_all(chunk)
         })?;
         out.flush()?;

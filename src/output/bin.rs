@@ -6,7 +6,7 @@ use super::Resolved;
 use crate::bmsg;
 use crate::builtin::BuiltinAlias;
 use crate::compat::NodeOrder;
-use crate::index::{IndexBuilder, IndexError};
+use crate::index::{check_entry, encode_bulk, BulkEntry, IndexBuilder, IndexError};
 use crate::names::normalize_alias;
 
 /// One `(key, value, priority)` insertion, in kmod's insertion order.
@@ -134,6 +134,47 @@ pub fn encode_index_steps(
     Ok(build_index_steps(steps, kind, warn_duplicates, warnings)?
         .prepare(order)?
         .to_vec())
+}
+
+/// `entries` encoded all at once with [`encode_bulk`]: the bytes of [`encode_index`], faster,
+/// for runs that report no duplicates (no `-w`).
+pub fn encode_entries_bulk(
+    entries: &[IndexEntry],
+    order: NodeOrder,
+) -> Result<Vec<u8>, IndexError> {
+    let entries: Vec<BulkEntry<'_>> = entries
+        .iter()
+        .map(|e| BulkEntry {
+            key: &e.key,
+            value: &e.value,
+            priority: e.priority,
+        })
+        .collect();
+    encode_bulk(&entries, order)
+}
+
+/// [`encode_entries_bulk`] over steps: their warnings go to `warnings` in order, up to the
+/// first entry that cannot be stored (where the one-by-one build stops too).
+pub fn encode_steps_bulk(
+    steps: &[IndexStep],
+    order: NodeOrder,
+    warnings: &mut Vec<Vec<u8>>,
+) -> Result<Vec<u8>, IndexError> {
+    let mut entries = Vec::with_capacity(steps.len());
+    for step in steps {
+        match step {
+            IndexStep::Insert(e) => {
+                check_entry(&e.key, &e.value)?;
+                entries.push(BulkEntry {
+                    key: &e.key,
+                    value: &e.value,
+                    priority: e.priority,
+                });
+            }
+            IndexStep::Warning(w) => warnings.push(w.clone()),
+        }
+    }
+    encode_bulk(&entries, order)
 }
 
 /// The trie of `entries`, not yet laid out (see [`encode_index`]).

@@ -55,15 +55,34 @@ pub fn write_modules_dep(resolved: &Resolved, mut out: impl std::io::Write) -> s
     out.flush()
 }
 
+/// The first line of `modules.symbols`.
+pub const SYMBOLS_HEADER: &[u8] = b"# Aliases for symbols, used by symbol_request().\n";
+
+/// The first line of `modules.alias`.
+pub const ALIAS_HEADER: &[u8] = b"# Aliases extracted from modules themselves.\n";
+
 /// `modules.alias`: header, then `alias <raw> <modname>` per alias.
 pub fn modules_alias(resolved: &Resolved) -> Vec<u8> {
-    let mut out = b"# Aliases extracted from modules themselves.\n".to_vec();
+    let mut out = ALIAS_HEADER.to_vec();
     for module in &resolved.modules {
-        for alias in &module.aliases {
-            bappend!(out, "alias ", alias, " ", module.modname, "\n");
-        }
+        append_alias_lines(&mut out, &module.modname, &module.aliases);
     }
     out
+}
+
+/// Appends one module's lines of `modules.alias`.
+pub fn append_alias_lines(out: &mut Vec<u8>, modname: &[u8], aliases: &[Vec<u8>]) {
+    for alias in aliases {
+        bappend!(*out, "alias ", alias, " ", modname, "\n");
+    }
+}
+
+/// The length of one module's lines in `modules.alias`.
+pub fn alias_lines_len(modname: &[u8], aliases: &[Vec<u8>]) -> u64 {
+    aliases
+        .iter()
+        .map(|alias| (b"alias ".len() + alias.len() + 1 + modname.len() + 1) as u64)
+        .sum()
 }
 
 /// `modules.softdep`: header, then `softdep <modname> <raw>`.
@@ -90,7 +109,7 @@ pub fn modules_weakdep(resolved: &Resolved) -> Vec<u8> {
 
 /// `modules.symbols`: header, then `alias symbol:<name> <owner>` in symbol-table order.
 pub fn modules_symbols(resolved: &Resolved) -> Vec<u8> {
-    let mut out = b"# Aliases for symbols, used by symbol_request().\n".to_vec();
+    let mut out = SYMBOLS_HEADER.to_vec();
     for (name, owner) in &resolved.symbols {
         bappend!(
             out,
@@ -156,45 +175,55 @@ pub fn modules_devname(resolved: &Resolved) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for module in &resolved.modules {
-        let mut devname: Option<&[u8]> = None;
-        let mut device: Option<(u8, u32, u32)> = None;
-        for alias in &module.aliases {
-            if let Some(name) = alias.strip_prefix(b"devname:") {
-                devname = Some(name);
-            } else if let Some((major, minor)) = scan_major_minor(alias, b"char-major-") {
-                device = Some((b'c', major, minor));
-            } else if let Some((major, minor)) = scan_major_minor(alias, b"block-major-") {
-                device = Some((b'b', major, minor));
-            }
-            if devname.is_some() && device.is_some() {
-                break;
-            }
-        }
-        let Some(devname) = devname else { continue };
-        match device {
-            Some((kind, major, minor)) => {
+        match devname_line(&module.modname, &module.aliases) {
+            None => {}
+            Some(Ok(line)) => {
                 if out.is_empty() {
                     out.extend_from_slice(b"# Device nodes to trigger on-demand module loading.\n");
                 }
-                out.extend_from_slice(&bmsg!(
-                    module.modname,
-                    " ",
-                    devname,
-                    " ",
-                    [kind],
-                    format!("{major}:{minor}\n")
-                ));
+                out.extend_from_slice(&line);
             }
-            None => errors.push(bmsg!(
-                "Module '",
-                module.modname,
-                "' has devname (",
-                devname,
-                ") but lacks major and minor information. Ignoring."
-            )),
+            Some(Err(error)) => errors.push(error),
         }
     }
     (out, errors)
+}
+
+/// What one module gives `modules.devname`: nothing (no `devname:` alias), its line, or the
+/// error kmod prints when the major and minor numbers are missing.
+pub fn devname_line(modname: &[u8], aliases: &[Vec<u8>]) -> Option<Result<Vec<u8>, Vec<u8>>> {
+    let mut devname: Option<&[u8]> = None;
+    let mut device: Option<(u8, u32, u32)> = None;
+    for alias in aliases {
+        if let Some(name) = alias.strip_prefix(b"devname:") {
+            devname = Some(name);
+        } else if let Some((major, minor)) = scan_major_minor(alias, b"char-major-") {
+            device = Some((b'c', major, minor));
+        } else if let Some((major, minor)) = scan_major_minor(alias, b"block-major-") {
+            device = Some((b'b', major, minor));
+        }
+        if devname.is_some() && device.is_some() {
+            break;
+        }
+    }
+    let devname = devname?;
+    Some(match device {
+        Some((kind, major, minor)) => Ok(bmsg!(
+            modname,
+            " ",
+            devname,
+            " ",
+            [kind],
+            format!("{major}:{minor}\n")
+        )),
+        None => Err(bmsg!(
+            "Module '",
+            modname,
+            "' has devname (",
+            devname,
+            ") but lacks major and minor information. Ignoring."
+        )),
+    })
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use super::{load_module, looks_compressed, read_schedule, report_load_errors, LoadedModule};
 use crate::bmsg;
 use crate::cache::{
-    self, encode_record, CacheEntry, Digest, FileKey, Listings, Memo, ModuleCache, ReadSettings,
-    StoredEntry,
+    self, encode_record, CacheEntry, Digest, FileKey, Listings, Memo, MemoBase, MemoModule,
+    ModuleCache, ReadSettings, RecordRef, StoredEntry,
 };
 use crate::cli::Options;
 use crate::config::Config;
@@ -26,6 +26,8 @@ use crate::diag::{strerror, Diag};
 use crate::discover::DiscoveredModule;
 use crate::graph::ModuleSymbols;
 use crate::memo::{read_optional, RunInputs};
+use crate::module::ImportTable;
+use crate::output::text::{alias_lines_len, devname_line};
 use crate::symvers::KernelSymbol;
 
 /// What is known about one module before the memo check.
@@ -70,6 +72,8 @@ pub(super) struct CachedReads {
     /// Whether a module read after the memo check gave another record than its entry
     /// promised (it changed while the run went on): then no memo is stored.
     inputs_moved: bool,
+    /// Every module's summary, once all are loaded.
+    summaries: Vec<MemoModule>,
 }
 
 /// The encoded record of `loaded` and its digest.
@@ -78,6 +82,40 @@ fn encoded_record(loaded: &LoadedModule) -> (Vec<u8>, Digest) {
     encode_record(&mut bytes, loaded.record());
     let digest = cache::digest(&bytes);
     (bytes, digest)
+}
+
+/// What a [`MemoBase`] records of `loaded` (named `modname`, record digest `record`).
+fn summarize(loaded: &LoadedModule, modname: &[u8], record: Digest) -> MemoModule {
+    // The imports count through the dependencies they give (see `super::delta`).
+    let no_imports = ImportTable::new();
+    let mut rest = Vec::new();
+    encode_record(
+        &mut rest,
+        RecordRef {
+            aliases: &[],
+            imports: &no_imports,
+            ..loaded.record()
+        },
+    );
+    // modules.devname is made from the aliases: its share goes with the rest.
+    match devname_line(modname, &loaded.aliases) {
+        None => rest.push(0),
+        Some(Ok(line)) => {
+            rest.push(1);
+            rest.extend_from_slice(&line);
+        }
+        Some(Err(error)) => {
+            rest.push(2);
+            rest.extend_from_slice(&error);
+        }
+    }
+    MemoModule {
+        record,
+        rest: cache::digest(&rest),
+        deps: 0,
+        aliases: loaded.aliases.len() as u32,
+        alias_bytes: alias_lines_len(modname, &loaded.aliases),
+    }
 }
 
 impl CachedReads {
@@ -146,6 +184,7 @@ impl CachedReads {
             cache,
             examined: examined.into_iter().flatten().collect(),
             inputs_moved: false,
+            summaries: Vec::new(),
         }
     }
 
@@ -175,7 +214,8 @@ impl CachedReads {
     }
 
     /// The digest of the run's inputs (see [`crate::memo`]), or `None` when an input file
-    /// exists but cannot be read.
+    /// exists but cannot be read. With it comes the [`MemoBase`] of these inputs when every
+    /// module's summary is known (read now, or unchanged since the memo's run).
     pub fn run_inputs(
         &self,
         options: &Options,
@@ -184,16 +224,16 @@ impl CachedReads {
         modules: &[DiscoveredModule],
         dirname: &[u8],
     ) -> Option<InputDigests> {
-        let mut inputs = RunInputs::new();
-        inputs.field(format!("{options:?}").as_bytes());
-        inputs.optional(
+        let mut common = RunInputs::new();
+        common.field(format!("{options:?}").as_bytes());
+        common.optional(
             config
                 .map(|c| format!("{c:?}"))
                 .as_deref()
                 .map(str::as_bytes),
         );
         match kernel_symbols {
-            None => inputs.optional(None),
+            None => common.optional(None),
             Some(symbols) => {
                 let mut bytes = Vec::new();
                 for symbol in symbols {
@@ -201,24 +241,52 @@ impl CachedReads {
                     bytes.extend_from_slice(&symbol.name);
                     bytes.extend_from_slice(&symbol.crc.to_le_bytes());
                 }
-                inputs.optional(Some(&bytes))
+                common.optional(Some(&bytes))
             }
         };
-        inputs.field(&(modules.len() as u64).to_le_bytes());
-        for (module, digest) in modules.iter().zip(self.digests()) {
-            inputs
-                .field(&module.modname)
-                .field(&module.path)
-                .optional(module.relpath.as_deref())
-                .optional(module.uncrelpath.as_deref())
-                .digest(digest);
-        }
         let builtin = builtin_digest(dirname)?;
-        inputs.digest(builtin);
-        Some(InputDigests {
-            run: inputs.finish(),
+        let run = module_digests(common.clone(), modules, self.digests(), builtin);
+        let mut inputs = InputDigests {
+            run,
             builtin,
-        })
+            common,
+            base: None,
+        };
+        let summaries: Option<Vec<MemoModule>> = self.known_summaries(modules).collect();
+        inputs.base = summaries.map(|summaries| inputs.base_for(modules, summaries));
+        Some(inputs)
+    }
+
+    /// Each module's summary: made from what was read now, or the memo's when the module
+    /// is unchanged since its run; `None` where neither is at hand.
+    fn known_summaries<'s>(
+        &'s self,
+        modules: &'s [DiscoveredModule],
+    ) -> impl Iterator<Item = Option<MemoModule>> + 's {
+        let stored = self
+            .memo()
+            .and_then(|memo| memo.base.as_ref())
+            .filter(|base| base.modules.len() == modules.len());
+        self.examined
+            .iter()
+            .zip(modules)
+            .enumerate()
+            .map(move |(i, (examined, module))| match examined {
+                Examined::Read(read) => read
+                    .ok
+                    .then(|| summarize(&read.loaded, &module.modname, read.digest)),
+                Examined::Unchanged(entry) => stored
+                    .map(|base| base.modules[i])
+                    .filter(|known| known.record == entry.digest),
+            })
+    }
+
+    /// What was read now from module `i`, if it was read before the memo check.
+    pub fn fresh(&self, i: usize) -> Option<&LoadedModule> {
+        match self.examined.get(i)? {
+            Examined::Read(read) if read.ok => Some(&read.loaded),
+            _ => None,
+        }
     }
 
     /// Loads every module not read yet — compressed ones from their records, the others from
@@ -251,10 +319,22 @@ impl CachedReads {
         self.inputs_moved = results.iter().any(|(_, held)| !held);
         let loaded: Vec<LoadedModule> = results.into_iter().map(|(l, _)| l).collect();
         report_load_errors(modules, &loaded, diag);
+        let digests: Vec<Digest> = self.digests().collect();
+        self.summaries = loaded
+            .par_iter()
+            .zip(modules.par_iter())
+            .zip(digests.par_iter())
+            .map(|((loaded, module), &digest)| summarize(loaded, &module.modname, digest))
+            .collect();
         loaded
             .into_iter()
             .map(|mut l| (std::mem::take(&mut l.symbols), l))
             .unzip()
+    }
+
+    /// Every module's summary, made by [`CachedReads::finish_reads`].
+    pub fn summaries(&self) -> &[MemoModule] {
+        &self.summaries
     }
 
     /// Rewrites the cache file with an entry for every module read without error whose key
@@ -319,13 +399,54 @@ impl CachedReads {
 const BUILTIN_INPUTS: [&str; 2] = ["modules.builtin", "modules.builtin.modinfo"];
 
 /// The digests [`CachedReads::run_inputs`] gives.
-#[derive(Debug, Clone, Copy)]
 pub(super) struct InputDigests {
     /// Of all the run's inputs (the memo's key).
     pub run: Digest,
     /// Of the builtin input files alone (part of `run`), to check after a full run that
     /// they did not change while it ran.
     pub builtin: Digest,
+    /// Of the options, configuration and kernel symbols.
+    common: RunInputs,
+    /// The frame and module summaries of these inputs, when all are known.
+    pub base: Option<MemoBase>,
+}
+
+impl InputDigests {
+    /// The [`MemoBase`] of these inputs with `summaries` (one per module, in order).
+    pub fn base_for(&self, modules: &[DiscoveredModule], summaries: Vec<MemoModule>) -> MemoBase {
+        let mut frame = self.common.clone();
+        frame.field(b"without aliases");
+        let frame = module_digests(
+            frame,
+            modules,
+            summaries.iter().map(|summary| summary.rest),
+            self.builtin,
+        );
+        MemoBase {
+            frame,
+            modules: summaries,
+        }
+    }
+}
+
+/// `inputs` followed by the module list with one digest per module, then `builtin`.
+fn module_digests(
+    mut inputs: RunInputs,
+    modules: &[DiscoveredModule],
+    digests: impl Iterator<Item = Digest>,
+    builtin: Digest,
+) -> Digest {
+    inputs.field(&(modules.len() as u64).to_le_bytes());
+    for (module, digest) in modules.iter().zip(digests) {
+        inputs
+            .field(&module.modname)
+            .field(&module.path)
+            .optional(module.relpath.as_deref())
+            .optional(module.uncrelpath.as_deref())
+            .digest(digest);
+    }
+    inputs.digest(builtin);
+    inputs.finish()
 }
 
 /// The digest of the builtin input files of `dirname` (absent ones included as absent);

@@ -1,0 +1,221 @@
+//! Building a whole index at once from its entries: sort them by key, then derive the trie
+//! from the sorted keys.
+//!
+//! The bytes are the same as inserting every entry into [`IndexBuilder`] in the given order
+//! (a trie's shape depends only on its set of keys, and a key's value list only on the order
+//! of that key's inserts), but no edge is ever split and nothing is allocated per node: every
+//! edge label and value borrows the caller's bytes. A node's edge label is the longest prefix
+//! its keys share; its children are the groups of its keys by their next character, each a
+//! run of the sorted keys, found by binary search.
+//!
+//! [`IndexBuilder`] stays the incremental builder (and reports duplicates as they are
+//! inserted, which `depmod -w` needs).
+//!
+//! [`IndexBuilder`]: super::IndexBuilder
+
+use std::cmp::Reverse;
+
+use super::error::IndexError;
+use super::format::MAX_KEY_LEN;
+use super::trie::{check_string, NodeId};
+use super::write::{checked_layout, to_vec, TrieNodes};
+use super::NodeOrder;
+
+/// One insertion: `value` under `key` with `priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkEntry<'a> {
+    /// The trie key.
+    pub key: &'a [u8],
+    /// The value stored under it.
+    pub value: &'a [u8],
+    /// Its priority.
+    pub priority: u32,
+}
+
+/// The index file of `entries` (in insertion order) laid out in `order`: byte for byte what
+/// inserting them one by one into [`super::IndexBuilder`] and writing it gives, including
+/// which error is reported first.
+pub fn encode_bulk(entries: &[BulkEntry<'_>], order: NodeOrder) -> Result<Vec<u8>, IndexError> {
+    let trie = BulkTrie::build(entries)?;
+    let layout = checked_layout(&trie, order)?;
+    Ok(to_vec(&trie, &layout))
+}
+
+/// A node: its edge label and ranges of [`BulkTrie::children`] and [`BulkTrie::values`].
+#[derive(Debug, Clone, Copy)]
+struct BulkNode<'a> {
+    prefix: &'a [u8],
+    children: (u32, u32),
+    values: (u32, u32),
+}
+
+/// A trie whose nodes are numbered in pre-order and borrow the entries' bytes.
+#[derive(Debug, Default)]
+struct BulkTrie<'a> {
+    nodes: Vec<BulkNode<'a>>,
+    children: Vec<(u8, NodeId)>,
+    values: Vec<(u32, &'a [u8])>,
+}
+
+/// Keys sorted and deduplicated, each with its range of values in kmod's order.
+struct SortedKeys<'a> {
+    keys: Vec<&'a [u8]>,
+    ranges: Vec<(u32, u32)>,
+    values: Vec<(u32, &'a [u8])>,
+}
+
+/// Checks one entry as [`super::IndexBuilder::insert`] does before storing it: the key, then
+/// the value, must be bytes in 1..=127, and the key must not be too long.
+pub fn check_entry(key: &[u8], value: &[u8]) -> Result<(), IndexError> {
+    check_string(key)?;
+    check_string(value)?;
+    if key.len() > MAX_KEY_LEN {
+        return Err(IndexError::KeyTooLong { len: key.len() });
+    }
+    Ok(())
+}
+
+/// Checks every entry in insertion order.
+fn check(entries: &[BulkEntry<'_>]) -> Result<(), IndexError> {
+    entries
+        .iter()
+        .try_for_each(|entry| check_entry(entry.key, entry.value))
+}
+
+fn sorted_keys<'a>(entries: &[BulkEntry<'a>]) -> SortedKeys<'a> {
+    let mut sorted: Vec<(&[u8], u32)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.key, i as u32))
+        .collect();
+    sorted.sort_unstable();
+    let mut keys = Vec::with_capacity(sorted.len());
+    let mut ranges = Vec::with_capacity(sorted.len());
+    let mut values = Vec::with_capacity(sorted.len());
+    let mut group: Vec<(u32, u32, &[u8])> = Vec::new();
+    for run in sorted.chunk_by(|a, b| a.0 == b.0) {
+        let start = values.len() as u32;
+        if let [(_, only)] = run {
+            let e = &entries[*only as usize];
+            values.push((e.priority, e.value));
+        } else {
+            // kmod's value list: ascending priority, the newest insert first among equals.
+            group.clear();
+            group.extend(run.iter().map(|&(_, i)| {
+                let e = &entries[i as usize];
+                (e.priority, i, e.value)
+            }));
+            group.sort_unstable_by_key(|&(priority, i, _)| (priority, Reverse(i)));
+            values.extend(group.iter().map(|&(priority, _, value)| (priority, value)));
+        }
+        keys.push(run[0].0);
+        ranges.push((start, values.len() as u32 - start));
+    }
+    SortedKeys {
+        keys,
+        ranges,
+        values,
+    }
+}
+
+/// Work left in the pre-order construction: the sorted keys `lo..hi`, which share their
+/// first `depth` bytes, become the node referenced from `slot` of `children`.
+struct Pending {
+    lo: usize,
+    hi: usize,
+    depth: usize,
+    slot: Option<usize>,
+}
+
+impl<'a> BulkTrie<'a> {
+    fn build(entries: &[BulkEntry<'a>]) -> Result<Self, IndexError> {
+        check(entries)?;
+        let SortedKeys {
+            keys,
+            ranges,
+            values,
+        } = sorted_keys(entries);
+        let mut trie = BulkTrie {
+            nodes: Vec::with_capacity(keys.len() * 2),
+            children: Vec::with_capacity(keys.len() * 2),
+            values,
+        };
+        let mut stack = vec![Pending {
+            lo: 0,
+            hi: keys.len(),
+            depth: 0,
+            slot: None,
+        }];
+        let mut groups: Vec<Pending> = Vec::new();
+        while let Some(Pending {
+            lo,
+            hi,
+            depth,
+            slot,
+        }) = stack.pop()
+        {
+            let id = trie.nodes.len() as NodeId;
+            if let Some(slot) = slot {
+                trie.children[slot].1 = id;
+            }
+            // The root's label is always empty; below it, a node's label runs as far as all
+            // its keys agree (the first and last of a sorted run bound the others).
+            let end = match slot {
+                None => 0,
+                Some(_) => {
+                    let (first, last) = (&keys[lo][depth..], &keys[hi - 1][depth..]);
+                    depth + first.iter().zip(last).take_while(|(a, b)| a == b).count()
+                }
+            };
+            let mut next = lo;
+            let mut node_values = (0, 0);
+            if next < hi && keys[next].len() == end {
+                node_values = ranges[next];
+                next += 1;
+            }
+            let first_child = trie.children.len() as u32;
+            groups.clear();
+            while next < hi {
+                let ch = keys[next][end];
+                let len = keys[next..hi].partition_point(|key| key[end] <= ch);
+                groups.push(Pending {
+                    lo: next,
+                    hi: next + len,
+                    depth: end + 1,
+                    slot: Some(trie.children.len()),
+                });
+                trie.children.push((ch, 0));
+                next += len;
+            }
+            trie.nodes.push(BulkNode {
+                prefix: keys.get(lo).map_or(&[][..], |key| &key[depth..end]),
+                children: (first_child, trie.children.len() as u32 - first_child),
+                values: node_values,
+            });
+            stack.extend(groups.drain(..).rev());
+        }
+        Ok(trie)
+    }
+}
+
+impl TrieNodes for BulkTrie<'_> {
+    fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    fn prefix(&self, id: NodeId) -> &[u8] {
+        self.nodes[id as usize].prefix
+    }
+    fn children(&self, id: NodeId) -> &[(u8, NodeId)] {
+        let (start, len) = self.nodes[id as usize].children;
+        &self.children[start as usize..(start + len) as usize]
+    }
+    fn value_count(&self, id: NodeId) -> usize {
+        self.nodes[id as usize].values.1 as usize
+    }
+    fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])> {
+        let (start, len) = self.nodes[id as usize].values;
+        self.values[start as usize..(start + len) as usize]
+            .iter()
+            .copied()
+    }
+}

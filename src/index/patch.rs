@@ -1,0 +1,516 @@
+//! Changing a few entries of an existing pre-order index file without rebuilding it.
+//!
+//! [`IndexPatch`] opens only the nodes on the paths of the changed keys; every other subtree
+//! stays a byte range of the old file. In pre-order a subtree is contiguous, so an unchanged
+//! subtree is copied whole, its child references moved by how far the subtree moved (not at
+//! all before the first change). Removing values prunes nodes left empty and merges a node
+//! left with one child and no values into that child, so the trie keeps the canonical shape
+//! [`super::IndexBuilder`] gives the same set of keys: the patched file is byte for byte the
+//! file a full build of the new entries writes.
+//!
+//! Only kmod 34's pre-order layout is patched; a caller falls back to a full build on any
+//! [`PatchError`].
+
+use std::borrow::Cow;
+
+use super::bulk::check_entry;
+use super::format::{
+    FLAG_CHILDREN, FLAG_MASK, FLAG_PREFIX, FLAG_VALUES, HEADER_LEN, MAGIC, MAX_FILE_LEN,
+    OFFSET_MASK, VERSION,
+};
+use super::IndexError;
+
+/// The longest key a patch handles (its descent is recursive); longer keys need a full build.
+const MAX_PATCH_KEY_LEN: usize = 4096;
+
+/// Why a patch could not be made; the index must then be built in full.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    /// The old file is not a well-formed pre-order index.
+    #[error("the old index is not a well-formed pre-order index (at byte {0})")]
+    Malformed(usize),
+    /// A value to remove is not in the old index.
+    #[error("a value to remove is not in the old index")]
+    Missing,
+    /// A key is longer than a patch handles.
+    #[error("a key is longer than a patch handles")]
+    KeyTooLong,
+    /// A new entry cannot be stored (the full build reports it).
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// A reference to an unchanged subtree of the old file: where its root node starts, the flags
+/// its parent's reference gave, and where the subtree ends.
+#[derive(Debug, Clone, Copy)]
+struct OldSubtree {
+    offset: usize,
+    flags: u32,
+    end: usize,
+}
+
+/// A node of the patched trie: untouched in the old file, or opened.
+#[derive(Debug)]
+enum PatchNode<'a> {
+    Old(OldSubtree),
+    Open(Box<OpenNode<'a>>),
+}
+
+/// An opened node; values and labels borrow the old file where they came from it.
+#[derive(Debug, Default)]
+struct OpenNode<'a> {
+    prefix: Vec<u8>,
+    values: Vec<(u32, Cow<'a, [u8]>)>,
+    children: Vec<(u8, PatchNode<'a>)>,
+}
+
+/// An index file being patched (see the module documentation).
+#[derive(Debug)]
+pub struct IndexPatch<'a> {
+    old: &'a [u8],
+    root: OpenNode<'a>,
+}
+
+fn read_u32(old: &[u8], at: usize) -> Result<u32, PatchError> {
+    old.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(PatchError::Malformed(at))
+}
+
+/// The end of the NUL-terminated string at `at`, within `limit`.
+fn string_end(old: &[u8], at: usize, limit: usize) -> Result<usize, PatchError> {
+    old.get(at..limit)
+        .and_then(|rest| memchr::memchr(0, rest))
+        .map(|len| at + len)
+        .ok_or(PatchError::Malformed(at))
+}
+
+/// The parts of one old node: label, child references (absolute), values, and where the
+/// node's own bytes end.
+struct ParsedNode<'a> {
+    prefix: &'a [u8],
+    children: Vec<(u8, u32)>,
+    values: Vec<(u32, &'a [u8])>,
+    end: usize,
+}
+
+fn parse_node(
+    old: &[u8],
+    offset: usize,
+    flags: u32,
+    limit: usize,
+) -> Result<ParsedNode<'_>, PatchError> {
+    let mut at = offset;
+    let mut prefix: &[u8] = &[];
+    if flags & FLAG_PREFIX != 0 {
+        let end = string_end(old, at, limit)?;
+        prefix = &old[at..end];
+        at = end + 1;
+    }
+    let mut children = Vec::new();
+    if flags & FLAG_CHILDREN != 0 {
+        let (first, last) = match old.get(at..at + 2) {
+            Some(&[first, last]) if first <= last && last < 128 => (first, last),
+            _ => return Err(PatchError::Malformed(at)),
+        };
+        at += 2;
+        for ch in first..=last {
+            let reference = read_u32(old, at)?;
+            at += 4;
+            if reference != 0 {
+                children.push((ch, reference));
+            }
+        }
+    }
+    let mut values = Vec::new();
+    if flags & FLAG_VALUES != 0 {
+        let count = read_u32(old, at)? as usize;
+        at += 4;
+        for _ in 0..count {
+            let priority = read_u32(old, at)?;
+            let end = string_end(old, at + 4, limit)?;
+            values.push((priority, &old[at + 4..end]));
+            at = end + 1;
+        }
+    }
+    if at > limit {
+        return Err(PatchError::Malformed(at));
+    }
+    Ok(ParsedNode {
+        prefix,
+        children,
+        values,
+        end: at,
+    })
+}
+
+/// Opens the old node `subtree`: its children become old subtrees, each ending where the next
+/// one starts (the last where `subtree` ends).
+fn open(old: &[u8], subtree: OldSubtree) -> Result<OpenNode<'_>, PatchError> {
+    let parsed = parse_node(old, subtree.offset, subtree.flags, subtree.end)?;
+    let mut children = Vec::with_capacity(parsed.children.len());
+    let mut start = parsed.end;
+    for (i, &(ch, reference)) in parsed.children.iter().enumerate() {
+        let offset = (reference & OFFSET_MASK) as usize;
+        let end = match parsed.children.get(i + 1) {
+            Some(&(_, next)) => (next & OFFSET_MASK) as usize,
+            None => subtree.end,
+        };
+        if offset != start || end <= offset {
+            return Err(PatchError::Malformed(offset));
+        }
+        children.push((
+            ch,
+            PatchNode::Old(OldSubtree {
+                offset,
+                flags: reference & FLAG_MASK,
+                end,
+            }),
+        ));
+        start = end;
+    }
+    if start != subtree.end {
+        return Err(PatchError::Malformed(start));
+    }
+    Ok(OpenNode {
+        prefix: parsed.prefix.to_vec(),
+        values: parsed
+            .values
+            .into_iter()
+            .map(|(p, v)| (p, Cow::Borrowed(v)))
+            .collect(),
+        children,
+    })
+}
+
+/// `node`, opened if it was not.
+fn opened<'n, 'a>(
+    old: &'a [u8],
+    node: &'n mut PatchNode<'a>,
+) -> Result<&'n mut OpenNode<'a>, PatchError> {
+    if let PatchNode::Old(subtree) = *node {
+        *node = PatchNode::Open(Box::new(open(old, subtree)?));
+    }
+    match node {
+        PatchNode::Open(open) => Ok(open),
+        PatchNode::Old(_) => unreachable!("opened above"),
+    }
+}
+
+impl<'a> IndexPatch<'a> {
+    /// Starts a patch of the index file `old`, which must be in pre-order.
+    pub fn new(old: &'a [u8]) -> Result<Self, PatchError> {
+        if read_u32(old, 0)? != MAGIC || read_u32(old, 4)? != VERSION {
+            return Err(PatchError::Malformed(0));
+        }
+        let root = read_u32(old, 8)?;
+        if (root & OFFSET_MASK) as usize != HEADER_LEN || old.len() as u64 > MAX_FILE_LEN {
+            return Err(PatchError::Malformed(8));
+        }
+        let root = open(
+            old,
+            OldSubtree {
+                offset: HEADER_LEN,
+                flags: root & FLAG_MASK,
+                end: old.len(),
+            },
+        )?;
+        Ok(IndexPatch { old, root })
+    }
+
+    /// Removes every value equal to `value` with `priority` under `key`; fails with
+    /// [`PatchError::Missing`] if there is none.
+    pub fn remove(&mut self, key: &[u8], value: &[u8], priority: u32) -> Result<(), PatchError> {
+        if key.len() > MAX_PATCH_KEY_LEN {
+            return Err(PatchError::KeyTooLong);
+        }
+        remove(self.old, &mut self.root, key, value, priority)
+    }
+
+    /// Inserts `value` with `priority` under `key` with [`super::IndexBuilder::insert`]'s
+    /// rules (before existing values of equal or higher priority).
+    pub fn insert(&mut self, key: &[u8], value: &'a [u8], priority: u32) -> Result<(), PatchError> {
+        check_entry(key, value)?;
+        if key.len() > MAX_PATCH_KEY_LEN {
+            return Err(PatchError::KeyTooLong);
+        }
+        insert(self.old, &mut self.root, key, value, priority)
+    }
+
+    /// The patched index file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PatchError> {
+        let size = HEADER_LEN as u64 + open_size(&self.root);
+        if size > MAX_FILE_LEN {
+            return Err(IndexError::TooLarge { size }.into());
+        }
+        let mut out = Vec::with_capacity(size as usize);
+        out.extend_from_slice(&MAGIC.to_be_bytes());
+        out.extend_from_slice(&VERSION.to_be_bytes());
+        out.extend_from_slice(&(HEADER_LEN as u32 | open_flags(&self.root)).to_be_bytes());
+        emit_open(self.old, &self.root, &mut out)?;
+        debug_assert_eq!(out.len() as u64, size);
+        Ok(out)
+    }
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn insert<'a>(
+    old: &'a [u8],
+    node: &mut OpenNode<'a>,
+    key: &[u8],
+    value: &'a [u8],
+    priority: u32,
+) -> Result<(), PatchError> {
+    let common = common_prefix(&node.prefix, key);
+    if common < node.prefix.len() {
+        // Split: the node keeps the shared part; a new child takes the rest of it.
+        let mut tail = node.prefix.split_off(common);
+        let slot = tail.remove(0);
+        let moved = OpenNode {
+            prefix: tail,
+            values: std::mem::take(&mut node.values),
+            children: std::mem::take(&mut node.children),
+        };
+        node.children = vec![(slot, PatchNode::Open(Box::new(moved)))];
+    }
+    let rest = &key[common..];
+    let Some((&ch, tail)) = rest.split_first() else {
+        let at = node.values.partition_point(|(p, _)| *p < priority);
+        node.values.insert(at, (priority, Cow::Borrowed(value)));
+        return Ok(());
+    };
+    match node.children.binary_search_by_key(&ch, |(c, _)| *c) {
+        Ok(slot) => {
+            let child = opened(old, &mut node.children[slot].1)?;
+            insert(old, child, tail, value, priority)
+        }
+        Err(slot) => {
+            let leaf = OpenNode {
+                prefix: tail.to_vec(),
+                values: vec![(priority, Cow::Borrowed(value))],
+                children: Vec::new(),
+            };
+            node.children
+                .insert(slot, (ch, PatchNode::Open(Box::new(leaf))));
+            Ok(())
+        }
+    }
+}
+
+fn remove<'a>(
+    old: &'a [u8],
+    node: &mut OpenNode<'a>,
+    key: &[u8],
+    value: &[u8],
+    priority: u32,
+) -> Result<(), PatchError> {
+    let rest = key
+        .strip_prefix(&node.prefix[..])
+        .ok_or(PatchError::Missing)?;
+    let Some((&ch, tail)) = rest.split_first() else {
+        let before = node.values.len();
+        node.values
+            .retain(|(p, v)| !(*p == priority && v.as_ref() == value));
+        return match node.values.len() < before {
+            true => Ok(()),
+            false => Err(PatchError::Missing),
+        };
+    };
+    let slot = node
+        .children
+        .binary_search_by_key(&ch, |(c, _)| *c)
+        .map_err(|_| PatchError::Missing)?;
+    let child = opened(old, &mut node.children[slot].1)?;
+    remove(old, child, tail, value, priority)?;
+    // Keep the canonical shape: no empty leaf, no value-less node with a single child.
+    if child.values.is_empty() {
+        match child.children.len() {
+            0 => {
+                node.children.remove(slot);
+            }
+            1 => {
+                let (ch, only) = child.children.pop().expect("one child");
+                let mut only = match only {
+                    PatchNode::Old(subtree) => open(old, subtree)?,
+                    PatchNode::Open(node) => *node,
+                };
+                child.prefix.push(ch);
+                child.prefix.append(&mut only.prefix);
+                child.values = only.values;
+                child.children = only.children;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn node_flags(prefix: bool, children: bool, values: bool) -> u32 {
+    let mut flags = 0;
+    if prefix {
+        flags |= FLAG_PREFIX;
+    }
+    if children {
+        flags |= FLAG_CHILDREN;
+    }
+    if values {
+        flags |= FLAG_VALUES;
+    }
+    flags
+}
+
+fn open_flags(node: &OpenNode<'_>) -> u32 {
+    node_flags(
+        !node.prefix.is_empty(),
+        !node.children.is_empty(),
+        !node.values.is_empty(),
+    )
+}
+
+fn flags_of(node: &PatchNode<'_>) -> u32 {
+    match node {
+        PatchNode::Old(subtree) => subtree.flags,
+        PatchNode::Open(open) => open_flags(open),
+    }
+}
+
+/// Bytes taken by the open node itself.
+fn own_size(node: &OpenNode<'_>) -> u64 {
+    let mut size = 0;
+    if !node.prefix.is_empty() {
+        size += node.prefix.len() as u64 + 1;
+    }
+    if let (Some(first), Some(last)) = (node.children.first(), node.children.last()) {
+        size += 2 + 4 * (u64::from(last.0 - first.0) + 1);
+    }
+    if !node.values.is_empty() {
+        size += 4 + node
+            .values
+            .iter()
+            .map(|(_, v)| 4 + v.len() as u64 + 1)
+            .sum::<u64>();
+    }
+    size
+}
+
+fn open_size(node: &OpenNode<'_>) -> u64 {
+    own_size(node) + node.children.iter().map(|(_, c)| size_of(c)).sum::<u64>()
+}
+
+fn size_of(node: &PatchNode<'_>) -> u64 {
+    match node {
+        PatchNode::Old(subtree) => (subtree.end - subtree.offset) as u64,
+        PatchNode::Open(open) => open_size(open),
+    }
+}
+
+fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), PatchError> {
+    if !node.prefix.is_empty() {
+        out.extend_from_slice(&node.prefix);
+        out.push(0);
+    }
+    if let (Some(&(first, _)), Some(&(last, _))) = (node.children.first(), node.children.last()) {
+        out.push(first);
+        out.push(last);
+        let mut at = out.len() as u64 + 4 * (u64::from(last - first) + 1);
+        if !node.values.is_empty() {
+            at += 4 + node
+                .values
+                .iter()
+                .map(|(_, v)| 4 + v.len() as u64 + 1)
+                .sum::<u64>();
+        }
+        let mut slots = node.children.iter().peekable();
+        for ch in first..=last {
+            match slots.next_if(|(c, _)| *c == ch) {
+                Some((_, child)) => {
+                    out.extend_from_slice(&(at as u32 | flags_of(child)).to_be_bytes());
+                    at += size_of(child);
+                }
+                None => out.extend_from_slice(&0u32.to_be_bytes()),
+            }
+        }
+    }
+    if !node.values.is_empty() {
+        out.extend_from_slice(&(node.values.len() as u32).to_be_bytes());
+        for (priority, value) in &node.values {
+            out.extend_from_slice(&priority.to_be_bytes());
+            out.extend_from_slice(value);
+            out.push(0);
+        }
+    }
+    for (_, child) in &node.children {
+        match child {
+            PatchNode::Old(subtree) => copy_moved(old, *subtree, out)?,
+            PatchNode::Open(open) => emit_open(old, open, out)?,
+        }
+    }
+    Ok(())
+}
+
+/// Appends the old `subtree` at the end of `out`, its child references moved by the distance
+/// it moved.
+fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), PatchError> {
+    let moved = out.len() as i64 - subtree.offset as i64;
+    let bytes = old
+        .get(subtree.offset..subtree.end)
+        .ok_or(PatchError::Malformed(subtree.offset))?;
+    if moved == 0 {
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
+    let mut stack = vec![(subtree.offset, subtree.flags)];
+    let mut at = subtree.offset;
+    while let Some((offset, flags)) = stack.pop() {
+        if offset != at {
+            return Err(PatchError::Malformed(offset));
+        }
+        let mut cursor = at;
+        if flags & FLAG_PREFIX != 0 {
+            cursor = string_end(old, cursor, subtree.end)? + 1;
+        }
+        out.extend_from_slice(&old[at..cursor]);
+        let first_child = stack.len();
+        if flags & FLAG_CHILDREN != 0 {
+            let (first, last) = match old.get(cursor..cursor + 2) {
+                Some(&[first, last]) if first <= last && last < 128 => (first, last),
+                _ => return Err(PatchError::Malformed(cursor)),
+            };
+            out.extend_from_slice(&[first, last]);
+            cursor += 2;
+            for _ in first..=last {
+                let reference = read_u32(old, cursor)?;
+                cursor += 4;
+                if reference == 0 {
+                    out.extend_from_slice(&0u32.to_be_bytes());
+                    continue;
+                }
+                let target = (reference & OFFSET_MASK) as i64 + moved;
+                if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
+                    return Err(PatchError::Malformed(cursor));
+                }
+                let flags = reference & FLAG_MASK;
+                out.extend_from_slice(&(target as u32 | flags).to_be_bytes());
+                stack.push(((reference & OFFSET_MASK) as usize, flags));
+            }
+        }
+        stack[first_child..].reverse();
+        let values_start = cursor;
+        if flags & FLAG_VALUES != 0 {
+            let count = read_u32(old, cursor)?;
+            cursor += 4;
+            for _ in 0..count {
+                cursor = string_end(old, cursor + 4, subtree.end)? + 1;
+            }
+        }
+        out.extend_from_slice(&old[values_start..cursor]);
+        at = cursor;
+    }
+    if at != subtree.end {
+        return Err(PatchError::Malformed(at));
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! Updating the alias files in place when, since the run that stored the memo, only some
+//! modules' aliases changed (see [`crate::memo`]).
+//!
+//! The memo's [`MemoBase`] holds a digest of every input except the modules' aliases and
+//! imports (the frame) and, per module, its record digests, the digest of its direct
+//! dependencies and the length of its lines in `modules.alias`. When this run's frame is the
+//! same, the symbol table is the same, so a changed module's imports are resolved against
+//! the table `modules.symbols` lists; when each gives the dependencies it had, every index
+//! file but the two alias files is still right, and so are the alias files' entries of every
+//! module whose record is unchanged. The changed modules' old aliases are read back from `modules.alias` (their
+//! lines are where the lengths say), their lines are replaced, and `modules.alias.bin` is
+//! patched ([`IndexPatch`]): their old entries removed, their new ones inserted with the
+//! same priority. The result is byte for byte what a full run writes; anything unexpected
+//! gives up, and the run is carried out in full.
+
+use std::path::Path;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::cache::{digest, Digest, MemoBase, OutputDigest};
+use crate::discover::DiscoveredModule;
+use crate::graph::{direct_dependencies, import_lookup_name, ImportTable};
+use crate::index::IndexPatch;
+use crate::memo;
+use crate::names::normalize_alias;
+use crate::output::text::{append_alias_lines, ALIAS_HEADER, SYMBOLS_HEADER};
+use crate::publish::Publisher;
+
+const ALIAS: &str = "modules.alias";
+const ALIAS_BIN: &str = "modules.alias.bin";
+const SYMBOLS: &str = "modules.symbols";
+
+/// A module whose record changed: its position and name, its new aliases and imports.
+pub(super) struct ChangedModule<'a> {
+    pub index: usize,
+    pub modname: &'a [u8],
+    pub aliases: &'a [Vec<u8>],
+    pub imports: &'a ImportTable,
+}
+
+/// The digest of a module's direct dependencies (module positions, in order).
+pub(super) fn dependencies_digest(deps: &[usize]) -> Digest {
+    let bytes: Vec<u8> = deps
+        .iter()
+        .flat_map(|&d| (d as u64).to_le_bytes())
+        .collect();
+    digest(&bytes)
+}
+
+/// The module owners of the names in `wanted` from the symbol table `modules.symbols`
+/// lists: name → module position.
+fn symbol_owners<'s>(
+    text: &'s [u8],
+    wanted: &FxHashSet<&[u8]>,
+    modules: &[DiscoveredModule],
+) -> Result<FxHashMap<&'s [u8], usize>, NoDelta> {
+    let body = text.strip_prefix(SYMBOLS_HEADER).ok_or(NoDelta)?;
+    let mut owners = FxHashMap::default();
+    for line in body.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+        let rest = line.strip_prefix(b"alias symbol:").ok_or(NoDelta)?;
+        let space = memchr::memrchr(b' ', rest).ok_or(NoDelta)?;
+        let (name, owner) = (&rest[..space], &rest[space + 1..]);
+        if wanted.contains(name) {
+            owners.insert(name, owner);
+        }
+    }
+    if owners.is_empty() {
+        return Ok(FxHashMap::default());
+    }
+    let by_name: FxHashMap<&[u8], usize> = modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.modname.as_slice(), i))
+        .collect();
+    owners
+        .into_iter()
+        .map(|(name, owner)| Ok((name, *by_name.get(owner).ok_or(NoDelta)?)))
+        .collect()
+}
+
+/// Whether each changed module's imports give the dependencies it had, resolved against the
+/// symbol table of `symbols` (the old `modules.symbols`).
+fn dependencies_kept(
+    symbols: &[u8],
+    old: &MemoBase,
+    changed: &[ChangedModule<'_>],
+    modules: &[DiscoveredModule],
+    symbol_prefix: Option<u8>,
+) -> Result<(), NoDelta> {
+    let wanted: FxHashSet<&[u8]> = changed
+        .iter()
+        .flat_map(|change| change.imports.iter())
+        .map(|import| import_lookup_name(import.name, symbol_prefix))
+        .collect();
+    let owners = symbol_owners(symbols, &wanted, modules)?;
+    for change in changed {
+        let module = old.modules.get(change.index).ok_or(NoDelta)?;
+        let deps = direct_dependencies(change.imports, symbol_prefix, |name| {
+            owners.get(name).copied()
+        });
+        if dependencies_digest(&deps) != module.deps {
+            return Err(NoDelta);
+        }
+    }
+    Ok(())
+}
+
+/// Why the alias files could not be updated in place (the run then goes on in full).
+#[derive(Debug)]
+pub(super) struct NoDelta;
+
+impl<T> From<T> for NoDelta
+where
+    T: std::error::Error,
+{
+    fn from(_: T) -> Self {
+        NoDelta
+    }
+}
+
+/// The modules whose record changed between `old` and `new`, if nothing but aliases did.
+pub(super) fn changed_modules(old: &MemoBase, new: &MemoBase) -> Option<Vec<usize>> {
+    if old.frame != new.frame || old.modules.len() != new.modules.len() {
+        return None;
+    }
+    Some(
+        old.modules
+            .iter()
+            .zip(&new.modules)
+            .enumerate()
+            .filter(|(_, (old, new))| old.record != new.record)
+            .map(|(i, _)| i)
+            .collect(),
+    )
+}
+
+/// The old aliases of a module named `modname` from its `count` lines in `block`.
+fn old_aliases<'b>(block: &'b [u8], modname: &[u8], count: u32) -> Result<Vec<&'b [u8]>, NoDelta> {
+    let body = block.strip_suffix(b"\n").ok_or(NoDelta)?;
+    let aliases: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .map(|line| {
+            line.strip_prefix(b"alias ")
+                .and_then(|rest| rest.strip_suffix(modname))
+                .and_then(|rest| rest.strip_suffix(b" "))
+        })
+        .collect::<Option<_>>()
+        .ok_or(NoDelta)?;
+    match aliases.len() == count as usize {
+        true => Ok(aliases),
+        false => Err(NoDelta),
+    }
+}
+
+/// The files of the memo's run and how to write new ones.
+pub(super) struct AliasUpdate<'a> {
+    /// The output directory.
+    pub outdir: &'a Path,
+    /// The files the memo lists.
+    pub outputs: &'a [OutputDigest],
+    /// The memo's base.
+    pub old: &'a MemoBase,
+    /// The modules, in kmod's order.
+    pub modules: &'a [DiscoveredModule],
+    /// `-P`.
+    pub symbol_prefix: Option<u8>,
+    /// `--fsync`.
+    pub fsync: bool,
+}
+
+/// Rewrites `modules.alias` and `modules.alias.bin` for the `changed` modules (in module
+/// order), keeping (and touching) every other file the memo lists. `store` is given the
+/// files' new digests (in the memo's order) while the files are written.
+pub(super) fn update_alias_files(
+    update: AliasUpdate<'_>,
+    changed: &[ChangedModule<'_>],
+    store: impl FnOnce(&[OutputDigest]) + Send,
+) -> Result<(), NoDelta> {
+    let AliasUpdate {
+        outdir,
+        outputs,
+        old,
+        modules,
+        symbol_prefix,
+        fsync,
+    } = update;
+    let position = |name: &str| outputs.iter().position(|f| f.name == name).ok_or(NoDelta);
+    let (text_at, bin_at, symbols_at) =
+        (position(ALIAS)?, position(ALIAS_BIN)?, position(SYMBOLS)?);
+    let read_checked = |at: usize| -> Result<Vec<u8>, NoDelta> {
+        let bytes = std::fs::read(outdir.join(&outputs[at].name))?;
+        match bytes.len() as u64 == outputs[at].size && digest(&bytes) == outputs[at].digest {
+            true => Ok(bytes),
+            false => Err(NoDelta),
+        }
+    };
+    let others: Vec<OutputDigest> = outputs
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != text_at && i != bin_at)
+        .map(|(_, f)| f.clone())
+        .collect();
+    let (kept, old_files) = rayon::join(
+        || {
+            let symbols = read_checked(symbols_at)?;
+            dependencies_kept(&symbols, old, changed, modules, symbol_prefix)?;
+            let rest: Vec<OutputDigest> = others
+                .iter()
+                .filter(|f| f.name != SYMBOLS)
+                .cloned()
+                .collect();
+            match memo::outputs_intact(outdir, &rest) {
+                true => Ok(()),
+                false => Err(NoDelta),
+            }
+        },
+        || Ok::<_, NoDelta>((read_checked(text_at)?, read_checked(bin_at)?)),
+    );
+    kept?;
+    let (old_text, old_bin) = old_files?;
+
+    let (text, bin) = rayon::join(
+        || spliced_alias_text(&old_text, old, changed),
+        || patched_alias_index(&old_text, &old_bin, old, changed, modules),
+    );
+    let (text, bin) = (text?, bin?);
+    let mut updated = outputs.to_vec();
+    for (at, bytes) in [(text_at, &text), (bin_at, &bin)] {
+        updated[at].size = bytes.len() as u64;
+        updated[at].digest = digest(bytes);
+    }
+    // The memo may be stored before the files are in place: a later run checks the files
+    // against it before it trusts it.
+    let publisher = Publisher::new(outdir.to_path_buf()).with_fsync(fsync);
+    let (published, ()) = rayon::join(
+        || -> Result<(), NoDelta> {
+            let (text, bin) = rayon::join(
+                || publisher.publish(ALIAS, &text),
+                || publisher.publish(ALIAS_BIN, &bin),
+            );
+            text?;
+            bin?;
+            Ok(())
+        },
+        || store(&updated),
+    );
+    published?;
+    memo::touch_outputs(outdir, &others);
+    Ok(())
+}
+
+/// Where each module's lines start in `modules.alias` (`text`), by the lengths in `old`.
+fn alias_line_starts(text: &[u8], old: &MemoBase) -> Result<Vec<usize>, NoDelta> {
+    let mut starts = Vec::with_capacity(old.modules.len());
+    let mut at = ALIAS_HEADER.len() as u64;
+    for module in &old.modules {
+        starts.push(at as usize);
+        at += module.alias_bytes;
+    }
+    match text.starts_with(ALIAS_HEADER) && at == text.len() as u64 {
+        true => Ok(starts),
+        false => Err(NoDelta),
+    }
+}
+
+/// Where a changed module's lines were in `modules.alias` (start, end), and its old aliases.
+type OldLines<'t> = (usize, usize, Vec<&'t [u8]>);
+
+/// The old aliases of each changed module, read from `text`.
+fn changed_old_aliases<'t>(
+    text: &'t [u8],
+    old: &MemoBase,
+    changed: &[ChangedModule<'_>],
+) -> Result<Vec<OldLines<'t>>, NoDelta> {
+    let starts = alias_line_starts(text, old)?;
+    let mut after = 0;
+    changed
+        .iter()
+        .map(|change| {
+            let module = old.modules.get(change.index).ok_or(NoDelta)?;
+            let start = starts[change.index];
+            let end = start + module.alias_bytes as usize;
+            if start < after {
+                return Err(NoDelta);
+            }
+            after = end;
+            let aliases = old_aliases(&text[start..end], change.modname, module.aliases)?;
+            Ok((start, end, aliases))
+        })
+        .collect()
+}
+
+/// `modules.alias` with the changed modules' lines replaced.
+fn spliced_alias_text(
+    old_text: &[u8],
+    old: &MemoBase,
+    changed: &[ChangedModule<'_>],
+) -> Result<Vec<u8>, NoDelta> {
+    let blocks = changed_old_aliases(old_text, old, changed)?;
+    let mut text = Vec::with_capacity(old_text.len());
+    let mut copied = 0;
+    for (change, (start, end, _)) in changed.iter().zip(blocks) {
+        text.extend_from_slice(&old_text[copied..start]);
+        append_alias_lines(&mut text, change.modname, change.aliases);
+        copied = end;
+    }
+    text.extend_from_slice(&old_text[copied..]);
+    Ok(text)
+}
+
+/// `modules.alias.bin` with the changed modules' old entries removed and their new ones
+/// inserted, each with the module's position as its priority.
+fn patched_alias_index(
+    old_text: &[u8],
+    old_bin: &[u8],
+    old: &MemoBase,
+    changed: &[ChangedModule<'_>],
+    modules: &[DiscoveredModule],
+) -> Result<Vec<u8>, NoDelta> {
+    let blocks = changed_old_aliases(old_text, old, changed)?;
+    let mut patch = IndexPatch::new(old_bin)?;
+    let mut new_keys = Vec::new();
+    for (change, (_, _, old_aliases)) in changed.iter().zip(blocks) {
+        let modname = modules.get(change.index).ok_or(NoDelta)?.modname.as_slice();
+        if modname != change.modname {
+            return Err(NoDelta);
+        }
+        let priority = u32::try_from(change.index)?;
+        // Each (key, module) value is removed once, whatever number of copies it has.
+        let mut old_keys = old_aliases
+            .into_iter()
+            .map(|alias| normalize_alias(alias).map_err(|_| NoDelta))
+            .collect::<Result<Vec<_>, _>>()?;
+        old_keys.sort_unstable();
+        old_keys.dedup();
+        for key in &old_keys {
+            patch.remove(key, modname, priority)?;
+        }
+        for alias in change.aliases {
+            // An alias the full run warns about is left to it.
+            let key = normalize_alias(alias).map_err(|_| NoDelta)?;
+            new_keys.push((key, modname, priority));
+        }
+    }
+    for (key, modname, priority) in &new_keys {
+        patch.insert(key, modname, *priority)?;
+    }
+    Ok(patch.to_bytes()?)
+}

@@ -25,6 +25,14 @@
 //! a memo to be stored: a run with warnings, errors or verbose output is always carried out
 //! in full, as are `-n` runs and runs where a module could not be read.
 //!
+//! # Updating the alias files
+//!
+//! A memo also keeps a base ([`crate::cache::MemoBase`]): the digest of every input except
+//! the modules' aliases and imports, and per module what an update of the alias files needs.
+//! When only the base still matches, and the changed modules' imports give the dependencies
+//! they had, the other files are kept and the alias files updated in place (see the run's
+//! `delta` stage).
+//!
 //! # Keeping the files
 //!
 //! A memo lists each file the run wrote with its length and digest. On a match every file is

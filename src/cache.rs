@@ -195,15 +195,15 @@ pub struct Memo {
     /// Every file the run wrote, in the order it wrote them.
     pub outputs: Vec<OutputDigest>,
     /// What a later run needs to update the alias files in place when only some modules'
-    /// aliases changed (see [`crate::memo`]).
+    /// aliases and imports changed, and not their dependencies (see [`crate::memo`]).
     pub base: Option<MemoBase>,
 }
 
-/// The run's inputs apart from the modules' aliases, and each module's share of
-/// `modules.alias`.
+/// The run's inputs apart from the modules' aliases and imports, and what each module gives
+/// the alias files and the dependency graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoBase {
-    /// The digest of every input except the modules' aliases.
+    /// The digest of every input except the modules' aliases and imports.
     pub frame: Digest,
     /// One per module, in kmod's order.
     pub modules: Vec<MemoModule>,

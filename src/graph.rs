@@ -88,6 +88,16 @@ pub fn import_lookup_name(name: &[u8], symbol_prefix: Option<u8>) -> &[u8] {
     strip_one(strip_one(name, Some(b'.')), symbol_prefix)
 }
 
+/// Adds `owner` to a module's dependencies unless it is there already (a module depends on
+/// another once, at its first import from it); returns whether it was added.
+fn add_dependency(deps: &mut Vec<usize>, owner: usize) -> bool {
+    let new = !deps.contains(&owner);
+    if new {
+        deps.push(owner);
+    }
+    new
+}
+
 /// A module's direct dependencies as [`resolve`] finds them, given `owner_of`, the module that
 /// owns a looked-up name in the symbol table (`None` for the kernel's and unknown symbols):
 /// owners in the order of their first import.
@@ -99,9 +109,7 @@ pub fn direct_dependencies(
     let mut deps = Vec::new();
     for import in imports.iter() {
         if let Some(owner) = owner_of(import_lookup_name(import.name, symbol_prefix)) {
-            if !deps.contains(&owner) {
-                deps.push(owner);
-            }
+            add_dependency(&mut deps, owner);
         }
     }
     deps
@@ -205,10 +213,9 @@ pub fn resolve(
                 }
             }
             let Some(owner) = entry.owner else { continue };
-            if deps[idx].contains(&owner) {
+            if !add_dependency(&mut deps[idx], owner) {
                 continue;
             }
-            deps[idx].push(owner);
             if options.verbose {
                 messages.verbose_lines.extend_from_slice(&bmsg!(
                     module.path,

@@ -122,6 +122,14 @@ pub fn outputs_intact(dir: &Path, outputs: &[OutputDigest]) -> bool {
         })
 }
 
+/// The contents of `file` in `dir` if they are exactly the recorded ones.
+pub fn read_intact(dir: &Path, file: &OutputDigest) -> Option<Vec<u8>> {
+    let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
+    let bytes = std::fs::read(path).ok()?;
+    (bytes.len() as u64 == file.size && crate::cache::digest(&bytes) == file.digest)
+        .then_some(bytes)
+}
+
 /// The length and digest of the file at `path`, read in chunks (no buffer the size of the
 /// file, whose fresh pages would cost more to fault in than hashing them).
 fn file_summary(path: &Path) -> std::io::Result<(u64, Digest)> {

@@ -511,9 +511,9 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     written.map(|_| ())
 }
 
-/// When only some modules' aliases changed since the memo's run (and `-w` cannot add
-/// warnings), updates the alias files in place and keeps the others (see
-/// [`delta`]); returns the files' new digests, or `None` to go on with a full run.
+/// When only some modules' aliases and imports changed since the memo's run, and not their
+/// dependencies, updates the alias files in place, keeps the others and stores the new memo
+/// (see [`delta`]); returns whether it did (if not, the run goes on in full).
 fn update_aliases_only(
     options: &Options,
     print_unknown: bool,
@@ -530,10 +530,13 @@ fn update_aliases_only(
     let Some(memo) = reads.memo() else {
         return false;
     };
-    let (Some(old), Some(new)) = (memo.base.as_ref(), inputs.base.as_ref()) else {
+    let Some(old) = memo.base.as_ref() else {
         return false;
     };
-    let Some(changed) = delta::changed_modules(old, new).and_then(|changed| {
+    let Some(mut base) = reads.current_base(inputs, modules) else {
+        return false;
+    };
+    let Some(changed) = delta::changed_modules(old, &base).and_then(|changed| {
         changed
             .into_iter()
             .map(|index| {
@@ -550,7 +553,6 @@ fn update_aliases_only(
         return false;
     };
     // The dependencies are those of the memo's run (the update checks them).
-    let mut base = new.clone();
     for (module, kept) in base.modules.iter_mut().zip(&old.modules) {
         module.deps = kept.deps;
     }

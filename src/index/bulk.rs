@@ -16,8 +16,7 @@
 use std::cmp::Reverse;
 
 use super::error::IndexError;
-use super::format::MAX_KEY_LEN;
-use super::trie::{check_string, NodeId};
+use super::trie::{check_entry, NodeId};
 use super::write::{checked_layout, to_vec, TrieNodes};
 use super::NodeOrder;
 
@@ -62,17 +61,6 @@ struct SortedKeys<'a> {
     keys: Vec<&'a [u8]>,
     ranges: Vec<(u32, u32)>,
     values: Vec<(u32, &'a [u8])>,
-}
-
-/// Checks one entry as [`super::IndexBuilder::insert`] does before storing it: the key, then
-/// the value, must be bytes in 1..=127, and the key must not be too long.
-pub fn check_entry(key: &[u8], value: &[u8]) -> Result<(), IndexError> {
-    check_string(key)?;
-    check_string(value)?;
-    if key.len() > MAX_KEY_LEN {
-        return Err(IndexError::KeyTooLong { len: key.len() });
-    }
-    Ok(())
 }
 
 /// Checks every entry in insertion order.

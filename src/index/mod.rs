@@ -23,12 +23,12 @@ mod trie;
 mod write;
 
 pub use crate::compat::NodeOrder;
-pub use bulk::{check_entry, encode_bulk, BulkEntry};
+pub use bulk::{encode_bulk, BulkEntry};
 pub use error::{IndexError, ReadError};
 pub use fnmatch::fnmatch;
 pub use patch::{IndexPatch, PatchError};
 pub use read::{Entry, Index, Value};
-pub use trie::IndexBuilder;
+pub use trie::{check_entry, IndexBuilder};
 pub use write::PreparedIndex;
 
 #[cfg(test)]

@@ -13,11 +13,11 @@
 
 use std::borrow::Cow;
 
-use super::bulk::check_entry;
 use super::format::{
     FLAG_CHILDREN, FLAG_MASK, FLAG_PREFIX, FLAG_VALUES, HEADER_LEN, MAGIC, MAX_FILE_LEN,
     OFFSET_MASK, VERSION,
 };
+use super::trie::check_entry;
 use super::IndexError;
 
 /// The longest key a patch handles (its descent is recursive); longer keys need a full build.
@@ -85,6 +85,14 @@ fn string_end(old: &[u8], at: usize, limit: usize) -> Result<usize, PatchError> 
         .ok_or(PatchError::Malformed(at))
 }
 
+/// The first and last character of the child references at `at`.
+fn child_span(old: &[u8], at: usize) -> Result<(u8, u8), PatchError> {
+    match old.get(at..at + 2) {
+        Some(&[first, last]) if first <= last && last < 128 => Ok((first, last)),
+        _ => Err(PatchError::Malformed(at)),
+    }
+}
+
 /// The parts of one old node: label, child references (absolute), values, and where the
 /// node's own bytes end.
 struct ParsedNode<'a> {
@@ -109,10 +117,7 @@ fn parse_node(
     }
     let mut children = Vec::new();
     if flags & FLAG_CHILDREN != 0 {
-        let (first, last) = match old.get(at..at + 2) {
-            Some(&[first, last]) if first <= last && last < 128 => (first, last),
-            _ => return Err(PatchError::Malformed(at)),
-        };
+        let (first, last) = child_span(old, at)?;
         at += 2;
         for ch in first..=last {
             let reference = read_u32(old, at)?;
@@ -408,6 +413,8 @@ fn size_of(node: &PatchNode<'_>) -> u64 {
 }
 
 fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), PatchError> {
+    // The first child's subtree follows the node's own bytes.
+    let mut at = out.len() as u64 + own_size(node);
     if !node.prefix.is_empty() {
         out.extend_from_slice(&node.prefix);
         out.push(0);
@@ -415,14 +422,6 @@ fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), P
     if let (Some(&(first, _)), Some(&(last, _))) = (node.children.first(), node.children.last()) {
         out.push(first);
         out.push(last);
-        let mut at = out.len() as u64 + 4 * (u64::from(last - first) + 1);
-        if !node.values.is_empty() {
-            at += 4 + node
-                .values
-                .iter()
-                .map(|(_, v)| 4 + v.len() as u64 + 1)
-                .sum::<u64>();
-        }
         let mut slots = node.children.iter().peekable();
         for ch in first..=last {
             match slots.next_if(|(c, _)| *c == ch) {
@@ -475,10 +474,7 @@ fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), 
         out.extend_from_slice(&old[at..cursor]);
         let first_child = stack.len();
         if flags & FLAG_CHILDREN != 0 {
-            let (first, last) = match old.get(cursor..cursor + 2) {
-                Some(&[first, last]) if first <= last && last < 128 => (first, last),
-                _ => return Err(PatchError::Malformed(cursor)),
-            };
+            let (first, last) = child_span(old, cursor)?;
             out.extend_from_slice(&[first, last]);
             cursor += 2;
             for _ in first..=last {

@@ -42,7 +42,7 @@ impl Default for IndexBuilder {
 }
 
 /// kmod 34's `index__checkstring`, extended to NUL: the first byte outside 1..=127.
-pub(super) fn check_string(string: &[u8]) -> Result<(), IndexError> {
+fn check_string(string: &[u8]) -> Result<(), IndexError> {
     match string.iter().find(|&&b| b == 0 || b >= 0x80) {
         None => Ok(()),
         Some(0) => Err(IndexError::NulByte {
@@ -53,6 +53,17 @@ pub(super) fn check_string(string: &[u8]) -> Result<(), IndexError> {
             string: string.to_vec(),
         }),
     }
+}
+
+/// Checks one entry as [`IndexBuilder::insert`] does before storing it: the key, then
+/// the value, must be bytes in 1..=127, and the key must not be too long.
+pub fn check_entry(key: &[u8], value: &[u8]) -> Result<(), IndexError> {
+    check_string(key)?;
+    check_string(value)?;
+    if key.len() > MAX_KEY_LEN {
+        return Err(IndexError::KeyTooLong { len: key.len() });
+    }
+    Ok(())
 }
 
 impl IndexBuilder {
@@ -81,11 +92,7 @@ impl IndexBuilder {
     /// FATAL; the key is checked before the value), a NUL gives [`IndexError::NulByte`]. Empty
     /// keys and values are allowed (the empty key lives on the root).
     pub fn insert(&mut self, key: &[u8], value: &[u8], priority: u32) -> Result<bool, IndexError> {
-        check_string(key)?;
-        check_string(value)?;
-        if key.len() > MAX_KEY_LEN {
-            return Err(IndexError::KeyTooLong { len: key.len() });
-        }
+        check_entry(key, value)?;
         let node = self.node_for_key(key);
         Ok(add_value(
             &mut self.nodes[node as usize].values,
@@ -102,11 +109,7 @@ impl IndexBuilder {
         value: Vec<u8>,
         priority: u32,
     ) -> Result<bool, IndexError> {
-        check_string(key)?;
-        check_string(&value)?;
-        if key.len() > MAX_KEY_LEN {
-            return Err(IndexError::KeyTooLong { len: key.len() });
-        }
+        check_entry(key, &value)?;
         let node = self.node_for_key(key);
         Ok(add_value(
             &mut self.nodes[node as usize].values,

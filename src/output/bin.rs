@@ -33,6 +33,17 @@ pub enum DuplicateKind {
     Silent,
 }
 
+impl IndexEntry {
+    /// The entry as [`encode_bulk`] takes it.
+    fn as_bulk(&self) -> BulkEntry<'_> {
+        BulkEntry {
+            key: &self.key,
+            value: &self.value,
+            priority: self.priority,
+        }
+    }
+}
+
 fn entry(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, priority: usize) -> IndexEntry {
     IndexEntry {
         key: key.into(),
@@ -142,14 +153,7 @@ pub fn encode_entries_bulk(
     entries: &[IndexEntry],
     order: NodeOrder,
 ) -> Result<Vec<u8>, IndexError> {
-    let entries: Vec<BulkEntry<'_>> = entries
-        .iter()
-        .map(|e| BulkEntry {
-            key: &e.key,
-            value: &e.value,
-            priority: e.priority,
-        })
-        .collect();
+    let entries: Vec<BulkEntry<'_>> = entries.iter().map(IndexEntry::as_bulk).collect();
     encode_bulk(&entries, order)
 }
 
@@ -165,11 +169,7 @@ pub fn encode_steps_bulk(
         match step {
             IndexStep::Insert(e) => {
                 check_entry(&e.key, &e.value)?;
-                entries.push(BulkEntry {
-                    key: &e.key,
-                    value: &e.value,
-                    priority: e.priority,
-                });
+                entries.push(e.as_bulk());
             }
             IndexStep::Warning(w) => warnings.push(w.clone()),
         }

@@ -214,8 +214,7 @@ impl CachedReads {
     }
 
     /// The digest of the run's inputs (see [`crate::memo`]), or `None` when an input file
-    /// exists but cannot be read. With it comes the [`MemoBase`] of these inputs when every
-    /// module's summary is known (read now, or unchanged since the memo's run).
+    /// exists but cannot be read.
     pub fn run_inputs(
         &self,
         options: &Options,
@@ -246,15 +245,22 @@ impl CachedReads {
         };
         let builtin = builtin_digest(dirname)?;
         let run = module_digests(common.clone(), modules, self.digests(), builtin);
-        let mut inputs = InputDigests {
+        Some(InputDigests {
             run,
             builtin,
             common,
-            base: None,
-        };
+        })
+    }
+
+    /// The [`MemoBase`] of `inputs` (this run's), when every module's summary is known: read
+    /// now, or unchanged since the memo's run. Its dependency digests are not known yet.
+    pub fn current_base(
+        &self,
+        inputs: &InputDigests,
+        modules: &[DiscoveredModule],
+    ) -> Option<MemoBase> {
         let summaries: Option<Vec<MemoModule>> = self.known_summaries(modules).collect();
-        inputs.base = summaries.map(|summaries| inputs.base_for(modules, summaries));
-        Some(inputs)
+        Some(inputs.base_for(modules, summaries?))
     }
 
     /// Each module's summary: made from what was read now, or the memo's when the module
@@ -407,8 +413,6 @@ pub(super) struct InputDigests {
     pub builtin: Digest,
     /// Of the options, configuration and kernel symbols.
     common: RunInputs,
-    /// The frame and module summaries of these inputs, when all are known.
-    pub base: Option<MemoBase>,
 }
 
 impl InputDigests {

@@ -7,10 +7,10 @@
 //! same, the symbol table is the same, so a changed module's imports are resolved against
 //! the table `modules.symbols` lists; when each gives the dependencies it had, every index
 //! file but the two alias files is still right, and so are the alias files' entries of every
-//! module whose record is unchanged. The changed modules' old aliases are read back from `modules.alias` (their
-//! lines are where the lengths say), their lines are replaced, and `modules.alias.bin` is
-//! patched ([`IndexPatch`]): their old entries removed, their new ones inserted with the
-//! same priority. The result is byte for byte what a full run writes; anything unexpected
+//! module whose record is unchanged. The changed modules' old aliases are read back from
+//! `modules.alias` (their lines are where the lengths say), their lines are replaced, and
+//! `modules.alias.bin` is patched ([`IndexPatch`]): their old entries removed, their new
+//! ones inserted with the same priority. The result is byte for byte what a full run writes; anything unexpected
 //! gives up, and the run is carried out in full.
 
 use std::path::Path;
@@ -187,43 +187,33 @@ pub(super) fn update_alias_files(
     let position = |name: &str| outputs.iter().position(|f| f.name == name).ok_or(NoDelta);
     let (text_at, bin_at, symbols_at) =
         (position(ALIAS)?, position(ALIAS_BIN)?, position(SYMBOLS)?);
-    let read_checked = |at: usize| -> Result<Vec<u8>, NoDelta> {
-        let bytes = std::fs::read(outdir.join(&outputs[at].name))?;
-        match bytes.len() as u64 == outputs[at].size && digest(&bytes) == outputs[at].digest {
-            true => Ok(bytes),
-            false => Err(NoDelta),
-        }
+    let read = |at: usize| memo::read_intact(outdir, &outputs[at]).ok_or(NoDelta);
+    let files_except = |skipped: &[usize]| -> Vec<OutputDigest> {
+        (0..outputs.len())
+            .filter(|i| !skipped.contains(i))
+            .map(|i| outputs[i].clone())
+            .collect()
     };
-    let others: Vec<OutputDigest> = outputs
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != text_at && i != bin_at)
-        .map(|(_, f)| f.clone())
-        .collect();
     let (kept, old_files) = rayon::join(
         || {
-            let symbols = read_checked(symbols_at)?;
+            let symbols = read(symbols_at)?;
             dependencies_kept(&symbols, old, changed, modules, symbol_prefix)?;
-            let rest: Vec<OutputDigest> = others
-                .iter()
-                .filter(|f| f.name != SYMBOLS)
-                .cloned()
-                .collect();
-            match memo::outputs_intact(outdir, &rest) {
+            match memo::outputs_intact(outdir, &files_except(&[text_at, bin_at, symbols_at])) {
                 true => Ok(()),
                 false => Err(NoDelta),
             }
         },
-        || Ok::<_, NoDelta>((read_checked(text_at)?, read_checked(bin_at)?)),
+        || Ok::<_, NoDelta>((read(text_at)?, read(bin_at)?)),
     );
     kept?;
     let (old_text, old_bin) = old_files?;
 
+    let lines = changed_old_lines(&old_text, old, changed)?;
     let (text, bin) = rayon::join(
-        || spliced_alias_text(&old_text, old, changed),
-        || patched_alias_index(&old_text, &old_bin, old, changed, modules),
+        || spliced_alias_text(&old_text, changed, &lines),
+        || patched_alias_index(&old_bin, changed, &lines),
     );
-    let (text, bin) = (text?, bin?);
+    let bin = bin?;
     let mut updated = outputs.to_vec();
     for (at, bytes) in [(text_at, &text), (bin_at, &bin)] {
         updated[at].size = bytes.len() as u64;
@@ -245,7 +235,7 @@ pub(super) fn update_alias_files(
         || store(&updated),
     );
     published?;
-    memo::touch_outputs(outdir, &others);
+    memo::touch_outputs(outdir, &files_except(&[text_at, bin_at]));
     Ok(())
 }
 
@@ -263,11 +253,15 @@ fn alias_line_starts(text: &[u8], old: &MemoBase) -> Result<Vec<usize>, NoDelta>
     }
 }
 
-/// Where a changed module's lines were in `modules.alias` (start, end), and its old aliases.
-type OldLines<'t> = (usize, usize, Vec<&'t [u8]>);
+/// Where a changed module's lines were in the old `modules.alias`, and its old aliases.
+struct OldLines<'t> {
+    start: usize,
+    end: usize,
+    aliases: Vec<&'t [u8]>,
+}
 
-/// The old aliases of each changed module, read from `text`.
-fn changed_old_aliases<'t>(
+/// The old lines of each changed module (in module order), read from `text`.
+fn changed_old_lines<'t>(
     text: &'t [u8],
     old: &MemoBase,
     changed: &[ChangedModule<'_>],
@@ -285,61 +279,58 @@ fn changed_old_aliases<'t>(
             }
             after = end;
             let aliases = old_aliases(&text[start..end], change.modname, module.aliases)?;
-            Ok((start, end, aliases))
+            Ok(OldLines {
+                start,
+                end,
+                aliases,
+            })
         })
         .collect()
 }
 
-/// `modules.alias` with the changed modules' lines replaced.
+/// `modules.alias` with the changed modules' `lines` replaced.
 fn spliced_alias_text(
     old_text: &[u8],
-    old: &MemoBase,
     changed: &[ChangedModule<'_>],
-) -> Result<Vec<u8>, NoDelta> {
-    let blocks = changed_old_aliases(old_text, old, changed)?;
+    lines: &[OldLines<'_>],
+) -> Vec<u8> {
     let mut text = Vec::with_capacity(old_text.len());
     let mut copied = 0;
-    for (change, (start, end, _)) in changed.iter().zip(blocks) {
-        text.extend_from_slice(&old_text[copied..start]);
+    for (change, old) in changed.iter().zip(lines) {
+        text.extend_from_slice(&old_text[copied..old.start]);
         append_alias_lines(&mut text, change.modname, change.aliases);
-        copied = end;
+        copied = old.end;
     }
     text.extend_from_slice(&old_text[copied..]);
-    Ok(text)
+    text
 }
 
-/// `modules.alias.bin` with the changed modules' old entries removed and their new ones
-/// inserted, each with the module's position as its priority.
+/// `modules.alias.bin` with the changed modules' old entries (from their old `lines`)
+/// removed and their new ones inserted, each with the module's position as its priority.
 fn patched_alias_index(
-    old_text: &[u8],
     old_bin: &[u8],
-    old: &MemoBase,
     changed: &[ChangedModule<'_>],
-    modules: &[DiscoveredModule],
+    lines: &[OldLines<'_>],
 ) -> Result<Vec<u8>, NoDelta> {
-    let blocks = changed_old_aliases(old_text, old, changed)?;
     let mut patch = IndexPatch::new(old_bin)?;
     let mut new_keys = Vec::new();
-    for (change, (_, _, old_aliases)) in changed.iter().zip(blocks) {
-        let modname = modules.get(change.index).ok_or(NoDelta)?.modname.as_slice();
-        if modname != change.modname {
-            return Err(NoDelta);
-        }
+    for (change, old) in changed.iter().zip(lines) {
         let priority = u32::try_from(change.index)?;
         // Each (key, module) value is removed once, whatever number of copies it has.
-        let mut old_keys = old_aliases
-            .into_iter()
+        let mut old_keys = old
+            .aliases
+            .iter()
             .map(|alias| normalize_alias(alias).map_err(|_| NoDelta))
             .collect::<Result<Vec<_>, _>>()?;
         old_keys.sort_unstable();
         old_keys.dedup();
         for key in &old_keys {
-            patch.remove(key, modname, priority)?;
+            patch.remove(key, change.modname, priority)?;
         }
         for alias in change.aliases {
             // An alias the full run warns about is left to it.
             let key = normalize_alias(alias).map_err(|_| NoDelta)?;
-            new_keys.push((key, modname, priority));
+            new_keys.push((key, change.modname, priority));
         }
     }
     for (key, modname, priority) in &new_keys {

@@ -122,10 +122,19 @@ pub fn outputs_intact(dir: &Path, outputs: &[OutputDigest]) -> bool {
         })
 }
 
-/// The contents of `file` in `dir` if they are exactly the recorded ones.
-pub fn read_intact(dir: &Path, file: &OutputDigest) -> Option<Vec<u8>> {
+/// The contents of `file` in `dir` if they are exactly the recorded ones, mapped (an index
+/// file is read whole, and mapping the cached pages costs less than copying them).
+pub fn read_intact(dir: &Path, file: &OutputDigest) -> Option<memmap2::Mmap> {
     let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
-    let bytes = std::fs::read(path).ok()?;
+    let handle = std::fs::File::open(path).ok()?;
+    if handle.metadata().ok()?.len() != file.size || file.size == 0 {
+        return None;
+    }
+    // SAFETY: the map is read-only and private. Index files are replaced by renaming a new
+    // file over them, never rewritten in place; if another process truncated one while it is
+    // mapped, reads could fault (SIGBUS), the exposure libkmod accepts by mapping the same
+    // files. The contents are checked against the digest before anything else reads them.
+    let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&handle) }.ok()?;
     (bytes.len() as u64 == file.size && crate::cache::digest(&bytes) == file.digest)
         .then_some(bytes)
 }

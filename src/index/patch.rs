@@ -451,16 +451,18 @@ fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), P
 }
 
 /// Appends the old `subtree` at the end of `out`, its child references moved by the distance
-/// it moved.
+/// it moved: the bytes are copied whole, then each reference is rewritten in place.
 fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), PatchError> {
-    let moved = out.len() as i64 - subtree.offset as i64;
+    let base = out.len();
+    let moved = base as i64 - subtree.offset as i64;
     let bytes = old
         .get(subtree.offset..subtree.end)
         .ok_or(PatchError::Malformed(subtree.offset))?;
+    out.extend_from_slice(bytes);
     if moved == 0 {
-        out.extend_from_slice(bytes);
         return Ok(());
     }
+    let copy = &mut out[base..];
     let mut stack = vec![(subtree.offset, subtree.flags)];
     let mut at = subtree.offset;
     while let Some((offset, flags)) = stack.pop() {
@@ -471,30 +473,28 @@ fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), 
         if flags & FLAG_PREFIX != 0 {
             cursor = string_end(old, cursor, subtree.end)? + 1;
         }
-        out.extend_from_slice(&old[at..cursor]);
         let first_child = stack.len();
         if flags & FLAG_CHILDREN != 0 {
             let (first, last) = child_span(old, cursor)?;
-            out.extend_from_slice(&[first, last]);
             cursor += 2;
             for _ in first..=last {
                 let reference = read_u32(old, cursor)?;
+                if reference != 0 {
+                    let target = (reference & OFFSET_MASK) as i64 + moved;
+                    if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
+                        return Err(PatchError::Malformed(cursor));
+                    }
+                    let flags = reference & FLAG_MASK;
+                    let slot = cursor - subtree.offset;
+                    copy.get_mut(slot..slot + 4)
+                        .ok_or(PatchError::Malformed(cursor))?
+                        .copy_from_slice(&(target as u32 | flags).to_be_bytes());
+                    stack.push(((reference & OFFSET_MASK) as usize, flags));
+                }
                 cursor += 4;
-                if reference == 0 {
-                    out.extend_from_slice(&0u32.to_be_bytes());
-                    continue;
-                }
-                let target = (reference & OFFSET_MASK) as i64 + moved;
-                if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
-                    return Err(PatchError::Malformed(cursor));
-                }
-                let flags = reference & FLAG_MASK;
-                out.extend_from_slice(&(target as u32 | flags).to_be_bytes());
-                stack.push(((reference & OFFSET_MASK) as usize, flags));
             }
         }
         stack[first_child..].reverse();
-        let values_start = cursor;
         if flags & FLAG_VALUES != 0 {
             let count = read_u32(old, cursor)?;
             cursor += 4;
@@ -502,7 +502,6 @@ fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), 
                 cursor = string_end(old, cursor + 4, subtree.end)? + 1;
             }
         }
-        out.extend_from_slice(&old[values_start..cursor]);
         at = cursor;
     }
     if at != subtree.end {

@@ -51,7 +51,7 @@ use crate::graph::{ExportedSymbol, ImportTable};
 const MAGIC: &[u8; 8] = b"DMRSCACH";
 /// Layout version; bump on any change to the encoding or to what a record means (including
 /// a change to how modules are read that alters what would be stored).
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 /// The release that wrote the cache: another release's cache is discarded, in case its
 /// module reading differed.
 const WRITER: &[u8] = env!("CARGO_PKG_VERSION").as_bytes();
@@ -59,7 +59,7 @@ const WRITER: &[u8] = env!("CARGO_PKG_VERSION").as_bytes();
 pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
 
 /// The identity of a file's contents as `stat` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FileKey {
     /// `st_dev`.
     pub dev: u64,
@@ -178,8 +178,13 @@ pub fn digest(bytes: &[u8]) -> Digest {
 /// One module's entry as loaded from a cache file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredEntry {
+    /// Where the module path lies in the cache file.
+    path: (usize, usize),
     /// The key the file had when it was read.
     pub key: FileKey,
+    /// Whether the key vouches for the record: it had settled, and the read succeeded.
+    /// Otherwise the module is read again.
+    pub trusted: bool,
     /// The digest of the module's encoded record ([`encode_record`]).
     pub digest: Digest,
     /// Where the encoded record lies in the cache file, if it was stored (compressed
@@ -244,6 +249,8 @@ pub struct CacheEntry<'a> {
     pub path: &'a [u8],
     /// The file's key when it was read.
     pub key: FileKey,
+    /// Whether the key vouches for the record (see [`StoredEntry::trusted`]).
+    pub trusted: bool,
     /// The digest of the encoded record.
     pub digest: Digest,
     /// The encoded record ([`encode_record`]), when it is to be kept.
@@ -256,16 +263,21 @@ pub struct CacheEntry<'a> {
 pub struct DirListing {
     /// The directory's own key when it was listed.
     pub key: FileKey,
+    /// Whether the key had settled when the directory was listed
+    /// ([`FileKey::is_settled`]): only then does an unchanged key vouch for the listing.
+    /// An unsettled listing is kept to be compared with the directory's next listing.
+    pub settled: bool,
     /// Each entry as a kind byte (`d` subdirectory, `f` module file), its name and a NUL
     /// (which no file name contains): one allocation per directory.
     packed: Vec<u8>,
 }
 
 impl DirListing {
-    /// A listing of `entries` (name, is a subdirectory); `None` if a name is empty or
-    /// contains NUL or `/`.
+    /// A listing of `entries` (name, is a subdirectory) made when the directory's key was
+    /// `key` (`settled` or not); `None` if a name is empty or contains NUL or `/`.
     pub fn new<'a>(
         key: FileKey,
+        settled: bool,
         entries: impl Iterator<Item = (&'a [u8], bool)>,
     ) -> Option<DirListing> {
         let mut packed = Vec::new();
@@ -277,7 +289,16 @@ impl DirListing {
             packed.extend_from_slice(name);
             packed.push(0);
         }
-        Some(DirListing { key, packed })
+        Some(DirListing {
+            key,
+            settled,
+            packed,
+        })
+    }
+
+    /// Whether `other` lists the same entries in the same order.
+    pub fn same_entries(&self, other: &DirListing) -> bool {
+        self.packed == other.packed
     }
 
     /// The entries: each name and whether it is a subdirectory, in directory order.
@@ -298,22 +319,35 @@ impl DirListing {
     }
 }
 
-/// Directory listings by directory path, and the digest of the walk rules (configuration,
-/// `--gzip`) they were made under.
+/// Directory listings by directory path, the digest of the walk rules (configuration,
+/// `--gzip`) they were made under, and the walk's outcome when it can be taken again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listings {
     /// The digest of the rules that decided which entries a listing keeps.
     pub rules: Digest,
     /// Listings by directory path (no trailing `/`).
     pub dirs: FxHashMap<Vec<u8>, DirListing>,
+    /// The module list the walk and `modules.order` gave, when every directory walked has
+    /// a listing here and discovery printed nothing (see [`crate::kept_walk`]).
+    pub walk: Option<KeptWalk>,
 }
 
-/// A loaded cache file: entries by module path, directory listings and the memo of the last
-/// run. Records are decoded only when asked for.
+/// A walk whose outcome can be taken again: the module list is the cache's entries, one per
+/// module in kmod's order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeptWalk {
+    /// The digest of everything besides the listings that the module list depends on.
+    pub key: Digest,
+}
+
+/// A loaded cache file: one entry per module of the last run in its module order,
+/// directory listings and the memo of the last run. Records are decoded only when asked
+/// for; the entries are indexed by path only when looked up that way.
 #[derive(Debug, Default)]
 pub struct ModuleCache {
     bytes: Vec<u8>,
-    entries: FxHashMap<Vec<u8>, StoredEntry>,
+    entries: Vec<StoredEntry>,
+    by_path: std::sync::OnceLock<FxHashMap<Vec<u8>, usize>>,
     listings: Listings,
     memo: Option<Memo>,
 }
@@ -336,7 +370,31 @@ impl ModuleCache {
 
     /// The entry for `path`, whatever its key.
     pub fn entry(&self, path: &[u8]) -> Option<&StoredEntry> {
-        self.entries.get(path)
+        let by_path = self.by_path.get_or_init(|| {
+            let mut map = FxHashMap::with_capacity_and_hasher(self.len(), Default::default());
+            for (at, entry) in self.entries.iter().enumerate() {
+                map.entry(self.entry_path(entry).to_vec()).or_insert(at);
+            }
+            map
+        });
+        by_path.get(path).map(|&at| &self.entries[at])
+    }
+
+    /// The entry at position `at` (in the last run's module order), if its path is `path`.
+    pub fn entry_at(&self, at: usize, path: &[u8]) -> Option<&StoredEntry> {
+        self.entries
+            .get(at)
+            .filter(|entry| self.entry_path(entry) == path)
+    }
+
+    /// Every module path, in the last run's module order.
+    pub fn paths(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.entries.iter().map(|entry| self.entry_path(entry))
+    }
+
+    fn entry_path(&self, entry: &StoredEntry) -> &[u8] {
+        let (at, len) = entry.path;
+        &self.bytes[at..at + len]
     }
 
     /// The encoded record of `entry`, if one was stored.
@@ -359,6 +417,11 @@ impl ModuleCache {
     /// The directory listings of the last run.
     pub fn listings(&self) -> &Listings {
         &self.listings
+    }
+
+    /// Moves the directory listings out (for the walk to update), leaving none.
+    pub fn take_listings(&mut self) -> Listings {
+        std::mem::take(&mut self.listings)
     }
 
     /// Reads a cache file. A missing, unreadable, damaged or foreign file, or one written
@@ -447,16 +510,16 @@ pub fn decode_record(bytes: &[u8]) -> Option<ModuleRecord> {
     r.data.is_empty().then_some(record)
 }
 
-/// Encodes a cache file: header, entries sorted by path (so equal contents give equal
-/// files), directory listings sorted by path, the memo if any, CRC-32 trailer.
+/// Encodes a cache file: header, entries in the order given (module order: equal contents
+/// give equal files), directory listings sorted by path, the kept walk and the memo if any,
+/// CRC-32 trailer.
 pub fn encode<'a>(
     entries: impl Iterator<Item = CacheEntry<'a>>,
     listings: &Listings,
     memo: Option<&Memo>,
     settings: ReadSettings,
 ) -> Vec<u8> {
-    let mut entries: Vec<CacheEntry<'a>> = entries.collect();
-    entries.sort_unstable_by(|a, b| a.path.cmp(b.path));
+    let entries: Vec<CacheEntry<'a>> = entries.collect();
     let size: usize = entries
         .iter()
         .map(|e| 128 + e.path.len() + e.record.map_or(0, <[u8]>::len))
@@ -470,6 +533,7 @@ pub fn encode<'a>(
     for entry in entries {
         put_bytes(&mut out, entry.path);
         put_key(&mut out, &entry.key);
+        out.push(u8::from(entry.trusted));
         out.extend_from_slice(&entry.digest.to_le_bytes());
         match entry.record {
             None => out.push(0),
@@ -486,7 +550,15 @@ pub fn encode<'a>(
     for (path, listing) in dirs {
         put_bytes(&mut out, path);
         put_key(&mut out, &listing.key);
+        out.push(u8::from(listing.settled));
         put_bytes(&mut out, &listing.packed);
+    }
+    match &listings.walk {
+        None => out.push(0),
+        Some(walk) => {
+            out.push(1);
+            out.extend_from_slice(&walk.key.to_le_bytes());
+        }
     }
     match memo {
         None => out.push(0),
@@ -643,12 +715,15 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
     {
         return None;
     }
-    // An entry takes at least 8 (path length) + 56 (key) + 16 (digest) + 1 (flag) bytes.
-    let count = r.count(81)?;
-    let mut entries = FxHashMap::with_capacity_and_hasher(count, Default::default());
+    // An entry takes at least 8 (path length) + 56 (key) + 1 (flag) + 16 (digest) + 1 (flag)
+    // bytes.
+    let count = r.count(82)?;
+    let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
-        let path = r.bytes()?;
+        let path = r.borrowed_bytes()?;
+        let path = (r.offset_in(&bytes) - path.len(), path.len());
         let key = r.key()?;
+        let trusted = r.flag()?;
         let digest = r.u128()?;
         let record = match r.flag()? {
             false => None,
@@ -657,31 +732,41 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
                 Some((r.offset_in(&bytes) - record.len(), record.len()))
             }
         };
-        let entry = StoredEntry {
+        entries.push(StoredEntry {
+            path,
             key,
+            trusted,
             digest,
             record,
-        };
-        if entries.insert(path, entry).is_some() {
-            return None;
-        }
+        });
     }
     let rules = r.u128()?;
-    // A listing takes at least 8 (path length) + 56 (key) + 8 (entries length) bytes.
-    let count = r.count(72)?;
+    // A listing takes at least 8 (path length) + 56 (key) + 1 (flag) + 8 (entries length)
+    // bytes.
+    let count = r.count(73)?;
     let mut dirs = FxHashMap::with_capacity_and_hasher(count, Default::default());
     for _ in 0..count {
         let path = r.bytes()?;
         let key = r.key()?;
+        let settled = r.flag()?;
         let packed = r.bytes()?;
         if !DirListing::valid(&packed) {
             return None;
         }
-        if dirs.insert(path, DirListing { key, packed }).is_some() {
+        let listing = DirListing {
+            key,
+            settled,
+            packed,
+        };
+        if dirs.insert(path, listing).is_some() {
             return None;
         }
     }
-    let listings = Listings { rules, dirs };
+    let walk = match r.flag()? {
+        false => None,
+        true => Some(KeptWalk { key: r.u128()? }),
+    };
+    let listings = Listings { rules, dirs, walk };
     let memo = match r.flag()? {
         false => None,
         true => {
@@ -727,6 +812,7 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
     Some(ModuleCache {
         bytes,
         entries,
+        by_path: Default::default(),
         listings,
         memo,
     })
@@ -799,12 +885,14 @@ mod tests {
             CacheEntry {
                 path: b"/lib/modules/x/a.ko.xz",
                 key: key(1),
+                trusted: true,
                 digest: digest(&record),
                 record: Some(&record),
             },
             CacheEntry {
                 path: b"/b.ko",
                 key: key(2),
+                trusted: false,
                 digest: 7,
                 record: None,
             },
@@ -823,11 +911,20 @@ mod tests {
             b"/lib/modules/x".to_vec(),
             DirListing::new(
                 key(9),
+                true,
                 [(&b"kernel"[..], true), (b"a.ko.xz", false)].into_iter(),
             )
             .unwrap(),
         );
-        Listings { rules: 17, dirs }
+        dirs.insert(
+            b"/lib/modules/x/kernel".to_vec(),
+            DirListing::new(key(10), false, [(&b"b.ko"[..], false)].into_iter()).unwrap(),
+        );
+        Listings {
+            rules: 17,
+            dirs,
+            walk: Some(KeptWalk { key: 23 }),
+        }
     }
 
     #[test]
@@ -840,7 +937,13 @@ mod tests {
         assert_eq!(back.record(a), Some(sample_record()));
         assert_eq!(digest(back.record_bytes(a).unwrap()), a.digest);
         let b = back.entry(b"/b.ko").expect("entry b");
-        assert_eq!((b.key, b.digest), (key(2), 7));
+        assert_eq!((b.key, b.trusted, b.digest), (key(2), false, 7));
+        assert_eq!(back.entry_at(1, b"/b.ko"), Some(b));
+        assert_eq!(back.entry_at(0, b"/b.ko"), None);
+        assert_eq!(
+            back.paths().collect::<Vec<_>>(),
+            [&b"/lib/modules/x/a.ko.xz"[..], b"/b.ko"]
+        );
         assert_eq!(back.record(b), None);
         assert_eq!(back.memo(), Some(&sample_memo()));
         assert_eq!(back.listings(), &sample_listings());
@@ -852,6 +955,7 @@ mod tests {
                     CacheEntry {
                         path,
                         key: entry.key,
+                        trusted: entry.trusted,
                         digest: entry.digest,
                         record: back.record_bytes(entry),
                     }

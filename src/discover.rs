@@ -258,10 +258,12 @@ pub struct ListingCache<'a> {
 pub struct SearchResult {
     /// The registered modules.
     pub registry: Registry,
-    /// The plain listings of settled directories, by path (with a [`ListingCache`] only).
+    /// The plain listings of the directories walked, by path (with a [`ListingCache`] only).
     pub listings: FxHashMap<Vec<u8>, DirListing>,
     /// How many of them were read rather than reused.
     pub listings_read: usize,
+    /// Whether some directory walked has no listing in `listings`.
+    pub unlisted: bool,
 }
 
 /// Walk the module directory and the external directories, registering candidates (§3.1).
@@ -389,18 +391,19 @@ impl Listing {
             // Reading it fails the same way, with the error kmod's walk reports.
             return Listing::read(rules, read_dir()?, prefix, None, None);
         };
-        let dir_key = handle
-            .stat()
-            .ok()
-            .map(|stat| stat.key)
-            .filter(|key| key.is_settled(cache.started));
-        let known =
-            dir_key.and_then(|key| cache.known?.get(path).filter(|listing| listing.key == key));
+        let dir_key = handle.stat().ok().map(|stat| stat.key);
+        let known = dir_key.and_then(|key| {
+            cache
+                .known?
+                .get(path)
+                .filter(|listing| listing.settled && listing.key == key)
+        });
         if let Some(known) = known {
             if let Some(listing) = Listing::reuse(rules, known, prefix, &handle) {
                 return Ok(listing);
             }
         }
+        let dir_key = dir_key.map(|key| (key, key.is_settled(cache.started)));
         Listing::read(rules, read_dir()?, prefix, dir_key, Some(&handle))
     }
 
@@ -436,12 +439,13 @@ impl Listing {
     }
 
     /// Lists `entries` (the directory `prefix`, open as `dir` if held) and its
-    /// subdirectories. With `dir_key` (the directory's settled key) a plain listing is kept.
+    /// subdirectories. With `dir_key` (the directory's key, and whether it has settled) a
+    /// plain listing is kept.
     fn read(
         rules: ListRules<'_>,
         entries: std::fs::ReadDir,
         prefix: &[u8],
-        dir_key: Option<FileKey>,
+        dir_key: Option<(FileKey, bool)>,
         dir: Option<&DirHandle>,
     ) -> std::io::Result<Listing> {
         let ListRules { config, gzip, .. } = rules;
@@ -455,14 +459,9 @@ impl Listing {
             };
             let name = entry.file_name();
             let name = name.as_bytes();
-            if is_excluded(config, name) {
-                continue;
-            }
-            let kind = match entry.file_type() {
-                Ok(t) if t.is_file() => {
-                    if !has_module_extension(name, gzip) {
-                        continue;
-                    }
+            let kind = match classify(config, gzip, name, entry.file_type()) {
+                EntryClass::Skipped => continue,
+                EntryClass::Module => {
                     // A regular file: its own `stat` (relative to the open directory) is
                     // the one a read through the path sees.
                     let key = keys
@@ -472,8 +471,8 @@ impl Listing {
                     plain &= key.is_some();
                     ListedKind::Module(key)
                 }
-                Ok(t) if t.is_dir() => ListedKind::Pending,
-                _ => {
+                EntryClass::Dir => ListedKind::Pending,
+                EntryClass::Other => {
                     plain = false;
                     match std::fs::metadata(OsStr::from_bytes(&bmsg!(prefix, name))) {
                         Err(err) => ListedKind::StatFailed(err),
@@ -493,12 +492,12 @@ impl Listing {
                 kind,
             });
         }
-        let kept = dir_key.filter(|_| plain).and_then(|key| {
+        let kept = dir_key.filter(|_| plain).and_then(|(key, settled)| {
             let entries = listed.iter().map(|entry| {
                 let is_dir = matches!(entry.kind, ListedKind::Pending);
                 (entry.name.as_slice(), is_dir)
             });
-            Some((DirListing::new(key, entries)?, true))
+            Some((DirListing::new(key, settled, entries)?, true))
         });
         let mut listing = Listing {
             entries: listed,
@@ -523,6 +522,66 @@ impl Listing {
             }
         });
     }
+}
+
+/// What the walk makes of a directory entry from its name and its type as the directory
+/// reports it.
+enum EntryClass {
+    /// Excluded by name, or a regular file without a module extension.
+    Skipped,
+    /// A regular file with a module extension.
+    Module,
+    /// A subdirectory.
+    Dir,
+    /// Anything else (a symbolic link, an unknown type): the walk `stat`s it.
+    Other,
+}
+
+fn classify(
+    config: &Config,
+    gzip: bool,
+    name: &[u8],
+    file_type: std::io::Result<std::fs::FileType>,
+) -> EntryClass {
+    if is_excluded(config, name) {
+        return EntryClass::Skipped;
+    }
+    match file_type {
+        Ok(t) if t.is_file() => match has_module_extension(name, gzip) {
+            true => EntryClass::Module,
+            false => EntryClass::Skipped,
+        },
+        Ok(t) if t.is_dir() => EntryClass::Dir,
+        _ => EntryClass::Other,
+    }
+}
+
+/// The listing the walk would keep for the directory at `path`, listed now while its key
+/// is `key` (`settled` or not): `None` if it cannot be read or is not plain (see
+/// [`ListingCache`]).
+pub fn plain_listing(
+    config: &Config,
+    gzip: bool,
+    path: &[u8],
+    key: FileKey,
+    settled: bool,
+) -> Option<DirListing> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(OsStr::from_bytes(path)).ok()? {
+        let entry = entry.ok()?;
+        let name = entry.file_name();
+        let is_dir = match classify(config, gzip, name.as_bytes(), entry.file_type()) {
+            EntryClass::Skipped => continue,
+            EntryClass::Module => false,
+            EntryClass::Dir => true,
+            EntryClass::Other => return None,
+        };
+        names.push((name, is_dir));
+    }
+    let entries = names
+        .iter()
+        .map(|(name, is_dir)| (name.as_bytes(), *is_dir));
+    DirListing::new(key, settled, entries)
 }
 
 /// The `S_IFMT` bits kmod prints for an unsupported file type.
@@ -558,11 +617,14 @@ impl Walk<'_> {
             dirname,
             diag,
         } = *self;
-        if let Some((kept, read)) = listing.kept {
-            result.listings_read += usize::from(read);
-            result
-                .listings
-                .insert(prefix[..prefix.len() - 1].to_vec(), kept);
+        match listing.kept {
+            Some((kept, read)) => {
+                result.listings_read += usize::from(read);
+                result
+                    .listings
+                    .insert(prefix[..prefix.len() - 1].to_vec(), kept);
+            }
+            None => result.unlisted = true,
         }
         let fd_text = fd.to_string();
         for Listed { name, kind } in listing.entries {
@@ -578,14 +640,17 @@ impl Walk<'_> {
                 ListedKind::Dir(Ok(sub)) => {
                     self.replay(result, sub, bmsg!(prefix, name, "/"), fd + 1)
                 }
-                ListedKind::Dir(Err(err)) => diag.error(bmsg!(
-                    "openat(",
-                    fd_text,
-                    ", ",
-                    name,
-                    ", O_RDONLY): ",
-                    strerror(&err)
-                )),
+                ListedKind::Dir(Err(err)) => {
+                    result.unlisted = true;
+                    diag.error(bmsg!(
+                        "openat(",
+                        fd_text,
+                        ", ",
+                        name,
+                        ", O_RDONLY): ",
+                        strerror(&err)
+                    ))
+                }
                 ListedKind::StatFailed(err) => diag.error(bmsg!(
                     "fstatat(",
                     fd_text,

@@ -29,6 +29,8 @@
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
 //! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
 //! * [`testgen`] — random module trees from a seed, for conformance tests against real kmod.
+//! * [`cache`], [`memo`], [`kept_walk`] — `--cache`: what was read from each module, the
+//!   last run's outputs, and the last walk's outcome, each checked before it is trusted.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
@@ -43,6 +45,7 @@ pub mod fgets;
 pub mod fs_at;
 pub mod graph;
 pub mod index;
+pub mod kept_walk;
 pub mod memo;
 pub mod module;
 pub mod names;

@@ -19,20 +19,20 @@ use rayon::prelude::*;
 use crate::bmsg;
 use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
 use crate::cache::{
-    self, Digest, Listings, Memo, ModuleCache, ModuleRecord, OutputDigest, ReadSettings, RecordRef,
+    self, Digest, KeptWalk, Listings, Memo, ModuleCache, ModuleRecord, OutputDigest, ReadSettings,
+    RecordRef,
 };
 use crate::cli::Options;
 use crate::compat::KmodVersion;
 use crate::config::{default_config_dirs, load_config, Config};
 use crate::diag::{strerror, Diag, Level};
-use crate::discover::{
-    self, has_module_extension, DiscoveredModule, ListingCache, Registry, SearchResult,
-};
+use crate::discover::{self, has_module_extension, DiscoveredModule, ListingCache, Registry};
 use crate::graph::{
     all_sorted_dependencies, report_cycles, resolve, topological_index, ExportedSymbol,
     ModuleSymbols, ResolveMessages, ResolveOptions, TopoResult,
 };
 use crate::index::{IndexBuilder, IndexError, NodeOrder, PreparedIndex};
+use crate::kept_walk;
 use crate::memo::{self, DigestWriter, RunInputs};
 use crate::order::{
     apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
@@ -377,46 +377,42 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     };
     // Taken before any module file is examined (see `FileKey::is_settled`).
     let started = cache::now_ns();
-    let cache = cache_file
+    let mut cache = cache_file
         .as_deref()
         .map(|file| ModuleCache::load(file, settings));
     timer.stage("start, load cache");
     let (kernel_symbols, print_unknown) = load_kernel_symbols(options, &diag)?;
-    let ((search, listings), config) = if all {
-        let listing_cache = cache.as_ref().map(|cache| (cache.listings(), started));
-        let (found, config) =
-            discover_tree(options, &kversion, &dirs.dirname, listing_cache, &diag)?;
-        (found, Some(config))
+    let Discovered {
+        modules,
+        walk,
+        config,
+    } = if all {
+        let cache = cache.as_mut().map(|cache| (cache, started));
+        discover_tree(options, &kversion, &dirs.dirname, cache, &mut timer, &diag)?
     } else {
         let registry =
             discover::from_file_list(&files, &dirs.dirname, version, &diag).map_err(|err| {
                 diag.fatal(err.message());
                 Exit(EXIT_FAILURE)
             })?;
-        let search = SearchResult {
-            registry,
-            ..SearchResult::default()
-        };
-        ((search, Listings::default()), None)
+        timer.stage("configuration and walk");
+        let (modules, _) = order_modules(registry, version, &dirs.dirname, &diag)?;
+        timer.stage("order");
+        let stored = cache.as_mut().map(ModuleCache::take_listings);
+        Discovered {
+            modules,
+            walk: WalkListings {
+                listings: Listings::default(),
+                changed: stored.is_some_and(|stored| stored != Listings::default()),
+            },
+            config: None,
+        }
     };
-    let listings_read = search.listings_read;
-    timer.stage("configuration and walk");
-    timer.note(&format!(
-        "{} directory listings kept, {} of them read",
-        listings.dirs.len(),
-        listings_read
-    ));
-    let modules = order_modules(search.registry, version, &dirs.dirname, &diag)?;
-    timer.stage("order");
     let printed_before = crate::diag::printed_count();
     let progress = Progress::start("reading modules", modules.len(), options.verbose);
-    let mut cached = cache_file.zip(cache).map(|(file, cache)| {
-        let walk = WalkListings {
-            listings,
-            read: listings_read,
-        };
-        CachedReads::examine(file, cache, walk, settings, started, &modules)
-    });
+    let mut cached = cache_file
+        .zip(cache)
+        .map(|(file, cache)| CachedReads::examine(file, cache, walk, settings, started, &modules));
     timer.stage("check cache");
     // The memo is for runs that write files and print nothing (see `crate::memo`).
     let memo_wanted = !options.dry_run && options.verbose == 0;
@@ -916,17 +912,27 @@ fn load_kernel_symbols(
     Ok((Some(symbols), options.errsyms))
 }
 
-/// All mode: read the configuration and walk the tree. With `--cache` (the listings of the
-/// last run and the run's start), every module is `stat`ed and unchanged directories are
-/// listed from the cache; the listings to keep come back with the rules they were made
-/// under.
+/// What discovery hands on: the modules in kmod's order, the listings to keep (with
+/// `--cache`) and the configuration (all mode).
+struct Discovered {
+    modules: Vec<DiscoveredModule>,
+    walk: WalkListings,
+    config: Option<Config>,
+}
+
+/// All mode: read the configuration, walk the tree and order the modules. With `--cache`
+/// (the cache and the run's start), every module is `stat`ed, unchanged directories are
+/// listed from the cache, and when no directory changed since the last walk its outcome is
+/// taken again without walking (see [`crate::kept_walk`]); the listings to keep come back
+/// with the rules they were made under.
 fn discover_tree(
     options: &Options,
     kversion: &[u8],
     dirname: &[u8],
-    listing_cache: Option<(&Listings, i128)>,
+    cache: Option<(&mut ModuleCache, i128)>,
+    timer: &mut StageTimer,
     diag: &Diag,
-) -> Result<((SearchResult, Listings), Config), Exit> {
+) -> Result<Discovered, Exit> {
     let config_paths: Vec<PathBuf> = if options.config.is_empty() {
         default_config_dirs(options.compat)
     } else {
@@ -938,29 +944,119 @@ fn discover_tree(
         .field(format!("{config:?}").as_bytes())
         .field(&[u8::from(options.gzip)])
         .finish();
-    let cache = listing_cache.map(|(known, started)| ListingCache {
+    let started = cache.as_ref().map_or(0, |(_, started)| *started);
+    let (cache, mut stored) = match cache {
+        Some((cache, _)) => {
+            let listings = cache.take_listings();
+            (Some(&*cache), Some(listings))
+        }
+        None => (None, None),
+    };
+    // Debug messages of the walk are not replayed, so a verbose run walks.
+    if let Some((known, cache)) = stored.as_mut().zip(cache).filter(|_| options.verbose == 0) {
+        let found = take_kept_walk(options, dirname, &config, rules, started, known, cache);
+        if let Some(found) = found {
+            timer.stage("configuration and walk");
+            timer.note(&format!(
+                "last walk taken again, {} directory listings read",
+                found.relisted
+            ));
+            let listings = stored.unwrap_or_default();
+            return Ok(Discovered {
+                modules: found.modules,
+                walk: WalkListings {
+                    listings,
+                    changed: found.changed,
+                },
+                config: Some(config),
+            });
+        }
+    }
+
+    let printed_before = crate::diag::printed_count();
+    let listing_cache = stored.as_ref().map(|known| ListingCache {
         known: (known.rules == rules).then_some(&known.dirs),
         started,
     });
-    let mut search =
-        discover::search(&config, dirname, options.gzip, cache, diag).map_err(|err| {
+    let mut search = discover::search(&config, dirname, options.gzip, listing_cache, diag)
+        .map_err(|err| {
             diag.fatal(format!("could not search modules: {err}"));
             Exit(EXIT_FAILURE)
         })?;
-    let listings = Listings {
+    timer.stage("configuration and walk");
+    timer.note(&format!(
+        "{} directory listings kept, {} of them read",
+        search.listings.len(),
+        search.listings_read
+    ));
+    let (modules, order_file) = order_modules(search.registry, options.compat, dirname, diag)?;
+    timer.stage("order");
+    let mut listings = Listings {
         rules,
         dirs: std::mem::take(&mut search.listings),
+        walk: None,
     };
-    Ok(((search, listings), config))
+    if stored.is_some() && !search.unlisted && crate::diag::printed_count() == printed_before {
+        let key = kept_walk_key(rules, dirname, options.compat, order_file.as_deref());
+        listings.walk = Some(KeptWalk { key });
+    }
+    let changed = stored.as_ref() != Some(&listings);
+    Ok(Discovered {
+        modules,
+        walk: WalkListings { listings, changed },
+        config: Some(config),
+    })
+}
+
+/// The key of a kept walk: everything besides the listings that the module list depends on.
+fn kept_walk_key(
+    rules: Digest,
+    dirname: &[u8],
+    version: KmodVersion,
+    order_file: Option<&[u8]>,
+) -> Digest {
+    RunInputs::new()
+        .field(b"kept walk")
+        .digest(rules)
+        .field(dirname)
+        .field(&version.number().to_le_bytes())
+        .optional(order_file)
+        .finish()
+}
+
+/// The last walk's outcome, if it still holds (see [`crate::kept_walk`]).
+fn take_kept_walk(
+    options: &Options,
+    dirname: &[u8],
+    config: &Config,
+    rules: Digest,
+    started: i128,
+    known: &mut Listings,
+    cache: &ModuleCache,
+) -> Option<kept_walk::Rewalk> {
+    if known.rules != rules || known.walk.is_none() {
+        return None;
+    }
+    let order_path = bmsg!(dirname, "/modules.order");
+    let order_file = memo::read_optional(Path::new(OsStr::from_bytes(&order_path))).ok()?;
+    let inputs = kept_walk::RewalkInputs {
+        config,
+        gzip: options.gzip,
+        dirname,
+        key: kept_walk_key(rules, dirname, options.compat, order_file.as_deref()),
+        started,
+    };
+    kept_walk::rewalk(&inputs, known, cache)
 }
 
 /// kmod's module array: hash order, then `modules.order` (§4).
+/// Returns the modules and the bytes of `modules.order` when it was read.
 fn order_modules(
     registry: Registry,
     version: KmodVersion,
     dirname: &[u8],
     diag: &Diag,
-) -> Result<Vec<DiscoveredModule>, Exit> {
+) -> Result<(Vec<DiscoveredModule>, Option<Vec<u8>>), Exit> {
     let mut modules = registry.into_modules();
     sort_hash_order(&mut modules, MODULE_BUCKETS, |m| &m.modname);
     if version.limits_module_count() && modules.len() >= 65535 {
@@ -970,8 +1066,8 @@ fn order_modules(
     let mut messages = Messages::default();
     let order_file = read_input(dirname, "modules.order", &mut messages);
     messages.flush(diag);
-    if let Some(data) = order_file {
-        match parse_modules_order(&data) {
+    if let Some(data) = &order_file {
+        match parse_modules_order(data) {
             OrderFile::Lines(lines) => {
                 apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
             }
@@ -983,7 +1079,7 @@ fn order_modules(
             )),
         }
     }
-    Ok(modules)
+    Ok((modules, order_file))
 }
 
 impl LoadedModule {

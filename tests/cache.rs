@@ -480,3 +480,99 @@ fn runs_with_messages_are_never_kept() {
     inodes.dedup();
     assert_eq!(inodes.len(), 3, "every run rewrote the files: {inodes:?}");
 }
+
+impl Tree {
+    /// Runs depmod-rs with the cache into `out` and reports whether it took the last walk's
+    /// outcome again instead of walking (from its stage timings); the files must be those of
+    /// a run without the cache.
+    fn run_kept(&self, out: &Path, what: &str) -> bool {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
+        cmd.arg("-b")
+            .arg(self.root())
+            .arg("-C")
+            .arg(self.root().join("conf"))
+            .arg("-o")
+            .arg(out)
+            .arg("--cache")
+            .arg(self.cache())
+            .arg(KVER)
+            .env("DEPMOD_RS_TIMINGS", "1");
+        let result = cmd.output().unwrap();
+        assert_eq!(result.status.code(), Some(0), "{what}");
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        assert!(
+            stderr.lines().all(|line| line.starts_with("timing: ")),
+            "{what}: {stderr}"
+        );
+        let (_, _, plain) = self.run(false);
+        let mut files = BTreeMap::new();
+        for name in plain.keys() {
+            let path = out.join("lib/modules").join(KVER).join(name);
+            files.insert(name.clone(), std::fs::read(path).unwrap());
+        }
+        assert_eq!(files, plain, "{what}");
+        stderr.contains("last walk taken again")
+    }
+}
+
+#[test]
+fn the_last_walk_is_taken_again_only_while_it_holds() {
+    let tree = clean_tree();
+    let order: Vec<String> = (0..6)
+        .flat_map(|n| {
+            [
+                format!("kernel/u/user{n}.ko"),
+                format!("kernel/p/provider{n}.ko"),
+            ]
+        })
+        .collect();
+    let write_order = |lines: &[String]| {
+        let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+        std::fs::write(tree.moddir().join("modules.order"), text).unwrap();
+    };
+    write_order(&order);
+    let out = tree.root().join("out");
+    let_files_settle();
+    assert!(!tree.run_kept(&out, "cold"), "a cold run walks");
+    assert!(tree.run_kept(&out, "warm"), "nothing changed");
+
+    // Replaced through a rename: the directory changed but lists the same names.
+    let tmp = tree.moddir().join("kernel/p/.provider2.tmp");
+    std::fs::write(&tmp, xz(&provider(2, "pci:v000000EEd*").to_elf())).unwrap();
+    std::fs::rename(&tmp, tree.moddir().join("kernel/p/provider2.ko.xz")).unwrap();
+    assert!(tree.run_kept(&out, "replaced"), "same names, same walk");
+    assert!(
+        tree.run_kept(&out, "replaced, again"),
+        "still the same walk"
+    );
+
+    // Every other change of what the walk finds, or of the order, means walking again.
+    let mut reversed = order.clone();
+    reversed.reverse();
+    write_order(&reversed);
+    assert!(!tree.run_kept(&out, "modules.order changed"));
+    assert!(tree.run_kept(&out, "modules.order kept"));
+    tree.module("kernel/p/provider6.ko.xz", &provider(6, "pci:v00000006d*"));
+    assert!(!tree.run_kept(&out, "module added"));
+    std::fs::remove_file(tree.moddir().join("kernel/u/user1.ko")).unwrap();
+    assert!(!tree.run_kept(&out, "module removed"));
+    tree.module("kernel/new/user7.ko", &user(7));
+    assert!(!tree.run_kept(&out, "directory added"));
+    std::fs::rename(
+        tree.moddir().join("kernel/u/user2.ko"),
+        tree.moddir().join("kernel/new/user2.ko"),
+    )
+    .unwrap();
+    assert!(!tree.run_kept(&out, "module moved"));
+    std::fs::rename(
+        tree.moddir().join("kernel/u/user3.ko"),
+        tree.moddir().join("kernel/u/user3.ko.tmp"),
+    )
+    .unwrap();
+    assert!(!tree.run_kept(&out, "module renamed away"));
+    assert!(tree.run_kept(&out, "after the changes, nothing changed"));
+    std::fs::write(tree.root().join("conf/extra.conf"), "exclude p\n").unwrap();
+    assert!(!tree.run_kept(&out, "configuration changed"));
+    let_files_settle();
+    assert!(tree.run_kept(&out, "settled"));
+}

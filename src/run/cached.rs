@@ -56,8 +56,8 @@ struct FreshRead {
 pub(super) struct WalkListings {
     /// The listings and the rules they were made under.
     pub listings: Listings,
-    /// How many of them were read rather than taken from the cache.
-    pub read: usize,
+    /// Whether they differ from the cache's.
+    pub changed: bool,
 }
 
 /// The cache-backed read stage of one run.
@@ -138,12 +138,16 @@ impl CachedReads {
                     .or_else(|| FileKey::of(Path::new(OsStr::from_bytes(&module.path))))
             })
             .collect();
+        // The entries are in the last run's module order: usually this run's.
         let unchanged: Vec<Option<StoredEntry>> = modules
             .iter()
             .zip(&keys)
-            .map(|(module, key)| match (key, cache.entry(&module.path)) {
-                (Some(key), Some(entry)) if entry.key == *key => Some(*entry),
-                _ => None,
+            .enumerate()
+            .map(|(at, (module, key))| {
+                let entry = cache
+                    .entry_at(at, &module.path)
+                    .or_else(|| cache.entry(&module.path))?;
+                (entry.trusted && Some(entry.key) == *key).then_some(*entry)
             })
             .collect();
         let to_read: Vec<usize> = read_schedule(modules)
@@ -343,43 +347,41 @@ impl CachedReads {
         &self.summaries
     }
 
-    /// Rewrites the cache file with an entry for every module read without error whose key
-    /// has settled, and `memo` — unless that is exactly what the file holds already. A failure
-    /// to write is a warning.
+    /// Rewrites the cache file with an entry for every module, in module order (trusted
+    /// when it was read without error and its key has settled), and `memo` — unless that is
+    /// exactly what the file holds already. A failure to write is a warning.
     pub fn save(&self, modules: &[DiscoveredModule], memo: Option<&Memo>, diag: &Diag) {
         let mut reused = 0;
         let mut fresh = 0;
         let entries: Vec<CacheEntry<'_>> = modules
             .iter()
             .zip(&self.examined)
-            .filter_map(|(module, examined)| match examined {
+            .map(|(module, examined)| match examined {
                 Examined::Unchanged(entry) => {
                     reused += 1;
-                    Some(CacheEntry {
+                    CacheEntry {
                         path: &module.path,
                         key: entry.key,
+                        trusted: true,
                         digest: entry.digest,
                         record: self.cache.record_bytes(entry),
-                    })
+                    }
                 }
                 Examined::Read(read) => {
-                    let key = read.key.filter(|k| read.ok && k.is_settled(self.started))?;
                     fresh += 1;
-                    Some(CacheEntry {
+                    CacheEntry {
                         path: &module.path,
-                        key,
+                        key: read.key.unwrap_or_default(),
+                        trusted: read.ok && read.key.is_some_and(|k| k.is_settled(self.started)),
                         digest: read.digest,
-                        record: read.record.as_deref(),
-                    })
+                        record: read.record.as_deref().filter(|_| read.ok),
+                    }
                 }
             })
             .collect();
-        let stored = self.cache.listings();
         let same = fresh == 0
             && reused == self.cache.len()
-            && self.walk.read == 0
-            && self.walk.listings.rules == stored.rules
-            && self.walk.listings.dirs.len() == stored.dirs.len()
+            && !self.walk.changed
             && memo == self.cache.memo();
         if same {
             return;

@@ -5,7 +5,7 @@
 //! imports (the frame) and, per module, its record digests, the digest of its direct
 //! dependencies and the length of its lines in `modules.alias`. When this run's frame is the
 //! same, the symbol table is the same, so a changed module's imports are resolved against
-//! the table `modules.symbols` lists; when each gives the dependencies it had, every index
+//! the table `modules.symbols.bin` holds; when each gives the dependencies it had, every index
 //! file but the two alias files is still right, and so are the alias files' entries of every
 //! module whose record is unchanged. The changed modules' old aliases are read back from
 //! `modules.alias` (their lines are where the lengths say), their lines are replaced, and
@@ -20,15 +20,15 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::cache::{digest, Digest, MemoBase, OutputDigest};
 use crate::discover::DiscoveredModule;
 use crate::graph::{direct_dependencies, import_lookup_name, ImportTable};
-use crate::index::IndexPatch;
+use crate::index::{Index, IndexPatch};
 use crate::memo;
 use crate::names::normalize_alias;
-use crate::output::text::{append_alias_lines, ALIAS_HEADER, SYMBOLS_HEADER};
+use crate::output::text::{append_alias_lines, ALIAS_HEADER};
 use crate::publish::Publisher;
 
 const ALIAS: &str = "modules.alias";
 const ALIAS_BIN: &str = "modules.alias.bin";
-const SYMBOLS: &str = "modules.symbols";
+const SYMBOLS_BIN: &str = "modules.symbols.bin";
 
 /// A module whose record changed: its position and name, its new aliases and imports.
 pub(super) struct ChangedModule<'a> {
@@ -47,39 +47,37 @@ pub(super) fn dependencies_digest(deps: &[usize]) -> Digest {
     digest(&bytes)
 }
 
-/// The module owners of the names in `wanted` from the symbol table `modules.symbols`
-/// lists: name → module position.
-fn symbol_owners<'s>(
-    text: &'s [u8],
-    wanted: &FxHashSet<&[u8]>,
+/// The module owners of the names in `wanted`, looked up in `modules.symbols.bin` (`index`,
+/// whose digest is the one the memo's run wrote): name → module position (the value's
+/// priority, checked against the module's name).
+fn symbol_owners<'w>(
+    index: &[u8],
+    wanted: &FxHashSet<&'w [u8]>,
     modules: &[DiscoveredModule],
-) -> Result<FxHashMap<&'s [u8], usize>, NoDelta> {
-    let body = text.strip_prefix(SYMBOLS_HEADER).ok_or(NoDelta)?;
+) -> Result<FxHashMap<&'w [u8], usize>, NoDelta> {
+    let index = Index::from_known(index)?;
     let mut owners = FxHashMap::default();
-    for line in body.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
-        let rest = line.strip_prefix(b"alias symbol:").ok_or(NoDelta)?;
-        let space = memchr::memrchr(b' ', rest).ok_or(NoDelta)?;
-        let (name, owner) = (&rest[..space], &rest[space + 1..]);
-        if wanted.contains(name) {
-            owners.insert(name, owner);
+    let mut key = Vec::new();
+    for &name in wanted {
+        if name.contains(&0) {
+            return Err(NoDelta);
+        }
+        key.clear();
+        key.extend_from_slice(b"symbol:");
+        key.extend_from_slice(name);
+        if let Some(found) = index.lookup_exact(&key)? {
+            let owner = found.priority as usize;
+            match modules.get(owner) {
+                Some(module) if module.modname == found.value => owners.insert(name, owner),
+                _ => return Err(NoDelta),
+            };
         }
     }
-    if owners.is_empty() {
-        return Ok(FxHashMap::default());
-    }
-    let by_name: FxHashMap<&[u8], usize> = modules
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.modname.as_slice(), i))
-        .collect();
-    owners
-        .into_iter()
-        .map(|(name, owner)| Ok((name, *by_name.get(owner).ok_or(NoDelta)?)))
-        .collect()
+    Ok(owners)
 }
 
 /// Whether each changed module's imports give the dependencies it had, resolved against the
-/// symbol table of `symbols` (the old `modules.symbols`).
+/// symbol table of `symbols` (the old `modules.symbols.bin`).
 fn dependencies_kept(
     symbols: &[u8],
     old: &MemoBase,
@@ -185,8 +183,11 @@ pub(super) fn update_alias_files(
         fsync,
     } = update;
     let position = |name: &str| outputs.iter().position(|f| f.name == name).ok_or(NoDelta);
-    let (text_at, bin_at, symbols_at) =
-        (position(ALIAS)?, position(ALIAS_BIN)?, position(SYMBOLS)?);
+    let (text_at, bin_at, symbols_at) = (
+        position(ALIAS)?,
+        position(ALIAS_BIN)?,
+        position(SYMBOLS_BIN)?,
+    );
     let read = |at: usize| memo::read_intact(outdir, &outputs[at]).ok_or(NoDelta);
     let files_except = |skipped: &[usize]| -> Vec<OutputDigest> {
         (0..outputs.len())

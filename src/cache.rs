@@ -32,12 +32,14 @@
 //!
 //! The cache file also records the format version, the depmod-rs release that wrote it, the
 //! kmod release whose reading rules applied and whether gzip decoding was on; any difference
-//! discards the whole cache. The
-//! file ends with a CRC-32 of everything before it: a truncated, partly written or
-//! otherwise damaged cache fails the check and is ignored (and rewritten), so it can cost
-//! time but never change the output. It is written to a temporary file in the same
-//! directory and renamed over the old one, so readers see the old or the new cache, never a
-//! mix.
+//! discards the whole cache. The file ends with a CRC-32 of everything before it: a
+//! truncated, partly written or otherwise damaged cache fails the check and is ignored (and
+//! rewritten), so it can cost time but never change the output. It is written to a
+//! temporary file in the same directory and renamed over the old one, so readers see the old
+//! or the new cache, never a mix — except when only the memo changed: then the memo, the
+//! last part of the file, is written in place ([`rewrite_memo_in_place`]), and a reader that
+//! sees part of it finds the checksum wrong (the memo is checked against the run's inputs
+//! and files before it is trusted in any case, see [`crate::memo`]).
 
 use rustc_hash::FxHashMap;
 use std::io::Write;
@@ -349,6 +351,11 @@ pub struct ModuleCache {
     entries: Vec<StoredEntry>,
     by_path: std::sync::OnceLock<FxHashMap<Vec<u8>, usize>>,
     listings: Listings,
+    /// Where the entries, listings and kept walk lie in `bytes` (for
+    /// [`encode_keeping_modules`]), if loaded from a file.
+    modules_section: Option<(usize, usize)>,
+    /// The device and inode of the file it was loaded from.
+    file_id: Option<(u64, u64)>,
     memo: Option<Memo>,
 }
 
@@ -427,11 +434,50 @@ impl ModuleCache {
     /// Reads a cache file. A missing, unreadable, damaged or foreign file, or one written
     /// under other settings, gives an empty cache: the cache can only save work.
     pub fn load(path: &Path, settings: ReadSettings) -> ModuleCache {
-        std::fs::read(path)
-            .ok()
-            .and_then(|bytes| decode(bytes, settings))
-            .unwrap_or_default()
+        let load = || -> Option<ModuleCache> {
+            let mut file = std::fs::File::open(path).ok()?;
+            let meta = file.metadata().ok()?;
+            let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
+            std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+            let mut cache = decode(bytes, settings)?;
+            cache.file_id = Some((meta.dev(), meta.ino()));
+            Some(cache)
+        };
+        load().unwrap_or_default()
     }
+}
+
+/// Writes `bytes`, made by [`encode_keeping_modules`] from `kept` (loaded from `path`), over
+/// the file in place from the end of its modules section on: only the memo and the
+/// checksum are written. Returns `Ok(false)`, writing nothing, when `path` is no longer the
+/// file `kept` was loaded from.
+///
+/// Replacing the whole file would cost more than the rest of the save: a new file of the
+/// cache's size is written, and the old one freed. Readers are protected by the checksum
+/// instead of by the rename: one that reads the file while it is written, or after a crash
+/// midway, finds a checksum that does not match, and ignores the cache (which only costs
+/// time). Writers only ever write a file's memo this way, at the same offset, since every
+/// writer that loaded this file has the same modules section.
+pub fn rewrite_memo_in_place(
+    path: &Path,
+    kept: &ModuleCache,
+    bytes: &[u8],
+) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let (Some(loaded), Some((_, end))) = (kept.file_id, kept.modules_section) else {
+        return Ok(false);
+    };
+    if bytes.get(..end) != kept.bytes.get(..end) {
+        return Ok(false);
+    }
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || (meta.dev(), meta.ino()) != loaded {
+        return Ok(false);
+    }
+    file.write_all_at(&bytes[end..], end as u64)?;
+    file.set_len(bytes.len() as u64)?;
+    Ok(true)
 }
 
 /// Writes cache bytes to `path` atomically (temporary file in the same directory, then
@@ -525,33 +571,65 @@ pub fn encode<'a>(
         .map(|e| 128 + e.path.len() + e.record.map_or(0, <[u8]>::len))
         .sum();
     let mut out = Vec::with_capacity(64 + size);
+    put_header(&mut out, settings);
+    put_modules_section(&mut out, entries, listings);
+    put_memo(&mut out, memo);
+    let crc = crc32fast::hash(&out);
+    put_u32(&mut out, crc);
+    out
+}
+
+/// Encodes a cache file whose modules section (entries, listings, kept walk) is `kept`'s,
+/// byte for byte, with `memo`: when only the memo changed, nothing else is encoded again.
+/// `None` if `kept` was not loaded from a file.
+pub fn encode_keeping_modules(
+    kept: &ModuleCache,
+    memo: Option<&Memo>,
+    settings: ReadSettings,
+) -> Option<Vec<u8>> {
+    let (start, end) = kept.modules_section?;
+    let section = kept.bytes.get(start..end)?;
+    let mut out = Vec::with_capacity(64 + section.len() + 64 * kept.len());
+    put_header(&mut out, settings);
+    out.extend_from_slice(section);
+    put_memo(&mut out, memo);
+    let crc = crc32fast::hash(&out);
+    put_u32(&mut out, crc);
+    Some(out)
+}
+
+fn put_header(out: &mut Vec<u8>, settings: ReadSettings) {
     out.extend_from_slice(MAGIC);
-    put_u32(&mut out, FORMAT_VERSION);
-    put_u32(&mut out, settings.tag());
-    put_bytes(&mut out, WRITER);
-    put_u64(&mut out, entries.len() as u64);
+    put_u32(out, FORMAT_VERSION);
+    put_u32(out, settings.tag());
+    put_bytes(out, WRITER);
+}
+
+/// The entries, the listings and the kept walk.
+fn put_modules_section(out: &mut Vec<u8>, entries: Vec<CacheEntry<'_>>, listings: &Listings) {
+    put_u64(out, entries.len() as u64);
     for entry in entries {
-        put_bytes(&mut out, entry.path);
-        put_key(&mut out, &entry.key);
+        put_bytes(out, entry.path);
+        put_key(out, &entry.key);
         out.push(u8::from(entry.trusted));
         out.extend_from_slice(&entry.digest.to_le_bytes());
         match entry.record {
             None => out.push(0),
             Some(record) => {
                 out.push(1);
-                put_bytes(&mut out, record);
+                put_bytes(out, record);
             }
         }
     }
     out.extend_from_slice(&listings.rules.to_le_bytes());
     let mut dirs: Vec<(&Vec<u8>, &DirListing)> = listings.dirs.iter().collect();
     dirs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    put_u64(&mut out, dirs.len() as u64);
+    put_u64(out, dirs.len() as u64);
     for (path, listing) in dirs {
-        put_bytes(&mut out, path);
-        put_key(&mut out, &listing.key);
+        put_bytes(out, path);
+        put_key(out, &listing.key);
         out.push(u8::from(listing.settled));
-        put_bytes(&mut out, &listing.packed);
+        put_bytes(out, &listing.packed);
     }
     match &listings.walk {
         None => out.push(0),
@@ -560,15 +638,18 @@ pub fn encode<'a>(
             out.extend_from_slice(&walk.key.to_le_bytes());
         }
     }
+}
+
+fn put_memo(out: &mut Vec<u8>, memo: Option<&Memo>) {
     match memo {
         None => out.push(0),
         Some(memo) => {
             out.push(1);
             out.extend_from_slice(&memo.inputs.to_le_bytes());
-            put_u64(&mut out, memo.outputs.len() as u64);
+            put_u64(out, memo.outputs.len() as u64);
             for file in &memo.outputs {
-                put_bytes(&mut out, file.name.as_bytes());
-                put_u64(&mut out, file.size);
+                put_bytes(out, file.name.as_bytes());
+                put_u64(out, file.size);
                 out.extend_from_slice(&file.digest.to_le_bytes());
             }
             match &memo.base {
@@ -576,21 +657,18 @@ pub fn encode<'a>(
                 Some(base) => {
                     out.push(1);
                     out.extend_from_slice(&base.frame.to_le_bytes());
-                    put_u64(&mut out, base.modules.len() as u64);
+                    put_u64(out, base.modules.len() as u64);
                     for module in &base.modules {
                         out.extend_from_slice(&module.record.to_le_bytes());
                         out.extend_from_slice(&module.rest.to_le_bytes());
                         out.extend_from_slice(&module.deps.to_le_bytes());
-                        put_u32(&mut out, module.aliases);
-                        put_u64(&mut out, module.alias_bytes);
+                        put_u32(out, module.aliases);
+                        put_u64(out, module.alias_bytes);
                     }
                 }
             }
         }
     }
-    let crc = crc32fast::hash(&out);
-    put_u32(&mut out, crc);
-    out
 }
 
 fn put_key(out: &mut Vec<u8>, key: &FileKey) {
@@ -715,6 +793,7 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
     {
         return None;
     }
+    let section_start = r.offset_in(&bytes);
     // An entry takes at least 8 (path length) + 56 (key) + 1 (flag) + 16 (digest) + 1 (flag)
     // bytes.
     let count = r.count(82)?;
@@ -767,6 +846,7 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
         true => Some(KeptWalk { key: r.u128()? }),
     };
     let listings = Listings { rules, dirs, walk };
+    let modules_section = Some((section_start, r.offset_in(&bytes)));
     let memo = match r.flag()? {
         false => None,
         true => {
@@ -814,6 +894,8 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
         entries,
         by_path: Default::default(),
         listings,
+        modules_section,
+        file_id: None,
         memo,
     })
 }

@@ -45,7 +45,7 @@ pub struct Rewalk {
     pub modules: Vec<DiscoveredModule>,
     /// How many directories were listed again.
     pub relisted: usize,
-    /// Whether a listing's key or settledness changed (the listings must be stored again).
+    /// Whether a directory listed again has settled (its listing is worth storing).
     pub changed: bool,
 }
 
@@ -113,12 +113,10 @@ pub fn rewalk(
         }
         relisted.push((path.clone(), now));
     }
-    let mut changed = false;
     let count = relisted.len();
-    for (path, now) in relisted {
-        let stored = listings.dirs.insert(path, now.clone());
-        changed |= stored.as_ref() != Some(&now);
-    }
+    // A listing whose key has not settled is listed again next time whatever is stored.
+    let changed = relisted.iter().any(|(_, now)| now.settled);
+    listings.dirs.extend(relisted);
 
     let modules = paths
         .par_iter()

@@ -316,10 +316,12 @@ fn clean_tree() -> Tree {
 
 /// The inode of an output file, which tells a kept file from a rewritten one.
 fn inode(out: &Path, name: &str) -> u64 {
+    file_inode(&out.join("lib/modules").join(KVER).join(name))
+}
+
+fn file_inode(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(out.join("lib/modules").join(KVER).join(name))
-        .unwrap()
-        .ino()
+    std::fs::metadata(path).unwrap().ino()
 }
 
 #[test]
@@ -368,6 +370,7 @@ fn unchanged_inputs_keep_the_index_files() {
     );
     let expected = tree.run(false);
     let alias_index = inode(&out, "modules.alias.bin");
+    let cache_file = file_inode(&tree.cache());
     assert_eq!(tree.run_into(&out, true), expected, "alias added");
     assert!(String::from_utf8_lossy(&expected.2["modules.alias"]).contains("usb:vFFFFp*"));
     assert_eq!(
@@ -380,6 +383,16 @@ fn unchanged_inputs_keep_the_index_files() {
         alias_index,
         "alias added: modules.alias.bin rewritten"
     );
+    // Only the memo changed in the cache: it was written in place, and is whole (the next
+    // run keeps every file).
+    assert_eq!(
+        file_inode(&tree.cache()),
+        cache_file,
+        "memo written in place"
+    );
+    let alias_index = inode(&out, "modules.alias.bin");
+    assert_eq!(tree.run_into(&out, true), expected, "alias added, again");
+    assert_eq!(inode(&out, "modules.alias.bin"), alias_index, "kept");
     // And back: the alias removed.
     tree.module("kernel/u/user3.ko", &user(3));
     let expected = tree.run(false);

@@ -56,7 +56,9 @@ struct FreshRead {
 pub(super) struct WalkListings {
     /// The listings and the rules they were made under.
     pub listings: Listings,
-    /// Whether they differ from the cache's.
+    /// Whether they tell the next run more than the cache's: they differ from them other
+    /// than by directories listed again whose keys have not settled yet (the next run
+    /// lists those again anyway).
     pub changed: bool,
 }
 
@@ -347,51 +349,73 @@ impl CachedReads {
         &self.summaries
     }
 
+    /// Whether the cache file's modules section (entries, listings, kept walk) serves the
+    /// next run as well as this run's would: every module is at its stored position, and
+    /// each one that was read is not to be trusted anyway (it changed too recently, and will
+    /// be read again), nor is any directory listed again (see `WalkListings::changed`).
+    fn modules_section_holds(&self, modules: &[DiscoveredModule]) -> bool {
+        !self.walk.changed
+            && self.cache.len() == modules.len()
+            && modules
+                .iter()
+                .zip(&self.examined)
+                .enumerate()
+                .all(|(at, (module, examined))| {
+                    let stored = self.cache.entry_at(at, &module.path);
+                    match examined {
+                        Examined::Unchanged(entry) => stored == Some(entry),
+                        Examined::Read(read) => !self.trusted(read) && stored.is_some(),
+                    }
+                })
+    }
+
+    /// Whether a fresh read's entry may be trusted by a later run.
+    fn trusted(&self, read: &FreshRead) -> bool {
+        read.ok && read.key.is_some_and(|key| key.is_settled(self.started))
+    }
+
     /// Rewrites the cache file with an entry for every module, in module order (trusted
     /// when it was read without error and its key has settled), and `memo` — unless that is
-    /// exactly what the file holds already. A failure to write is a warning.
+    /// what the file holds already. When only the memo changed, the rest of the file is
+    /// kept byte for byte. A failure to write is a warning.
     pub fn save(&self, modules: &[DiscoveredModule], memo: Option<&Memo>, diag: &Diag) {
-        let mut reused = 0;
-        let mut fresh = 0;
-        let entries: Vec<CacheEntry<'_>> = modules
-            .iter()
-            .zip(&self.examined)
-            .map(|(module, examined)| match examined {
-                Examined::Unchanged(entry) => {
-                    reused += 1;
-                    CacheEntry {
-                        path: &module.path,
-                        key: entry.key,
-                        trusted: true,
-                        digest: entry.digest,
-                        record: self.cache.record_bytes(entry),
-                    }
+        let bytes = if self.modules_section_holds(modules) {
+            if memo == self.cache.memo() {
+                return;
+            }
+            let bytes = cache::encode_keeping_modules(&self.cache, memo, self.settings);
+            if let Some(bytes) = &bytes {
+                if let Ok(true) = cache::rewrite_memo_in_place(&self.file, &self.cache, bytes) {
+                    return;
                 }
-                Examined::Read(read) => {
-                    fresh += 1;
-                    CacheEntry {
-                        path: &module.path,
-                        key: read.key.unwrap_or_default(),
-                        trusted: read.ok && read.key.is_some_and(|k| k.is_settled(self.started)),
-                        digest: read.digest,
-                        record: read.record.as_deref().filter(|_| read.ok),
-                    }
-                }
-            })
-            .collect();
-        let same = fresh == 0
-            && reused == self.cache.len()
-            && !self.walk.changed
-            && memo == self.cache.memo();
-        if same {
-            return;
-        }
-        let bytes = cache::encode(
-            entries.into_iter(),
-            &self.walk.listings,
-            memo,
-            self.settings,
-        );
+            }
+            bytes
+        } else {
+            None
+        };
+        let bytes = bytes.unwrap_or_else(|| {
+            let entries =
+                modules
+                    .iter()
+                    .zip(&self.examined)
+                    .map(|(module, examined)| match examined {
+                        Examined::Unchanged(entry) => CacheEntry {
+                            path: &module.path,
+                            key: entry.key,
+                            trusted: true,
+                            digest: entry.digest,
+                            record: self.cache.record_bytes(entry),
+                        },
+                        Examined::Read(read) => CacheEntry {
+                            path: &module.path,
+                            key: read.key.unwrap_or_default(),
+                            trusted: self.trusted(read),
+                            digest: read.digest,
+                            record: read.record.as_deref().filter(|_| read.ok),
+                        },
+                    });
+            cache::encode(entries, &self.walk.listings, memo, self.settings)
+        });
         if let Err(err) = cache::save_bytes(&self.file, &bytes) {
             diag.warning(bmsg!(
                 "could not write module cache ",

@@ -452,6 +452,11 @@ fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), P
 
 /// Appends the old `subtree` at the end of `out`, its child references moved by the distance
 /// it moved: the bytes are copied whole, then each reference is rewritten in place.
+///
+/// Only the child tables are read: each node is reached through its parent's reference, so
+/// values need not be skipped over. Nodes are visited depth first, which in a pre-order
+/// file is ascending offset order; an offset that does not ascend is malformed (and the
+/// visit cannot loop).
 fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), PatchError> {
     let base = out.len();
     let moved = base as i64 - subtree.offset as i64;
@@ -464,48 +469,39 @@ fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), 
     }
     let copy = &mut out[base..];
     let mut stack = vec![(subtree.offset, subtree.flags)];
-    let mut at = subtree.offset;
+    let mut previous = None;
     while let Some((offset, flags)) = stack.pop() {
-        if offset != at {
+        if previous.is_some_and(|previous| offset <= previous) || offset >= subtree.end {
             return Err(PatchError::Malformed(offset));
         }
-        let mut cursor = at;
+        previous = Some(offset);
+        if flags & FLAG_CHILDREN == 0 {
+            continue;
+        }
+        let mut cursor = offset;
         if flags & FLAG_PREFIX != 0 {
             cursor = string_end(old, cursor, subtree.end)? + 1;
         }
         let first_child = stack.len();
-        if flags & FLAG_CHILDREN != 0 {
-            let (first, last) = child_span(old, cursor)?;
-            cursor += 2;
-            for _ in first..=last {
-                let reference = read_u32(old, cursor)?;
-                if reference != 0 {
-                    let target = (reference & OFFSET_MASK) as i64 + moved;
-                    if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
-                        return Err(PatchError::Malformed(cursor));
-                    }
-                    let flags = reference & FLAG_MASK;
-                    let slot = cursor - subtree.offset;
-                    copy.get_mut(slot..slot + 4)
-                        .ok_or(PatchError::Malformed(cursor))?
-                        .copy_from_slice(&(target as u32 | flags).to_be_bytes());
-                    stack.push(((reference & OFFSET_MASK) as usize, flags));
+        let (first, last) = child_span(old, cursor)?;
+        cursor += 2;
+        for _ in first..=last {
+            let reference = read_u32(old, cursor)?;
+            if reference != 0 {
+                let target = (reference & OFFSET_MASK) as i64 + moved;
+                if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
+                    return Err(PatchError::Malformed(cursor));
                 }
-                cursor += 4;
+                let flags = reference & FLAG_MASK;
+                let slot = cursor - subtree.offset;
+                copy.get_mut(slot..slot + 4)
+                    .ok_or(PatchError::Malformed(cursor))?
+                    .copy_from_slice(&(target as u32 | flags).to_be_bytes());
+                stack.push(((reference & OFFSET_MASK) as usize, flags));
             }
+            cursor += 4;
         }
         stack[first_child..].reverse();
-        if flags & FLAG_VALUES != 0 {
-            let count = read_u32(old, cursor)?;
-            cursor += 4;
-            for _ in 0..count {
-                cursor = string_end(old, cursor + 4, subtree.end)? + 1;
-            }
-        }
-        at = cursor;
-    }
-    if at != subtree.end {
-        return Err(PatchError::Malformed(at));
     }
     Ok(())
 }

@@ -589,3 +589,35 @@ fn the_last_walk_is_taken_again_only_while_it_holds() {
     let_files_settle();
     assert!(tree.run_kept(&out, "settled"));
 }
+
+#[test]
+fn the_last_walk_covers_external_directories() {
+    let tree = clean_tree();
+    let external = tree.root().join("external");
+    let write = |rel: &str, module: &SynthModule| {
+        let path = external.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, module.to_elf()).unwrap();
+    };
+    write("sub/extra1.ko", &user(1).with_modinfo("alias", "usb:vE1p*"));
+    std::fs::write(
+        tree.root().join("conf/external.conf"),
+        format!(
+            "external * {}\nsearch external built-in\n",
+            external.display()
+        ),
+    )
+    .unwrap();
+    let out = tree.root().join("out");
+    let_files_settle();
+    assert!(!tree.run_kept(&out, "cold"));
+    assert!(tree.run_kept(&out, "warm"));
+    // Rewritten in place: the directory is unchanged, the module is read again.
+    write("sub/extra1.ko", &user(1).with_modinfo("alias", "usb:vE2p*"));
+    assert!(tree.run_kept(&out, "external module rewritten"));
+    write("sub/extra2.ko", &user(2));
+    assert!(!tree.run_kept(&out, "external module added"));
+    assert!(tree.run_kept(&out, "nothing changed since"));
+    std::fs::remove_dir_all(external.join("sub")).unwrap();
+    assert!(!tree.run_kept(&out, "external directory removed"));
+}

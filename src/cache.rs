@@ -53,7 +53,7 @@ use crate::graph::{ExportedSymbol, ImportTable};
 const MAGIC: &[u8; 8] = b"DMRSCACH";
 /// Layout version; bump on any change to the encoding or to what a record means (including
 /// a change to how modules are read that alters what would be stored).
-const FORMAT_VERSION: u32 = 4;
+const FORMAT_VERSION: u32 = 5;
 /// The release that wrote the cache: another release's cache is discarded, in case its
 /// module reading differed.
 const WRITER: &[u8] = env!("CARGO_PKG_VERSION").as_bytes();
@@ -201,6 +201,9 @@ pub struct Memo {
     pub inputs: Digest,
     /// Every file the run wrote, in the order it wrote them.
     pub outputs: Vec<OutputDigest>,
+    /// The diagnostics the run printed after discovery, exactly as printed (a run that
+    /// keeps the files prints them again).
+    pub messages: Vec<u8>,
     /// What a later run needs to update the alias files in place when only some modules'
     /// aliases and imports changed, and not their dependencies (see [`crate::memo`]).
     pub base: Option<MemoBase>,
@@ -652,6 +655,7 @@ fn put_memo(out: &mut Vec<u8>, memo: Option<&Memo>) {
                 put_u64(out, file.size);
                 out.extend_from_slice(&file.digest.to_le_bytes());
             }
+            put_bytes(out, &memo.messages);
             match &memo.base {
                 None => out.push(0),
                 Some(base) => {
@@ -860,6 +864,7 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
                     digest: r.u128()?,
                 });
             }
+            let messages = r.bytes()?;
             let base = match r.flag()? {
                 false => None,
                 true => {
@@ -882,6 +887,7 @@ fn decode(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
             Some(Memo {
                 inputs,
                 outputs,
+                messages,
                 base,
             })
         }
@@ -946,6 +952,7 @@ mod tests {
                 size: 42,
                 digest: 99,
             }],
+            messages: b"depmod: WARNING: something\n".to_vec(),
             base: Some(MemoBase {
                 frame: 7,
                 modules: vec![MemoModule {

@@ -51,6 +51,32 @@ pub fn printed_count() -> u64 {
     PRINTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Every line printed since [`start_recording`], while recording.
+static RECORDED: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
+
+/// Starts keeping a copy of every diagnostic printed from now on (see [`take_recorded`]).
+pub fn start_recording() {
+    *RECORDED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// The lines printed since [`start_recording`], exactly as printed; recording stops.
+pub fn take_recorded() -> Option<Vec<u8>> {
+    RECORDED.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Prints lines that an earlier run printed (from [`take_recorded`]), as they were.
+pub fn replay(lines: &[u8]) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = std::io::stderr().lock().write_all(lines);
+    let count = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+    PRINTED.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+    if let Some(recorded) = RECORDED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        recorded.extend_from_slice(lines);
+    }
+}
+
 /// Where diagnostics go and which of them are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Diag {
@@ -89,6 +115,9 @@ impl Diag {
         // A failing stderr cannot be reported anywhere; kmod ignores it too.
         let _ = std::io::stderr().lock().write_all(&line);
         PRINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(recorded) = RECORDED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            recorded.extend_from_slice(&line);
+        }
     }
 
     /// Log at `FATAL`.

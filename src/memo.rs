@@ -1,6 +1,7 @@
 //! The run memo (part of `--cache FILE`): when every input of a run is what it was for the
-//! last run, and that run printed nothing, the index files it wrote are still right; they are
-//! checked and kept instead of being rebuilt.
+//! last run, the index files it wrote are still right, and what it printed after discovery
+//! is what this run would print; the files are checked and kept instead of being rebuilt,
+//! and the messages printed again.
 //!
 //! # What counts as an input
 //!
@@ -21,9 +22,13 @@
 //! unchanged; any difference in what depmod uses from it changes them.
 //!
 //! Discovery (configuration, directory walk, `modules.order`) runs on every run and prints
-//! its own messages, so they need no memo. Everything after it must have printed nothing for
-//! a memo to be stored: a run with warnings, errors or verbose output is always carried out
-//! in full, as are `-n` runs and runs where a module could not be read.
+//! its own messages, so they need no memo. What a run prints after it (kmod 34's warnings
+//! about a missing `modules.builtin`, `-e` reports, cycles, warnings about aliases) depends
+//! only on the inputs above: it is kept with the memo, byte for byte, and printed again by a
+//! run that keeps the files. Runs with verbose output, `-n` runs, and runs where a module
+//! could not be read (its message would depend on bytes the digest does not cover) are
+//! always carried out in full. The alias files are updated in place (below) only after a run
+//! that printed nothing.
 //!
 //! # Updating the alias files
 //!

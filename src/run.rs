@@ -408,13 +408,15 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
             config: None,
         }
     };
-    let printed_before = crate::diag::printed_count();
+    // Everything printed from here on is kept with the memo, and printed again by a run that
+    // keeps the files.
+    crate::diag::start_recording();
     let progress = Progress::start("reading modules", modules.len(), options.verbose);
     let mut cached = cache_file
         .zip(cache)
         .map(|(file, cache)| CachedReads::examine(file, cache, walk, settings, started, &modules));
     timer.stage("check cache");
-    // The memo is for runs that write files and print nothing (see `crate::memo`).
+    // The memo is for runs that write files and print no verbose output (see `crate::memo`).
     let memo_wanted = !options.dry_run && options.verbose == 0;
     let mut inputs = None;
     let mut memo_held = false;
@@ -434,6 +436,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
             let outdir = os_path(&dirs.outdirname);
             if memo.inputs == inputs.run && memo::outputs_intact(&outdir, &memo.outputs) {
                 timer.stage("verify index files");
+                crate::diag::replay(&memo.messages);
                 memo::touch_outputs(&outdir, &memo.outputs);
                 reads.save(&modules, Some(memo), &diag);
                 memo_held = true;
@@ -481,15 +484,17 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
     };
     timer.stage("resolve, encode and write");
     if let Some(reads) = cached.filter(|_| !options.dry_run) {
-        let memo = match (&written, inputs) {
-            (Ok(Some(outputs)), Some(inputs))
-                if crate::diag::printed_count() == printed_before
-                    && reads.inputs_held()
+        let messages = crate::diag::take_recorded();
+        let memo = match (&written, inputs, messages) {
+            (Ok(Some(outputs)), Some(inputs), Some(messages))
+                if reads.inputs_held()
+                    && !reads.any_read_failed()
                     && cached::builtin_digest(&dirs.dirname) == Some(inputs.builtin) =>
             {
                 Some(Memo {
                     inputs: inputs.run,
                     outputs: outputs.clone(),
+                    messages,
                     base: (dependency_digests.len() == modules.len()).then(|| {
                         let mut summaries = reads.summaries().to_vec();
                         for (summary, &deps) in summaries.iter_mut().zip(&dependency_digests) {
@@ -523,7 +528,8 @@ fn update_aliases_only(
     if options.warn || print_unknown || options.compat.node_order() != NodeOrder::Pre {
         return false;
     }
-    let Some(memo) = reads.memo() else {
+    // Messages could depend on the aliases: only a silent run's files are updated.
+    let Some(memo) = reads.memo().filter(|memo| memo.messages.is_empty()) else {
         return false;
     };
     let Some(old) = memo.base.as_ref() else {
@@ -556,6 +562,7 @@ fn update_aliases_only(
         let memo = Memo {
             inputs: inputs.run,
             outputs: outputs.to_vec(),
+            messages: Vec::new(),
             base: Some(base),
         };
         reads.save(modules, Some(&memo), diag);

@@ -479,7 +479,7 @@ fn unchanged_inputs_keep_the_index_files() {
 }
 
 #[test]
-fn runs_with_messages_are_never_kept() {
+fn runs_with_unreadable_modules_are_never_kept() {
     let tree = build_tree();
     let out = tree.root().join("out");
     let_files_settle();
@@ -620,4 +620,42 @@ fn the_last_walk_covers_external_directories() {
     assert!(tree.run_kept(&out, "nothing changed since"));
     std::fs::remove_dir_all(external.join("sub")).unwrap();
     assert!(!tree.run_kept(&out, "external directory removed"));
+}
+
+#[test]
+fn kept_runs_print_what_the_run_they_keep_printed() {
+    // Without modules.builtin, kmod 34 warns twice; a run that keeps the files warns alike.
+    let tree = clean_tree();
+    for name in ["modules.builtin", "modules.builtin.modinfo"] {
+        std::fs::remove_file(tree.moddir().join(name)).unwrap();
+    }
+    let out = tree.root().join("out");
+    let_files_settle();
+    let reference = tree.run(false);
+    assert!(reference.1.contains("WARNING"), "{}", reference.1);
+    assert_eq!(tree.run_into(&out, true), reference, "cold");
+    let written = inode(&out, "modules.dep");
+    assert_eq!(tree.run_into(&out, true), reference, "warm");
+    assert_eq!(inode(&out, "modules.dep"), written, "kept");
+    // Messages are not taken over by an alias update: a run with messages rebuilds.
+    tree.module(
+        "kernel/u/user3.ko",
+        &user(3).with_modinfo("alias", "usb:vFFFFp*"),
+    );
+    let expected = tree.run(false);
+    assert_eq!(tree.run_into(&out, true), expected, "alias added");
+    assert_ne!(inode(&out, "modules.dep"), written, "rebuilt");
+    let written = inode(&out, "modules.dep");
+    assert_eq!(tree.run_into(&out, true), expected, "alias added, again");
+    assert_eq!(inode(&out, "modules.dep"), written, "kept again");
+    // The messages change with the inputs: modules.builtin back, one warning less.
+    std::fs::write(tree.moddir().join("modules.builtin"), "").unwrap();
+    let expected = tree.run(false);
+    assert_ne!(expected.1, reference.1);
+    assert_eq!(tree.run_into(&out, true), expected, "modules.builtin back");
+    assert_eq!(
+        tree.run_into(&out, true),
+        expected,
+        "modules.builtin back, again"
+    );
 }

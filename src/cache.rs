@@ -37,7 +37,7 @@
 //! rewritten), so it can cost time but never change the output. It is written to a
 //! temporary file in the same directory and renamed over the old one, so readers see the old
 //! or the new cache, never a mix — except when only the memo changed: then the memo, the
-//! last part of the file, is written in place ([`rewrite_memo_in_place`]), and a reader that
+//! last part of the file, is written in place ([`MemoSlot`]), and a reader that
 //! sees part of it finds the checksum wrong (the memo is checked against the run's inputs
 //! and files before it is trusted in any case, see [`crate::memo`]).
 
@@ -355,7 +355,7 @@ pub struct ModuleCache {
     by_path: std::sync::OnceLock<FxHashMap<Vec<u8>, usize>>,
     listings: Listings,
     /// Where the entries, listings and kept walk lie in `bytes` (for
-    /// [`encode_keeping_modules`]), if loaded from a file.
+    /// [`MemoSlot::of_loaded`]), if loaded from a file.
     modules_section: Option<(usize, usize)>,
     /// The device and inode of the file it was loaded from.
     file_id: Option<(u64, u64)>,
@@ -450,42 +450,102 @@ impl ModuleCache {
     }
 }
 
-/// Writes `bytes`, made by [`encode_keeping_modules`] from `kept` (loaded from `path`), over
-/// the file in place from the end of its modules section on: only the memo and the
-/// checksum are written. Returns `Ok(false)`, writing nothing, when `path` is no longer the
-/// file `kept` was loaded from.
+/// Where a cache file's memo goes: the file (by path, and by device and inode, so that a
+/// file put in its place meanwhile is left alone), the offset after its modules section,
+/// and the CRC-32 state of everything before that offset.
 ///
-/// Replacing the whole file would cost more than the rest of the save: a new file of the
-/// cache's size is written, and the old one freed. Readers are protected by the checksum
-/// instead of by the rename: one that reads the file while it is written, or after a crash
-/// midway, finds a checksum that does not match, and ignores the cache (which only costs
-/// time). Writers only ever write a file's memo this way, at the same offset, since every
-/// writer that loaded this file has the same modules section.
-pub fn rewrite_memo_in_place(
+/// The memo is the last part of the file, so it can be written in place ([`MemoSlot::fill`])
+/// without writing the rest again: replacing the whole file costs more than the rest of a
+/// save, most of it in freeing the old file. Readers are protected by the checksum instead
+/// of by a rename: one that reads the file while its memo is written, or after a crash
+/// midway, finds a checksum that does not match and ignores the cache (which only costs
+/// time). Every writer that fills a file's slot has the same modules section, so they all
+/// write at the same offset.
+#[derive(Debug, Clone)]
+pub struct MemoSlot {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+    end: usize,
+    crc: crc32fast::Hasher,
+}
+
+impl MemoSlot {
+    /// The slot of the file `kept` was loaded from (at `path`), keeping its modules section;
+    /// `None` if `kept` was not loaded from a file.
+    pub fn of_loaded(path: &Path, kept: &ModuleCache) -> Option<MemoSlot> {
+        let (_, end) = kept.modules_section?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kept.bytes.get(..end)?);
+        Some(MemoSlot {
+            path: path.to_path_buf(),
+            id: kept.file_id?,
+            end,
+            crc,
+        })
+    }
+
+    /// Writes `memo` and the checksum in place, from the end of the modules section on.
+    /// Returns `Ok(false)`, writing nothing, when `path` is no longer the slot's file.
+    pub fn fill(&self, memo: Option<&Memo>) -> std::io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut tail = Vec::new();
+        put_memo(&mut tail, memo);
+        let mut crc = self.crc.clone();
+        crc.update(&tail);
+        put_u32(&mut tail, crc.finalize());
+        let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || (meta.dev(), meta.ino()) != self.id {
+            return Ok(false);
+        }
+        file.write_all_at(&tail, self.end as u64)?;
+        file.set_len((self.end + tail.len()) as u64)?;
+        Ok(true)
+    }
+}
+
+/// Writes a cache file of `entries` and `listings` with no memo (atomically, as
+/// [`save_bytes`]), and returns the slot for its memo.
+pub fn save_without_memo<'a>(
     path: &Path,
-    kept: &ModuleCache,
-    bytes: &[u8],
-) -> std::io::Result<bool> {
-    use std::os::unix::fs::FileExt;
-    let (Some(loaded), Some((_, end))) = (kept.file_id, kept.modules_section) else {
-        return Ok(false);
-    };
-    if bytes.get(..end) != kept.bytes.get(..end) {
-        return Ok(false);
-    }
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || (meta.dev(), meta.ino()) != loaded {
-        return Ok(false);
-    }
-    file.write_all_at(&bytes[end..], end as u64)?;
-    file.set_len(bytes.len() as u64)?;
-    Ok(true)
+    entries: impl Iterator<Item = CacheEntry<'a>>,
+    listings: &Listings,
+    settings: ReadSettings,
+) -> std::io::Result<MemoSlot> {
+    let mut bytes = Vec::new();
+    put_header(&mut bytes, settings);
+    put_modules_section(&mut bytes, entries.collect(), listings);
+    let end = bytes.len();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes);
+    let mut whole = crc.clone();
+    put_memo(&mut bytes, None);
+    whole.update(&bytes[end..]);
+    put_u32(&mut bytes, whole.finalize());
+    let id = save_bytes_with(path, &bytes, |file| {
+        let meta = file.metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    })?;
+    Ok(MemoSlot {
+        path: path.to_path_buf(),
+        id,
+        end,
+        crc,
+    })
 }
 
 /// Writes cache bytes to `path` atomically (temporary file in the same directory, then
 /// rename), creating its directory if needed.
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    save_bytes_with(path, bytes, |_| Ok(()))
+}
+
+/// [`save_bytes`], returning what `written` says of the new file before it is renamed.
+fn save_bytes_with<T>(
+    path: &Path,
+    bytes: &[u8],
+    written: impl FnOnce(&std::fs::File) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -500,12 +560,16 @@ pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = dir.join(temp_name);
     // No fsync: after a crash the file may be empty or partial, which its CRC reveals, and
     // a discarded cache only costs one full read.
-    let written = std::fs::File::create(&temp).and_then(|mut file| file.write_all(bytes));
-    if let Err(err) = written.and_then(|()| std::fs::rename(&temp, path)) {
+    let result = std::fs::File::create(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        let value = written(&file)?;
+        std::fs::rename(&temp, path)?;
+        Ok(value)
+    });
+    if result.is_err() {
         let _ = std::fs::remove_file(&temp);
-        return Err(err);
     }
-    Ok(())
+    result
 }
 
 /// Appends the encoding of one record: the bytes stored for compressed modules and the
@@ -580,25 +644,6 @@ pub fn encode<'a>(
     let crc = crc32fast::hash(&out);
     put_u32(&mut out, crc);
     out
-}
-
-/// Encodes a cache file whose modules section (entries, listings, kept walk) is `kept`'s,
-/// byte for byte, with `memo`: when only the memo changed, nothing else is encoded again.
-/// `None` if `kept` was not loaded from a file.
-pub fn encode_keeping_modules(
-    kept: &ModuleCache,
-    memo: Option<&Memo>,
-    settings: ReadSettings,
-) -> Option<Vec<u8>> {
-    let (start, end) = kept.modules_section?;
-    let section = kept.bytes.get(start..end)?;
-    let mut out = Vec::with_capacity(64 + section.len() + 64 * kept.len());
-    put_header(&mut out, settings);
-    out.extend_from_slice(section);
-    put_memo(&mut out, memo);
-    let crc = crc32fast::hash(&out);
-    put_u32(&mut out, crc);
-    Some(out)
 }
 
 fn put_header(out: &mut Vec<u8>, settings: ReadSettings) {

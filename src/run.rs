@@ -475,7 +475,13 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         kernel_symbols,
         print_unknown,
     };
-    let written = resolve_and_write(options, &dirs, &modules, read, cached.is_some(), &diag);
+    let digests = cached.is_some();
+    // The cache's entries are stored now and its memo once the files are written, so that
+    // what the cache holds is freed before the largest stage.
+    let pending = cached
+        .filter(|_| !options.dry_run)
+        .map(|reads| reads.store_entries(&modules));
+    let written = resolve_and_write(options, &dirs, &modules, read, digests, &diag);
     // Each module's dependencies digest goes with its summary in the memo's base.
     let (written, dependency_digests) = match written {
         Ok(Some((outputs, deps))) => (Ok(Some(outputs)), deps),
@@ -483,7 +489,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
         Err(exit) => (Err(exit), Vec::new()),
     };
     timer.stage("resolve, encode and write");
-    if let Some(reads) = cached.filter(|_| !options.dry_run) {
+    if let Some(reads) = pending {
         let messages = crate::diag::take_recorded();
         let memo = match (&written, inputs, messages) {
             (Ok(Some(outputs)), Some(inputs), Some(messages))
@@ -506,7 +512,7 @@ fn run_stages(options: &Options) -> Result<(), Exit> {
             }
             _ => None,
         };
-        reads.save(&modules, memo.as_ref(), &diag);
+        reads.store(memo.as_ref(), &diag);
     }
     drop_in_background(modules);
     written.map(|_| ())

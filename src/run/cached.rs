@@ -31,11 +31,17 @@ use crate::output::text::{alias_lines_len, devname_line};
 use crate::symvers::KernelSymbol;
 
 /// What is known about one module before the memo check.
+///
+/// A fresh read is kept inline rather than boxed: boxes made by the reading threads stay in
+/// those threads' allocator arenas after they are freed, where the rest of the run cannot
+/// reuse them (a cold run over 50,000 modules peaked 20 MB higher), while this vector is
+/// one allocation, returned whole.
+#[allow(clippy::large_enum_variant)]
 enum Examined {
     /// Its file key matches its cache entry; nothing was read.
     Unchanged(StoredEntry),
     /// It was read (new, changed, or its key could not be compared).
-    Read(Box<FreshRead>),
+    Read(FreshRead),
 }
 
 /// A module read during [`CachedReads::examine`].
@@ -180,7 +186,7 @@ impl CachedReads {
             .map(|entry| entry.map(Examined::Unchanged))
             .collect();
         for (i, read) in fresh {
-            examined[i] = Some(Examined::Read(Box::new(read)));
+            examined[i] = Some(Examined::Read(read));
         }
         CachedReads {
             file,
@@ -212,11 +218,6 @@ impl CachedReads {
     /// The memo stored by the last run, if any.
     pub fn memo(&self) -> Option<&Memo> {
         self.cache.memo()
-    }
-
-    /// Whether every module read after the memo check matched its entry.
-    pub fn inputs_held(&self) -> bool {
-        !self.inputs_moved
     }
 
     /// The digest of the run's inputs (see [`crate::memo`]), or `None` when an input file
@@ -344,11 +345,6 @@ impl CachedReads {
             .unzip()
     }
 
-    /// Every module's summary, made by [`CachedReads::finish_reads`].
-    pub fn summaries(&self) -> &[MemoModule] {
-        &self.summaries
-    }
-
     /// Whether the cache file's modules section (entries, listings, kept walk) serves the
     /// next run as well as this run's would: every module is at its stored position, and
     /// each one that was read is not to be trusted anyway (it changed too recently, and will
@@ -374,55 +370,140 @@ impl CachedReads {
         read.ok && read.key.is_some_and(|key| key.is_settled(self.started))
     }
 
-    /// Rewrites the cache file with an entry for every module, in module order (trusted
-    /// when it was read without error and its key has settled), and `memo` — unless that is
-    /// what the file holds already. When only the memo changed, the rest of the file is
-    /// kept byte for byte. A failure to write is a warning.
+    /// The entries to store: one per module, in module order (trusted when it was read
+    /// without error and its key has settled).
+    fn entries<'s>(
+        &'s self,
+        modules: &'s [DiscoveredModule],
+    ) -> impl Iterator<Item = CacheEntry<'s>> + 's {
+        modules
+            .iter()
+            .zip(&self.examined)
+            .map(|(module, examined)| match examined {
+                Examined::Unchanged(entry) => CacheEntry {
+                    path: &module.path,
+                    key: entry.key,
+                    trusted: true,
+                    digest: entry.digest,
+                    record: self.cache.record_bytes(entry),
+                },
+                Examined::Read(read) => CacheEntry {
+                    path: &module.path,
+                    key: read.key.unwrap_or_default(),
+                    trusted: self.trusted(read),
+                    digest: read.digest,
+                    record: read.record.as_deref().filter(|_| read.ok),
+                },
+            })
+    }
+
+    /// Rewrites the cache file with the entries and `memo` — unless that is what the file
+    /// holds already. When only the memo changed, the rest of the file is kept byte for byte
+    /// and the memo written in place ([`cache::MemoSlot`]). A failure to write is a warning.
     pub fn save(&self, modules: &[DiscoveredModule], memo: Option<&Memo>, diag: &Diag) {
-        let bytes = if self.modules_section_holds(modules) {
+        if self.modules_section_holds(modules) {
             if memo == self.cache.memo() {
                 return;
             }
-            let bytes = cache::encode_keeping_modules(&self.cache, memo, self.settings);
-            if let Some(bytes) = &bytes {
-                if let Ok(true) = cache::rewrite_memo_in_place(&self.file, &self.cache, bytes) {
-                    return;
-                }
+            let slot = cache::MemoSlot::of_loaded(&self.file, &self.cache);
+            if let Some(Ok(true)) = slot.map(|slot| slot.fill(memo)) {
+                return;
             }
-            bytes
-        } else {
-            None
-        };
-        let bytes = bytes.unwrap_or_else(|| {
-            let entries =
-                modules
-                    .iter()
-                    .zip(&self.examined)
-                    .map(|(module, examined)| match examined {
-                        Examined::Unchanged(entry) => CacheEntry {
-                            path: &module.path,
-                            key: entry.key,
-                            trusted: true,
-                            digest: entry.digest,
-                            record: self.cache.record_bytes(entry),
-                        },
-                        Examined::Read(read) => CacheEntry {
-                            path: &module.path,
-                            key: read.key.unwrap_or_default(),
-                            trusted: self.trusted(read),
-                            digest: read.digest,
-                            record: read.record.as_deref().filter(|_| read.ok),
-                        },
-                    });
-            cache::encode(entries, &self.walk.listings, memo, self.settings)
-        });
+        }
+        let bytes = cache::encode(
+            self.entries(modules),
+            &self.walk.listings,
+            memo,
+            self.settings,
+        );
         if let Err(err) = cache::save_bytes(&self.file, &bytes) {
-            diag.warning(bmsg!(
-                "could not write module cache ",
-                self.file.as_os_str().as_bytes(),
-                ": ",
-                strerror(&err)
-            ));
+            warn_not_written(&self.file, &err, diag);
+        }
+    }
+
+    /// Stores the entries now, without a memo — or keeps the file's when they hold — and
+    /// keeps only what the memo needs: the cache's memory is freed before a full run's
+    /// largest stage. The memo follows with [`PendingMemo::store`].
+    pub fn store_entries(self, modules: &[DiscoveredModule]) -> PendingMemo {
+        let read_failed = self.any_read_failed();
+        let kept = self
+            .modules_section_holds(modules)
+            .then(|| cache::MemoSlot::of_loaded(&self.file, &self.cache))
+            .flatten();
+        let (slot, stored) = match kept {
+            Some(slot) => (Ok(slot), self.cache.memo().cloned()),
+            None => {
+                let entries = self.entries(modules);
+                let slot = cache::save_without_memo(
+                    &self.file,
+                    entries,
+                    &self.walk.listings,
+                    self.settings,
+                );
+                (slot, None)
+            }
+        };
+        PendingMemo {
+            file: self.file,
+            slot,
+            stored,
+            summaries: self.summaries,
+            inputs_held: !self.inputs_moved,
+            read_failed,
+        }
+    }
+}
+
+fn warn_not_written(file: &Path, err: &std::io::Error, diag: &Diag) {
+    diag.warning(bmsg!(
+        "could not write module cache ",
+        file.as_os_str().as_bytes(),
+        ": ",
+        strerror(err)
+    ));
+}
+
+/// A full run's cache once its entries are stored ([`CachedReads::store_entries`]): what
+/// the memo needs, and where it goes.
+pub(super) struct PendingMemo {
+    file: PathBuf,
+    /// Where the memo goes, or why the entries could not be written.
+    slot: std::io::Result<cache::MemoSlot>,
+    /// The memo in the file now.
+    stored: Option<Memo>,
+    summaries: Vec<MemoModule>,
+    inputs_held: bool,
+    read_failed: bool,
+}
+
+impl PendingMemo {
+    /// Every module's summary, made by [`CachedReads::finish_reads`].
+    pub fn summaries(&self) -> &[MemoModule] {
+        &self.summaries
+    }
+
+    /// Whether every module read after the memo check matched its entry.
+    pub fn inputs_held(&self) -> bool {
+        self.inputs_held
+    }
+
+    /// Whether some module could not be read.
+    pub fn any_read_failed(&self) -> bool {
+        self.read_failed
+    }
+
+    /// Writes `memo` into the stored file (unless it holds it already); a failure to write
+    /// the file, now or earlier, is a warning.
+    pub fn store(self, memo: Option<&Memo>, diag: &Diag) {
+        let written = self
+            .slot
+            .and_then(|slot| match memo == self.stored.as_ref() {
+                true => Ok(()),
+                // A file put in its place meanwhile is another run's: left as it is.
+                false => slot.fill(memo).map(|_| ()),
+            });
+        if let Err(err) = written {
+            warn_not_written(&self.file, &err, diag);
         }
     }
 }

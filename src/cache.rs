@@ -380,6 +380,20 @@ impl ModuleCache {
 
     /// The entry for `path`, whatever its key.
     pub fn entry(&self, path: &[u8]) -> Option<&StoredEntry> {
+        self.position(path).map(|at| &self.entries[at])
+    }
+
+    /// The position of the entry for `path` (preferably `at`, where it is in the usual case
+    /// of an unchanged module list).
+    pub fn position_near(&self, at: usize, path: &[u8]) -> Option<usize> {
+        match self.entry_at(at, path) {
+            Some(_) => Some(at),
+            None => self.position(path),
+        }
+    }
+
+    /// The position of the entry for `path`.
+    fn position(&self, path: &[u8]) -> Option<usize> {
         let by_path = self.by_path.get_or_init(|| {
             let mut map = FxHashMap::with_capacity_and_hasher(self.len(), Default::default());
             for (at, entry) in self.entries.iter().enumerate() {
@@ -387,7 +401,7 @@ impl ModuleCache {
             }
             map
         });
-        by_path.get(path).map(|&at| &self.entries[at])
+        by_path.get(path).copied()
     }
 
     /// The entry at position `at` (in the last run's module order), if its path is `path`.
@@ -395,6 +409,15 @@ impl ModuleCache {
         self.entries
             .get(at)
             .filter(|entry| self.entry_path(entry) == path)
+    }
+
+    /// The entry at position `at`.
+    ///
+    /// # Panics
+    ///
+    /// If there is none (positions come from [`ModuleCache::position_near`]).
+    pub fn entry_by_position(&self, at: usize) -> &StoredEntry {
+        &self.entries[at]
     }
 
     /// Every module path, in the last run's module order.

@@ -15,10 +15,10 @@
 //! file must still be a regular file. Then the module list is the cache's, each module with
 //! the key it has now; anything else gives `None`, and the walk is carried out in full.
 
-use rayon::prelude::*;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+
+use rayon::prelude::*;
 
 use crate::cache::{Digest, FileKey, Listings, ModuleCache};
 use crate::config::Config;

@@ -31,17 +31,13 @@ use crate::output::text::{alias_lines_len, devname_line};
 use crate::symvers::KernelSymbol;
 
 /// What is known about one module before the memo check.
-///
-/// A fresh read is kept inline rather than boxed: boxes made by the reading threads stay in
-/// those threads' allocator arenas after they are freed, where the rest of the run cannot
-/// reuse them (a cold run over 50,000 modules peaked 20 MB higher), while this vector is
-/// one allocation, returned whole.
-#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
 enum Examined {
-    /// Its file key matches its cache entry; nothing was read.
-    Unchanged(StoredEntry),
-    /// It was read (new, changed, or its key could not be compared).
-    Read(FreshRead),
+    /// Its file key matches the cache entry at this position; nothing was read.
+    Unchanged(usize),
+    /// It was read (new, changed, or its key could not be compared): what was read is at
+    /// this position of [`CachedReads::fresh`].
+    Read(usize),
 }
 
 /// A module read during [`CachedReads::examine`].
@@ -77,6 +73,11 @@ pub(super) struct CachedReads {
     started: i128,
     cache: ModuleCache,
     examined: Vec<Examined>,
+    /// The modules read during [`CachedReads::examine`], with their positions. They are
+    /// kept in one vector rather than boxed one by one: boxes made by the reading threads
+    /// stay in those threads' allocator arenas once freed, where the rest of the run cannot
+    /// reuse them (a cold run over 50,000 modules peaked 20 MB higher).
+    fresh: Vec<(usize, FreshRead)>,
     /// Whether a module read after the memo check gave another record than its entry
     /// promised (it changed while the run went on): then no memo is stored.
     inputs_moved: bool,
@@ -147,20 +148,23 @@ impl CachedReads {
             })
             .collect();
         // The entries are in the last run's module order: usually this run's.
-        let unchanged: Vec<Option<StoredEntry>> = modules
+        let mut examined: Vec<Examined> = modules
             .iter()
             .zip(&keys)
             .enumerate()
             .map(|(at, (module, key))| {
-                let entry = cache
-                    .entry_at(at, &module.path)
-                    .or_else(|| cache.entry(&module.path))?;
-                (entry.trusted && Some(entry.key) == *key).then_some(*entry)
+                cache
+                    .position_near(at, &module.path)
+                    .filter(|&stored| {
+                        let entry = cache.entry_by_position(stored);
+                        entry.trusted && Some(entry.key) == *key
+                    })
+                    .map_or(Examined::Read(usize::MAX), Examined::Unchanged)
             })
             .collect();
         let to_read: Vec<usize> = read_schedule(modules)
             .into_iter()
-            .filter(|&i| unchanged[i].is_none())
+            .filter(|&i| matches!(examined[i], Examined::Read(_)))
             .collect();
         let fresh: Vec<(usize, FreshRead)> = to_read
             .into_par_iter()
@@ -181,12 +185,8 @@ impl CachedReads {
                 (i, read)
             })
             .collect();
-        let mut examined: Vec<Option<Examined>> = unchanged
-            .into_iter()
-            .map(|entry| entry.map(Examined::Unchanged))
-            .collect();
-        for (i, read) in fresh {
-            examined[i] = Some(Examined::Read(read));
+        for (at, &(i, _)) in fresh.iter().enumerate() {
+            examined[i] = Examined::Read(at);
         }
         CachedReads {
             file,
@@ -194,7 +194,8 @@ impl CachedReads {
             walk,
             started,
             cache,
-            examined: examined.into_iter().flatten().collect(),
+            examined,
+            fresh,
             inputs_moved: false,
             summaries: Vec::new(),
         }
@@ -202,16 +203,24 @@ impl CachedReads {
 
     /// Whether some module could not be read.
     pub fn any_read_failed(&self) -> bool {
-        self.examined
-            .iter()
-            .any(|e| matches!(e, Examined::Read(read) if !read.ok))
+        self.fresh.iter().any(|(_, read)| !read.ok)
+    }
+
+    /// The entry at `at` of the cache.
+    fn stored(&self, at: usize) -> &StoredEntry {
+        self.cache.entry_by_position(at)
+    }
+
+    /// What was read at `at` of [`CachedReads::fresh`].
+    fn read(&self, at: usize) -> &FreshRead {
+        &self.fresh[at].1
     }
 
     /// Each module's record digest, in module order.
     fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
-        self.examined.iter().map(|e| match e {
-            Examined::Unchanged(entry) => entry.digest,
-            Examined::Read(read) => read.digest,
+        self.examined.iter().map(|e| match *e {
+            Examined::Unchanged(at) => self.stored(at).digest,
+            Examined::Read(at) => self.read(at).digest,
         })
     }
 
@@ -284,21 +293,23 @@ impl CachedReads {
             .iter()
             .zip(modules)
             .enumerate()
-            .map(move |(i, (examined, module))| match examined {
-                Examined::Read(read) => read
-                    .ok
-                    .then(|| summarize(&read.loaded, &module.modname, read.digest)),
-                Examined::Unchanged(entry) => stored
+            .map(move |(i, (examined, module))| match *examined {
+                Examined::Read(at) => {
+                    let read = self.read(at);
+                    read.ok
+                        .then(|| summarize(&read.loaded, &module.modname, read.digest))
+                }
+                Examined::Unchanged(at) => stored
                     .map(|base| base.modules[i])
-                    .filter(|known| known.record == entry.digest),
+                    .filter(|known| known.record == self.stored(at).digest),
             })
     }
 
     /// What was read now from module `i`, if it was read before the memo check.
     pub fn fresh(&self, i: usize) -> Option<&LoadedModule> {
-        match self.examined.get(i)? {
-            Examined::Read(read) if read.ok => Some(&read.loaded),
-            _ => None,
+        match *self.examined.get(i)? {
+            Examined::Read(at) => Some(&self.read(at).loaded).filter(|_| self.read(at).ok),
+            Examined::Unchanged(_) => None,
         }
     }
 
@@ -312,13 +323,15 @@ impl CachedReads {
     ) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
         let settings = self.settings;
         let cache = &self.cache;
-        let results: Vec<(LoadedModule, bool)> = self
+        // What was read already is moved in afterwards (in place of an empty module).
+        let mut results: Vec<(LoadedModule, bool)> = self
             .examined
-            .par_iter_mut()
+            .par_iter()
             .zip(modules.par_iter())
-            .map(|(examined, module)| match examined {
-                Examined::Read(read) => (std::mem::take(&mut read.loaded), true),
-                Examined::Unchanged(entry) => {
+            .map(|(examined, module)| match *examined {
+                Examined::Read(_) => (LoadedModule::default(), true),
+                Examined::Unchanged(at) => {
+                    let entry = cache.entry_by_position(at);
                     if let Some(record) = cache.record(entry) {
                         return (LoadedModule::from_record(&module.path, record), true);
                     }
@@ -329,6 +342,9 @@ impl CachedReads {
                 }
             })
             .collect();
+        for (i, read) in &mut self.fresh {
+            results[*i].0 = std::mem::take(&mut read.loaded);
+        }
         self.inputs_moved = results.iter().any(|(_, held)| !held);
         let loaded: Vec<LoadedModule> = results.into_iter().map(|(l, _)| l).collect();
         report_load_errors(modules, &loaded, diag);
@@ -357,10 +373,10 @@ impl CachedReads {
                 .zip(&self.examined)
                 .enumerate()
                 .all(|(at, (module, examined))| {
-                    let stored = self.cache.entry_at(at, &module.path);
-                    match examined {
-                        Examined::Unchanged(entry) => stored == Some(entry),
-                        Examined::Read(read) => !self.trusted(read) && stored.is_some(),
+                    let in_place = self.cache.entry_at(at, &module.path).is_some();
+                    match *examined {
+                        Examined::Unchanged(stored) => in_place && stored == at,
+                        Examined::Read(read) => in_place && !self.trusted(self.read(read)),
                     }
                 })
     }
@@ -379,21 +395,27 @@ impl CachedReads {
         modules
             .iter()
             .zip(&self.examined)
-            .map(|(module, examined)| match examined {
-                Examined::Unchanged(entry) => CacheEntry {
-                    path: &module.path,
-                    key: entry.key,
-                    trusted: true,
-                    digest: entry.digest,
-                    record: self.cache.record_bytes(entry),
-                },
-                Examined::Read(read) => CacheEntry {
-                    path: &module.path,
-                    key: read.key.unwrap_or_default(),
-                    trusted: self.trusted(read),
-                    digest: read.digest,
-                    record: read.record.as_deref().filter(|_| read.ok),
-                },
+            .map(|(module, examined)| match *examined {
+                Examined::Unchanged(at) => {
+                    let entry = self.stored(at);
+                    CacheEntry {
+                        path: &module.path,
+                        key: entry.key,
+                        trusted: true,
+                        digest: entry.digest,
+                        record: self.cache.record_bytes(entry),
+                    }
+                }
+                Examined::Read(at) => {
+                    let read = self.read(at);
+                    CacheEntry {
+                        path: &module.path,
+                        key: read.key.unwrap_or_default(),
+                        trusted: self.trusted(read),
+                        digest: read.digest,
+                        record: read.record.as_deref().filter(|_| read.ok),
+                    }
+                }
             })
     }
 

@@ -12,6 +12,7 @@
 //! [`PatchError`].
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use super::format::{
     FLAG_CHILDREN, FLAG_MASK, FLAG_PREFIX, FLAG_VALUES, HEADER_LEN, MAGIC, MAX_FILE_LEN,
@@ -38,6 +39,9 @@ pub enum PatchError {
     /// A new entry cannot be stored (the full build reports it).
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// Writing the patched file failed.
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
 }
 
 /// A reference to an unchanged subtree of the old file: where its root node starts, the flags
@@ -244,17 +248,45 @@ impl<'a> IndexPatch<'a> {
 
     /// The patched index file.
     pub fn to_bytes(&self) -> Result<Vec<u8>, PatchError> {
-        let size = HEADER_LEN as u64 + open_size(&self.root);
-        if size > MAX_FILE_LEN {
-            return Err(IndexError::TooLarge { size }.into());
-        }
-        let mut out = Vec::with_capacity(size as usize);
-        out.extend_from_slice(&MAGIC.to_be_bytes());
-        out.extend_from_slice(&VERSION.to_be_bytes());
-        out.extend_from_slice(&(HEADER_LEN as u32 | open_flags(&self.root)).to_be_bytes());
-        emit_open(self.old, &self.root, &mut out)?;
-        debug_assert_eq!(out.len() as u64, size);
+        let mut out = Vec::with_capacity(self.size()? as usize);
+        self.write_to(&mut out)?;
         Ok(out)
+    }
+
+    /// Writes the patched index file to `out`, in order (untouched subtrees in large pieces,
+    /// the rest in small ones: a file wants a buffer), and returns its length.
+    pub fn write_to(&self, out: impl Write) -> Result<u64, PatchError> {
+        let size = self.size()?;
+        let mut out = Emitter { out, pos: 0 };
+        out.put(&MAGIC.to_be_bytes())?;
+        out.put(&VERSION.to_be_bytes())?;
+        out.put(&(HEADER_LEN as u32 | open_flags(&self.root)).to_be_bytes())?;
+        emit_open(self.old, &self.root, &mut out)?;
+        debug_assert_eq!(out.pos, size);
+        Ok(out.pos)
+    }
+
+    /// The length of the patched file.
+    fn size(&self) -> Result<u64, PatchError> {
+        let size = HEADER_LEN as u64 + open_size(&self.root);
+        match size > MAX_FILE_LEN {
+            true => Err(IndexError::TooLarge { size }.into()),
+            false => Ok(size),
+        }
+    }
+}
+
+/// A writer and the number of bytes written to it (the next byte's file offset).
+struct Emitter<W> {
+    out: W,
+    pos: u64,
+}
+
+impl<W: Write> Emitter<W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), PatchError> {
+        self.out.write_all(bytes)?;
+        self.pos += bytes.len() as u64;
+        Ok(())
     }
 }
 
@@ -412,33 +444,36 @@ fn size_of(node: &PatchNode<'_>) -> u64 {
     }
 }
 
-fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), PatchError> {
+fn emit_open<W: Write>(
+    old: &[u8],
+    node: &OpenNode<'_>,
+    out: &mut Emitter<W>,
+) -> Result<(), PatchError> {
     // The first child's subtree follows the node's own bytes.
-    let mut at = out.len() as u64 + own_size(node);
+    let mut at = out.pos + own_size(node);
     if !node.prefix.is_empty() {
-        out.extend_from_slice(&node.prefix);
-        out.push(0);
+        out.put(&node.prefix)?;
+        out.put(&[0])?;
     }
     if let (Some(&(first, _)), Some(&(last, _))) = (node.children.first(), node.children.last()) {
-        out.push(first);
-        out.push(last);
+        out.put(&[first, last])?;
         let mut slots = node.children.iter().peekable();
         for ch in first..=last {
             match slots.next_if(|(c, _)| *c == ch) {
                 Some((_, child)) => {
-                    out.extend_from_slice(&(at as u32 | flags_of(child)).to_be_bytes());
+                    out.put(&(at as u32 | flags_of(child)).to_be_bytes())?;
                     at += size_of(child);
                 }
-                None => out.extend_from_slice(&0u32.to_be_bytes()),
+                None => out.put(&0u32.to_be_bytes())?,
             }
         }
     }
     if !node.values.is_empty() {
-        out.extend_from_slice(&(node.values.len() as u32).to_be_bytes());
+        out.put(&(node.values.len() as u32).to_be_bytes())?;
         for (priority, value) in &node.values {
-            out.extend_from_slice(&priority.to_be_bytes());
-            out.extend_from_slice(value);
-            out.push(0);
+            out.put(&priority.to_be_bytes())?;
+            out.put(value)?;
+            out.put(&[0])?;
         }
     }
     for (_, child) in &node.children {
@@ -450,24 +485,28 @@ fn emit_open(old: &[u8], node: &OpenNode<'_>, out: &mut Vec<u8>) -> Result<(), P
     Ok(())
 }
 
-/// Appends the old `subtree` at the end of `out`, its child references moved by the distance
-/// it moved: the bytes are copied whole, then each reference is rewritten in place.
+/// Writes the old `subtree` to `out`, its child references moved by the distance it moved:
+/// the bytes between child tables are written as they are, each table with its references
+/// rewritten.
 ///
 /// Only the child tables are read: each node is reached through its parent's reference, so
 /// values need not be skipped over. Nodes are visited depth first, which in a pre-order
-/// file is ascending offset order; an offset that does not ascend is malformed (and the
-/// visit cannot loop).
-fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), PatchError> {
-    let base = out.len();
-    let moved = base as i64 - subtree.offset as i64;
+/// file is ascending offset order; an offset that does not ascend, or a table that does not
+/// lie after the previous one, is malformed (and the visit cannot loop).
+fn copy_moved<W: Write>(
+    old: &[u8],
+    subtree: OldSubtree,
+    out: &mut Emitter<W>,
+) -> Result<(), PatchError> {
     let bytes = old
         .get(subtree.offset..subtree.end)
         .ok_or(PatchError::Malformed(subtree.offset))?;
-    out.extend_from_slice(bytes);
+    let moved = out.pos as i64 - subtree.offset as i64;
     if moved == 0 {
-        return Ok(());
+        return out.put(bytes);
     }
-    let copy = &mut out[base..];
+    // Everything before this offset of the old file has been written.
+    let mut written = subtree.offset;
     let mut stack = vec![(subtree.offset, subtree.flags)];
     let mut previous = None;
     while let Some((offset, flags)) = stack.pop() {
@@ -482,26 +521,30 @@ fn copy_moved(old: &[u8], subtree: OldSubtree, out: &mut Vec<u8>) -> Result<(), 
         if flags & FLAG_PREFIX != 0 {
             cursor = string_end(old, cursor, subtree.end)? + 1;
         }
-        let first_child = stack.len();
         let (first, last) = child_span(old, cursor)?;
         cursor += 2;
-        for _ in first..=last {
-            let reference = read_u32(old, cursor)?;
-            if reference != 0 {
-                let target = (reference & OFFSET_MASK) as i64 + moved;
-                if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
-                    return Err(PatchError::Malformed(cursor));
-                }
-                let flags = reference & FLAG_MASK;
-                let slot = cursor - subtree.offset;
-                copy.get_mut(slot..slot + 4)
-                    .ok_or(PatchError::Malformed(cursor))?
-                    .copy_from_slice(&(target as u32 | flags).to_be_bytes());
-                stack.push(((reference & OFFSET_MASK) as usize, flags));
+        let table_end = cursor + 4 * (usize::from(last - first) + 1);
+        if cursor < written || table_end > subtree.end {
+            return Err(PatchError::Malformed(cursor));
+        }
+        out.put(&old[written..cursor])?;
+        let first_child = stack.len();
+        for slot in (cursor..table_end).step_by(4) {
+            let reference = read_u32(old, slot)?;
+            if reference == 0 {
+                out.put(&0u32.to_be_bytes())?;
+                continue;
             }
-            cursor += 4;
+            let target = (reference & OFFSET_MASK) as i64 + moved;
+            if !(0..=i64::from(OFFSET_MASK)).contains(&target) {
+                return Err(PatchError::Malformed(slot));
+            }
+            let flags = reference & FLAG_MASK;
+            out.put(&(target as u32 | flags).to_be_bytes())?;
+            stack.push(((reference & OFFSET_MASK) as usize, flags));
         }
         stack[first_child..].reverse();
+        written = table_end;
     }
-    Ok(())
+    out.put(&old[written..subtree.end])
 }

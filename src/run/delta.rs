@@ -21,7 +21,7 @@ use crate::cache::{digest, Digest, MemoBase, OutputDigest};
 use crate::discover::DiscoveredModule;
 use crate::graph::{direct_dependencies, import_lookup_name, ImportTable};
 use crate::index::{Index, IndexPatch};
-use crate::memo;
+use crate::memo::{self, DigestWriter};
 use crate::names::normalize_alias;
 use crate::output::text::{append_alias_lines, ALIAS_HEADER};
 use crate::publish::Publisher;
@@ -210,34 +210,47 @@ pub(super) fn update_alias_files(
     let (old_text, old_bin) = old_files?;
 
     let lines = changed_old_lines(&old_text, old, changed)?;
-    let (text, bin) = rayon::join(
-        || spliced_alias_text(&old_text, changed, &lines),
-        || patched_alias_index(&old_bin, changed, &lines),
-    );
-    let bin = bin?;
-    let mut updated = outputs.to_vec();
-    for (at, bytes) in [(text_at, &text), (bin_at, &bin)] {
-        updated[at].size = bytes.len() as u64;
-        updated[at].digest = digest(bytes);
-    }
-    // The memo may be stored before the files are in place: a later run checks the files
-    // against it before it trusts it.
+    let patch = alias_index_patch(&old_bin, changed, &lines)?;
+    // Both files are written straight to their temporary files (neither is assembled in
+    // memory), their digests taken on the way.
     let publisher = Publisher::new(outdir.to_path_buf()).with_fsync(fsync);
-    let (published, ()) = rayon::join(
-        || -> Result<(), NoDelta> {
-            let (text, bin) = rayon::join(
-                || publisher.publish(ALIAS, &text),
-                || publisher.publish(ALIAS_BIN, &bin),
-            );
-            text?;
-            bin?;
-            Ok(())
+    let (text, bin) = rayon::join(
+        // A few large writes: the old file's spans and the new lines.
+        || {
+            publish_digested(&publisher, ALIAS, |out| {
+                write_spliced_alias_text(out, &old_text, changed, &lines)
+            })
         },
-        || store(&updated),
+        || {
+            publish_digested(&publisher, ALIAS_BIN, |out| {
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+                patch.write_to(&mut out).map_err(std::io::Error::other)?;
+                std::io::Write::flush(&mut out)
+            })
+        },
     );
-    published?;
+    let mut updated = outputs.to_vec();
+    (updated[text_at].size, updated[text_at].digest) = text?;
+    (updated[bin_at].size, updated[bin_at].digest) = bin?;
+    store(&updated);
     memo::touch_outputs(outdir, &files_except(&[text_at, bin_at]));
     Ok(())
+}
+
+/// Publishes `name` with the contents `write` gives; returns their length and digest.
+fn publish_digested(
+    publisher: &Publisher,
+    name: &str,
+    write: impl FnOnce(&mut DigestWriter<&mut std::fs::File>) -> std::io::Result<()>,
+) -> Result<(u64, Digest), NoDelta> {
+    let mut summary = None;
+    publisher.begin(name)?.commit_with(|file| {
+        let mut out = DigestWriter::new(file);
+        write(&mut out)?;
+        summary = Some(out.summary());
+        Ok(())
+    })?;
+    summary.ok_or(NoDelta)
 }
 
 /// Where each module's lines start in `modules.alias` (`text`), by the lengths in `old`.
@@ -289,30 +302,34 @@ fn changed_old_lines<'t>(
         .collect()
 }
 
-/// `modules.alias` with the changed modules' `lines` replaced.
-fn spliced_alias_text(
+/// Writes `modules.alias` with the changed modules' `lines` replaced to `out`, straight from
+/// the old file's bytes (the new file is never assembled in memory).
+fn write_spliced_alias_text(
+    out: &mut impl std::io::Write,
     old_text: &[u8],
     changed: &[ChangedModule<'_>],
     lines: &[OldLines<'_>],
-) -> Vec<u8> {
-    let mut text = Vec::with_capacity(old_text.len());
+) -> std::io::Result<()> {
     let mut copied = 0;
+    let mut new_lines = Vec::new();
     for (change, old) in changed.iter().zip(lines) {
-        text.extend_from_slice(&old_text[copied..old.start]);
-        append_alias_lines(&mut text, change.modname, change.aliases);
+        out.write_all(&old_text[copied..old.start])?;
+        new_lines.clear();
+        append_alias_lines(&mut new_lines, change.modname, change.aliases);
+        out.write_all(&new_lines)?;
         copied = old.end;
     }
-    text.extend_from_slice(&old_text[copied..]);
-    text
+    out.write_all(&old_text[copied..])
 }
 
-/// `modules.alias.bin` with the changed modules' old entries (from their old `lines`)
-/// removed and their new ones inserted, each with the module's position as its priority.
-fn patched_alias_index(
-    old_bin: &[u8],
-    changed: &[ChangedModule<'_>],
+/// The patch of `modules.alias.bin` that removes the changed modules' old entries (from
+/// their old `lines`) and inserts their new ones, each with the module's position as its
+/// priority.
+fn alias_index_patch<'a>(
+    old_bin: &'a [u8],
+    changed: &[ChangedModule<'a>],
     lines: &[OldLines<'_>],
-) -> Result<Vec<u8>, NoDelta> {
+) -> Result<IndexPatch<'a>, NoDelta> {
     let mut patch = IndexPatch::new(old_bin)?;
     let mut new_keys = Vec::new();
     for (change, old) in changed.iter().zip(lines) {
@@ -337,5 +354,5 @@ fn patched_alias_index(
     for (key, modname, priority) in &new_keys {
         patch.insert(key, modname, *priority)?;
     }
-    Ok(patch.to_bytes()?)
+    Ok(patch)
 }

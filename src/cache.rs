@@ -457,6 +457,11 @@ impl ModuleCache {
         std::mem::take(&mut self.listings)
     }
 
+    /// Parses the bytes of a cache file; `None` when anything is wrong with them.
+    pub fn from_bytes(bytes: Vec<u8>, settings: ReadSettings) -> Option<ModuleCache> {
+        decode(bytes, settings)
+    }
+
     /// Reads a cache file. A missing, unreadable, damaged or foreign file, or one written
     /// under other settings, gives an empty cache: the cache can only save work.
     pub fn load(path: &Path, settings: ReadSettings) -> ModuleCache {
@@ -666,6 +671,13 @@ pub fn encode<'a>(
     put_memo(&mut out, memo);
     let crc = crc32fast::hash(&out);
     put_u32(&mut out, crc);
+    out
+}
+
+/// The leading bytes of every cache file written under `settings` by this release.
+pub fn header(settings: ReadSettings) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_header(&mut out, settings);
     out
 }
 

@@ -1,5 +1,6 @@
-//! Arbitrary bytes as an index file: validation, listing and lookups must never panic, and a
-//! file that validates must list and look up without error.
+//! Arbitrary bytes as an index file: validation, listing and lookups (also exact lookups
+//! without validation) must never panic, and a file that validates must list and look up
+//! without error.
 #![no_main]
 
 use depmod_rs::index::{annotate::annotate, Index};
@@ -11,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
         .len()
         .saturating_sub(data.last().map_or(0, |&n| usize::from(n % 32)));
     let (file, query) = data.split_at(split);
+    // Lookups in a file whose validation is skipped must not panic either.
+    if let Ok(known) = Index::from_known(file) {
+        let _ = known.lookup_exact(query);
+    }
     let Ok(index) = Index::new(file) else {
         return;
     };

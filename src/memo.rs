@@ -122,16 +122,20 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 pub fn outputs_intact(dir: &Path, outputs: &[OutputDigest]) -> bool {
     !outputs.is_empty()
         && outputs.par_iter().all(|file| {
-            let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
-            file_summary(&path).is_ok_and(|summary| summary == (file.size, file.digest))
+            file_summary(&output_path(dir, file))
+                .is_ok_and(|summary| summary == (file.size, file.digest))
         })
+}
+
+/// Where `file` is in the output directory `dir`.
+fn output_path(dir: &Path, file: &OutputDigest) -> std::path::PathBuf {
+    dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()))
 }
 
 /// The contents of `file` in `dir` if they are exactly the recorded ones, mapped (an index
 /// file is read whole, and mapping the cached pages costs less than copying them).
 pub fn read_intact(dir: &Path, file: &OutputDigest) -> Option<memmap2::Mmap> {
-    let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
-    let handle = std::fs::File::open(path).ok()?;
+    let handle = std::fs::File::open(output_path(dir, file)).ok()?;
     if handle.metadata().ok()?.len() != file.size || file.size == 0 {
         return None;
     }
@@ -168,8 +172,10 @@ fn file_summary(path: &Path) -> std::io::Result<(u64, Digest)> {
 pub fn touch_outputs(dir: &Path, outputs: &[OutputDigest]) {
     let now = std::fs::FileTimes::new().set_modified(std::time::SystemTime::now());
     for file in outputs {
-        let path = dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()));
-        if let Ok(handle) = std::fs::OpenOptions::new().write(true).open(path) {
+        if let Ok(handle) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(output_path(dir, file))
+        {
             let _ = handle.set_times(now);
         }
     }
@@ -195,6 +201,17 @@ impl<W: Write> DigestWriter<W> {
     /// The length and digest of everything written so far.
     pub fn summary(&self) -> (u64, Digest) {
         (self.len, self.hasher.digest128())
+    }
+
+    /// Lets `write` write to `inner` through a digest writer; returns the length and digest
+    /// of what it wrote.
+    pub fn digest_of(
+        inner: W,
+        write: impl FnOnce(&mut Self) -> std::io::Result<()>,
+    ) -> std::io::Result<(u64, Digest)> {
+        let mut out = DigestWriter::new(inner);
+        write(&mut out)?;
+        Ok(out.summary())
     }
 }
 

@@ -1498,9 +1498,7 @@ fn publish_encoded(
         if !ctx.digests {
             return emit(file);
         }
-        let mut out = DigestWriter::new(file);
-        emit(&mut out)?;
-        (written.size, written.digest) = out.summary();
+        (written.size, written.digest) = DigestWriter::digest_of(file, |out| emit(out))?;
         Ok(())
     };
     let committed = match encoded {

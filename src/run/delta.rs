@@ -10,8 +10,8 @@
 //! module whose record is unchanged. The changed modules' old aliases are read back from
 //! `modules.alias` (their lines are where the lengths say), their lines are replaced, and
 //! `modules.alias.bin` is patched ([`IndexPatch`]): their old entries removed, their new
-//! ones inserted with the same priority. The result is byte for byte what a full run writes; anything unexpected
-//! gives up, and the run is carried out in full.
+//! ones inserted with the same priority. The result is byte for byte what a full run
+//! writes; anything unexpected gives up, and the run is carried out in full.
 
 use std::path::Path;
 
@@ -168,11 +168,11 @@ pub(super) struct AliasUpdate<'a> {
 
 /// Rewrites `modules.alias` and `modules.alias.bin` for the `changed` modules (in module
 /// order), keeping (and touching) every other file the memo lists. `store` is given the
-/// files' new digests (in the memo's order) while the files are written.
+/// files' new digests (in the memo's order) once both are written.
 pub(super) fn update_alias_files(
     update: AliasUpdate<'_>,
     changed: &[ChangedModule<'_>],
-    store: impl FnOnce(&[OutputDigest]) + Send,
+    store: impl FnOnce(&[OutputDigest]),
 ) -> Result<(), NoDelta> {
     let AliasUpdate {
         outdir,
@@ -245,9 +245,7 @@ fn publish_digested(
 ) -> Result<(u64, Digest), NoDelta> {
     let mut summary = None;
     publisher.begin(name)?.commit_with(|file| {
-        let mut out = DigestWriter::new(file);
-        write(&mut out)?;
-        summary = Some(out.summary());
+        summary = Some(DigestWriter::digest_of(file, write)?);
         Ok(())
     })?;
     summary.ok_or(NoDelta)

@@ -4,11 +4,11 @@
 //!
 //! # What is stored
 //!
-//! One entry per module that was read without error: its [`FileKey`] and the [`Digest`] of
-//! its record — its exports with CRCs, its imports with CRC and weak flag, and its `alias`,
-//! `softdep` and `weakdep` modinfo values, exactly what the rest of the run uses, encoded by
-//! [`encode_record`]. Modules whose read failed are never stored (they are read again, and
-//! report their error again, on every run).
+//! One entry per module, in the run's module order: its path, its [`FileKey`], whether that
+//! key may be trusted, and the [`Digest`] of its record — its exports with CRCs, its imports
+//! with CRC and weak flag, and its `alias`, `softdep` and `weakdep` modinfo values, exactly
+//! what the rest of the run uses, encoded by [`encode_record`]. A module whose read failed
+//! is never trusted (it is read again, and reports its error again, on every run).
 //!
 //! The record itself is kept for compressed modules only: decoding one costs about a
 //! millisecond, while an uncompressed module is read partially in tens of microseconds, no
@@ -26,9 +26,9 @@
 //! every module, which is the cost the cache exists to avoid.
 //!
 //! A file changed within the same timestamp tick as our `stat` could keep its `ctime`; an
-//! entry is therefore stored only when the file's `ctime` is at least
-//! [`RACY_MARGIN_NS`] older than the moment it was examined (the rule git uses for racily
-//! clean index entries). A young file is simply read again next time.
+//! entry is therefore trusted only when the file's `ctime` was at least [`RACY_MARGIN_NS`]
+//! older than the moment it was examined (the rule git uses for racily clean index
+//! entries). A young file is simply read again next time.
 //!
 //! The cache file also records the format version, the depmod-rs release that wrote it, the
 //! kmod release whose reading rules applied and whether gzip decoding was on; any difference
@@ -194,7 +194,8 @@ pub struct StoredEntry {
     record: Option<(usize, usize)>,
 }
 
-/// What the last run that printed nothing wrote, for the inputs it had (see [`crate::memo`]).
+/// What the last run wrote and printed after discovery, for the inputs it had (see
+/// [`crate::memo`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Memo {
     /// The digest of everything the run's output depended on.
@@ -498,18 +499,24 @@ pub struct MemoSlot {
 }
 
 impl MemoSlot {
+    /// The slot after `before_memo`, the leading bytes of the file at `path` (device and
+    /// inode `id`).
+    fn new(path: &Path, id: (u64, u64), before_memo: &[u8]) -> MemoSlot {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(before_memo);
+        MemoSlot {
+            path: path.to_path_buf(),
+            id,
+            end: before_memo.len(),
+            crc,
+        }
+    }
+
     /// The slot of the file `kept` was loaded from (at `path`), keeping its modules section;
     /// `None` if `kept` was not loaded from a file.
     pub fn of_loaded(path: &Path, kept: &ModuleCache) -> Option<MemoSlot> {
         let (_, end) = kept.modules_section?;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(kept.bytes.get(..end)?);
-        Some(MemoSlot {
-            path: path.to_path_buf(),
-            id: kept.file_id?,
-            end,
-            crc,
-        })
+        Some(MemoSlot::new(path, kept.file_id?, kept.bytes.get(..end)?))
     }
 
     /// Writes `memo` and the checksum in place, from the end of the modules section on.
@@ -540,26 +547,14 @@ pub fn save_without_memo<'a>(
     listings: &Listings,
     settings: ReadSettings,
 ) -> std::io::Result<MemoSlot> {
-    let mut bytes = Vec::new();
-    put_header(&mut bytes, settings);
-    put_modules_section(&mut bytes, entries.collect(), listings);
+    let mut bytes = encode_until_memo(entries, listings, settings);
     let end = bytes.len();
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&bytes);
-    let mut whole = crc.clone();
-    put_memo(&mut bytes, None);
-    whole.update(&bytes[end..]);
-    put_u32(&mut bytes, whole.finalize());
+    finish_with_memo(&mut bytes, None);
     let id = save_bytes_with(path, &bytes, |file| {
         let meta = file.metadata()?;
         Ok((meta.dev(), meta.ino()))
     })?;
-    Ok(MemoSlot {
-        path: path.to_path_buf(),
-        id,
-        end,
-        crc,
-    })
+    Ok(MemoSlot::new(path, id, &bytes[..end]))
 }
 
 /// Writes cache bytes to `path` atomically (temporary file in the same directory, then
@@ -660,6 +655,17 @@ pub fn encode<'a>(
     memo: Option<&Memo>,
     settings: ReadSettings,
 ) -> Vec<u8> {
+    let mut out = encode_until_memo(entries, listings, settings);
+    finish_with_memo(&mut out, memo);
+    out
+}
+
+/// The header and the modules section (entries, listings, kept walk) of a cache file.
+fn encode_until_memo<'a>(
+    entries: impl Iterator<Item = CacheEntry<'a>>,
+    listings: &Listings,
+    settings: ReadSettings,
+) -> Vec<u8> {
     let entries: Vec<CacheEntry<'a>> = entries.collect();
     let size: usize = entries
         .iter()
@@ -668,10 +674,14 @@ pub fn encode<'a>(
     let mut out = Vec::with_capacity(64 + size);
     put_header(&mut out, settings);
     put_modules_section(&mut out, entries, listings);
-    put_memo(&mut out, memo);
-    let crc = crc32fast::hash(&out);
-    put_u32(&mut out, crc);
     out
+}
+
+/// Appends `memo` and the CRC-32 trailer of everything before it.
+fn finish_with_memo(out: &mut Vec<u8>, memo: Option<&Memo>) {
+    put_memo(out, memo);
+    let crc = crc32fast::hash(out);
+    put_u32(out, crc);
 }
 
 /// The leading bytes of every cache file written under `settings` by this release.

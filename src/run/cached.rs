@@ -44,7 +44,7 @@ enum Examined {
 struct FreshRead {
     /// What was read (moved out by [`CachedReads::finish_reads`]).
     loaded: LoadedModule,
-    /// Whether the read succeeded (only then is an entry stored).
+    /// Whether the read succeeded (only then may its entry be trusted).
     ok: bool,
     /// The file's key, taken before the read.
     key: Option<FileKey>,
@@ -308,7 +308,10 @@ impl CachedReads {
     /// What was read now from module `i`, if it was read before the memo check.
     pub fn fresh(&self, i: usize) -> Option<&LoadedModule> {
         match *self.examined.get(i)? {
-            Examined::Read(at) => Some(&self.read(at).loaded).filter(|_| self.read(at).ok),
+            Examined::Read(at) => {
+                let read = self.read(at);
+                read.ok.then_some(&read.loaded)
+            }
             Examined::Unchanged(_) => None,
         }
     }
@@ -372,11 +375,12 @@ impl CachedReads {
                 .iter()
                 .zip(&self.examined)
                 .enumerate()
-                .all(|(at, (module, examined))| {
-                    let in_place = self.cache.entry_at(at, &module.path).is_some();
-                    match *examined {
-                        Examined::Unchanged(stored) => in_place && stored == at,
-                        Examined::Read(read) => in_place && !self.trusted(self.read(read)),
+                .all(|(at, (module, examined))| match *examined {
+                    // Found at `at` only where the entry there has the module's path.
+                    Examined::Unchanged(stored) => stored == at,
+                    Examined::Read(read) => {
+                        self.cache.entry_at(at, &module.path).is_some()
+                            && !self.trusted(self.read(read))
                     }
                 })
     }
@@ -424,6 +428,7 @@ impl CachedReads {
     /// and the memo written in place ([`cache::MemoSlot`]). A failure to write is a warning.
     pub fn save(&self, modules: &[DiscoveredModule], memo: Option<&Memo>, diag: &Diag) {
         if self.modules_section_holds(modules) {
+            // The slot (a checksum of the kept part) is only worth making for a new memo.
             if memo == self.cache.memo() {
                 return;
             }

@@ -63,8 +63,9 @@ impl Tree {
         self.run_into(out.path(), cached)
     }
 
-    /// Runs depmod-rs with `-o OUT`, with or without the cache.
-    fn run_into(&self, out: &Path, cached: bool) -> Outcome {
+    /// A depmod-rs command on the tree with `-o OUT`, with or without the cache; the caller
+    /// adds any other option and the kernel version.
+    fn command(&self, out: &Path, cached: bool) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
         cmd.arg("-b")
             .arg(self.root())
@@ -74,20 +75,38 @@ impl Tree {
         if cached {
             cmd.arg("--cache").arg(self.cache());
         }
-        let result = cmd.arg(KVER).output().unwrap();
-        let mut files = BTreeMap::new();
-        for entry in std::fs::read_dir(out.join("lib/modules").join(KVER)).unwrap() {
-            let entry = entry.unwrap();
-            files.insert(
-                entry.file_name().to_string_lossy().into_owned(),
-                std::fs::read(entry.path()).unwrap(),
-            );
-        }
+        cmd
+    }
+
+    /// Runs depmod-rs with `-o OUT`, with or without the cache.
+    fn run_into(&self, out: &Path, cached: bool) -> Outcome {
+        let result = self.command(out, cached).arg(KVER).output().unwrap();
         (
             result.status.code(),
             String::from_utf8_lossy(&result.stderr).into_owned(),
-            files,
+            output_files(out),
         )
+    }
+
+    /// Runs depmod-rs with the cache into `out` and reports whether it took the last walk's
+    /// outcome again instead of walking (from its stage timings); the files must be those of
+    /// a run without the cache.
+    fn run_kept(&self, out: &Path, what: &str) -> bool {
+        let result = self
+            .command(out, true)
+            .arg(KVER)
+            .env("DEPMOD_RS_TIMINGS", "1")
+            .output()
+            .unwrap();
+        assert_eq!(result.status.code(), Some(0), "{what}");
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        assert!(
+            stderr.lines().all(|line| line.starts_with("timing: ")),
+            "{what}: {stderr}"
+        );
+        let (_, _, plain) = self.run(false);
+        assert_eq!(output_files(out), plain, "{what}");
+        stderr.contains("last walk taken again")
     }
 
     /// Asserts that a cached run gives what an uncached run gives; returns the outcome.
@@ -98,6 +117,19 @@ impl Tree {
         assert_eq!(plain.0, Some(0), "{what}: {}", plain.1);
         plain
     }
+}
+
+/// Every file in the module directory of the output root `out`, by name.
+fn output_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(out.join("lib/modules").join(KVER)).unwrap() {
+        let entry = entry.unwrap();
+        files.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            std::fs::read(entry.path()).unwrap(),
+        );
+    }
+    files
 }
 
 fn xz(data: &[u8]) -> Vec<u8> {
@@ -248,16 +280,9 @@ fn damaged_caches_are_ignored_and_rebuilt() {
     }
     // A cache written under other reading rules (kmod 30) is not used for kmod 34 runs.
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_depmod-rs"))
+    let status = tree
+        .command(out.path(), true)
         .args(["--compat", "30"])
-        .arg("-b")
-        .arg(tree.root())
-        .arg("-C")
-        .arg(tree.root().join("conf"))
-        .arg("-o")
-        .arg(out.path())
-        .arg("--cache")
-        .arg(tree.cache())
         .arg(KVER)
         .output()
         .unwrap()
@@ -462,15 +487,9 @@ fn unchanged_inputs_keep_the_index_files() {
     changed("modules.symbols.bin removed", &tree);
 
     // A run with other options writes other files.
-    let status = Command::new(env!("CARGO_BIN_EXE_depmod-rs"))
-        .args(["--compat", "30", "-b"])
-        .arg(tree.root())
-        .arg("-C")
-        .arg(tree.root().join("conf"))
-        .arg("-o")
-        .arg(&out)
-        .arg("--cache")
-        .arg(tree.cache())
+    let status = tree
+        .command(&out, true)
+        .args(["--compat", "30"])
         .arg(KVER)
         .status()
         .unwrap();
@@ -492,40 +511,6 @@ fn runs_with_unreadable_modules_are_never_kept() {
     }
     inodes.dedup();
     assert_eq!(inodes.len(), 3, "every run rewrote the files: {inodes:?}");
-}
-
-impl Tree {
-    /// Runs depmod-rs with the cache into `out` and reports whether it took the last walk's
-    /// outcome again instead of walking (from its stage timings); the files must be those of
-    /// a run without the cache.
-    fn run_kept(&self, out: &Path, what: &str) -> bool {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
-        cmd.arg("-b")
-            .arg(self.root())
-            .arg("-C")
-            .arg(self.root().join("conf"))
-            .arg("-o")
-            .arg(out)
-            .arg("--cache")
-            .arg(self.cache())
-            .arg(KVER)
-            .env("DEPMOD_RS_TIMINGS", "1");
-        let result = cmd.output().unwrap();
-        assert_eq!(result.status.code(), Some(0), "{what}");
-        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
-        assert!(
-            stderr.lines().all(|line| line.starts_with("timing: ")),
-            "{what}: {stderr}"
-        );
-        let (_, _, plain) = self.run(false);
-        let mut files = BTreeMap::new();
-        for name in plain.keys() {
-            let path = out.join("lib/modules").join(KVER).join(name);
-            files.insert(name.clone(), std::fs::read(path).unwrap());
-        }
-        assert_eq!(files, plain, "{what}");
-        stderr.contains("last walk taken again")
-    }
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! that carry information, in kmod's wording.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// The program name kmod prints in front of every diagnostic.
 pub const PROGRAM: &str = "depmod";
@@ -42,51 +44,27 @@ impl Level {
     }
 }
 
-/// How many diagnostics this process has printed (any [`Diag`]).
-static PRINTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The number of diagnostics printed so far by this process: a run compares it before and
-/// after a stage to know whether the stage printed anything.
-pub fn printed_count() -> u64 {
-    PRINTED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Every line printed since [`start_recording`], while recording.
-static RECORDED: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
-
-/// Starts keeping a copy of every diagnostic printed from now on (see [`take_recorded`]).
-pub fn start_recording() {
-    *RECORDED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
-}
-
-/// The lines printed since [`start_recording`], exactly as printed; recording stops.
-pub fn take_recorded() -> Option<Vec<u8>> {
-    RECORDED.lock().unwrap_or_else(|e| e.into_inner()).take()
-}
-
-/// Prints lines that an earlier run printed (from [`take_recorded`]), as they were.
-pub fn replay(lines: &[u8]) {
-    if lines.is_empty() {
-        return;
-    }
-    let _ = std::io::stderr().lock().write_all(lines);
-    let count = lines.iter().filter(|&&b| b == b'\n').count() as u64;
-    PRINTED.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-    if let Some(recorded) = RECORDED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        recorded.extend_from_slice(lines);
-    }
-}
-
 /// Where diagnostics go and which of them are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A `Diag` also counts the lines it printed and, once [`Diag::start_recording`] is called,
+/// keeps a copy of each, so that a caller can tell whether a stage printed anything and
+/// print the same lines again later ([`Diag::replay`]).
+#[derive(Debug, Default)]
 pub struct Diag {
     verbosity: u32,
+    /// How many lines were printed.
+    printed: AtomicU64,
+    /// Every line printed since [`Diag::start_recording`], while recording.
+    recorded: Mutex<Option<Vec<u8>>>,
 }
 
 impl Diag {
     /// A logger for `verbosity` repetitions of `-v`.
     pub fn new(verbosity: u32) -> Self {
-        Diag { verbosity }
+        Diag {
+            verbosity,
+            ..Diag::default()
+        }
     }
 
     /// The number of `-v` given.
@@ -97,6 +75,46 @@ impl Diag {
     /// Whether messages of `level` are printed.
     pub fn enabled(&self, level: Level) -> bool {
         (level as u32) <= Level::Warning as u32 + self.verbosity
+    }
+
+    /// The number of lines printed so far: compared before and after a stage, it tells
+    /// whether the stage printed anything.
+    pub fn printed_count(&self) -> u64 {
+        self.printed.load(Ordering::Relaxed)
+    }
+
+    /// Starts keeping a copy of every line printed from now on (see [`Diag::take_recorded`]).
+    pub fn start_recording(&self) {
+        *self.recording() = Some(Vec::new());
+    }
+
+    /// The lines printed since [`Diag::start_recording`], exactly as printed; recording
+    /// stops. `None` if it was not recording.
+    pub fn take_recorded(&self) -> Option<Vec<u8>> {
+        self.recording().take()
+    }
+
+    /// Prints lines printed earlier (from [`Diag::take_recorded`]), as they were.
+    pub fn replay(&self, lines: &[u8]) {
+        if lines.is_empty() {
+            return;
+        }
+        let count = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.print(lines, count);
+    }
+
+    fn recording(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `lines` (`count` of them) to stderr, counting and recording them.
+    fn print(&self, lines: &[u8], count: u64) {
+        // A failing stderr cannot be reported anywhere; kmod ignores it too.
+        let _ = std::io::stderr().lock().write_all(lines);
+        self.printed.fetch_add(count, Ordering::Relaxed);
+        if let Some(recorded) = self.recording().as_mut() {
+            recorded.extend_from_slice(lines);
+        }
     }
 
     /// Print `depmod: LEVEL: message\n` if `level` passes the threshold. The message is raw
@@ -112,12 +130,7 @@ impl Diag {
         line.extend_from_slice(b": ");
         line.extend_from_slice(message);
         line.push(b'\n');
-        // A failing stderr cannot be reported anywhere; kmod ignores it too.
-        let _ = std::io::stderr().lock().write_all(&line);
-        PRINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(recorded) = RECORDED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            recorded.extend_from_slice(&line);
-        }
+        self.print(&line, 1);
     }
 
     /// Log at `FATAL`.
@@ -143,6 +156,30 @@ impl Diag {
     /// Log at `INFO`.
     pub fn info(&self, message: impl AsRef<[u8]>) {
         self.log(Level::Info, message.as_ref());
+    }
+}
+
+/// Diagnostics held back, so that work done in parallel or ahead of time reports in kmod's
+/// order: recorded where they arise, printed later with [`HeldMessages::flush`].
+#[derive(Debug, Default)]
+pub struct HeldMessages(Vec<(Level, Vec<u8>)>);
+
+impl HeldMessages {
+    /// Holds an `ERROR`.
+    pub fn error(&mut self, message: impl Into<Vec<u8>>) {
+        self.0.push((Level::Error, message.into()));
+    }
+
+    /// Holds a `WARNING`.
+    pub fn warning(&mut self, message: impl Into<Vec<u8>>) {
+        self.0.push((Level::Warning, message.into()));
+    }
+
+    /// Prints the messages through `diag`, in the order they were held.
+    pub fn flush(self, diag: &Diag) {
+        for (level, message) in self.0 {
+            diag.log(level, &message);
+        }
     }
 }
 

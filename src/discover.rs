@@ -8,10 +8,9 @@ use std::os::unix::fs::FileTypeExt;
 use rayon::prelude::*;
 
 use crate::bmsg;
-use crate::cache::{DirListing, FileKey};
 use crate::config::{Config, SearchEntry};
 use crate::diag::{strerror, Diag};
-use crate::fs_at::DirHandle;
+use crate::fs_at::{DirHandle, FileKey};
 use crate::names::modname_from_path;
 use rustc_hash::FxHashMap;
 
@@ -236,6 +235,83 @@ pub fn is_excluded(config: &Config, name: &[u8]) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[error("{}", strerror(.0))]
 pub struct SearchError(#[from] pub std::io::Error);
+
+/// One directory as the walk listed it: its key, and the names of its module files and
+/// subdirectories in directory order (see [`ListingCache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirListing {
+    /// The directory's own key when it was listed.
+    pub key: FileKey,
+    /// Whether the key had settled when the directory was listed
+    /// ([`FileKey::is_settled`]): only then does an unchanged key vouch for the listing.
+    /// An unsettled listing is kept to be compared with the directory's next listing.
+    pub settled: bool,
+    /// Each entry as a kind byte (`d` subdirectory, `f` module file), its name and a NUL
+    /// (which no file name contains): one allocation per directory.
+    packed: Vec<u8>,
+}
+
+impl DirListing {
+    /// A listing of `entries` (name, is a subdirectory) made when the directory's key was
+    /// `key` (`settled` or not); `None` if a name is empty or contains NUL or `/`.
+    pub fn new<'a>(
+        key: FileKey,
+        settled: bool,
+        entries: impl Iterator<Item = (&'a [u8], bool)>,
+    ) -> Option<DirListing> {
+        let mut packed = Vec::new();
+        for (name, is_dir) in entries {
+            if name.is_empty() || name.contains(&0) || name.contains(&b'/') {
+                return None;
+            }
+            packed.push(if is_dir { b'd' } else { b'f' });
+            packed.extend_from_slice(name);
+            packed.push(0);
+        }
+        Some(DirListing {
+            key,
+            settled,
+            packed,
+        })
+    }
+
+    /// Whether `other` lists the same entries in the same order.
+    pub fn same_entries(&self, other: &DirListing) -> bool {
+        self.packed == other.packed
+    }
+
+    /// The entries: each name and whether it is a subdirectory, in directory order.
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], bool)> + '_ {
+        self.packed
+            .split(|&b| b == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| (&entry[1..], entry[0] == b'd'))
+    }
+
+    /// The packed form of the entries (for storing the listing).
+    pub fn packed(&self) -> &[u8] {
+        &self.packed
+    }
+
+    /// A listing from the packed form [`DirListing::packed`] gave; `None` if `packed` is
+    /// not a valid packed listing.
+    pub fn from_packed(key: FileKey, settled: bool, packed: Vec<u8>) -> Option<DirListing> {
+        Self::valid(&packed).then_some(DirListing {
+            key,
+            settled,
+            packed,
+        })
+    }
+
+    /// Whether `packed` is a valid packed listing.
+    fn valid(packed: &[u8]) -> bool {
+        packed.is_empty()
+            || (packed.last() == Some(&0)
+                && packed[..packed.len() - 1].split(|&b| b == 0).all(|entry| {
+                    entry.len() >= 2 && matches!(entry[0], b'd' | b'f') && !entry.contains(&b'/')
+                }))
+    }
+}
 
 /// How the walk may use and keep directory listings (`--cache`).
 ///

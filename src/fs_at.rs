@@ -1,5 +1,5 @@
-//! Directory-relative `stat` and `open` (`fstatat`, `openat` with `O_PATH`), which the
-//! standard library does not offer.
+//! File identities ([`FileKey`]), and directory-relative `stat` and `open` (`fstatat`,
+//! `openat` with `O_PATH`), which the standard library does not offer.
 //!
 //! A walk that `stat`s thousands of files by absolute path spends most of its time resolving
 //! the same leading directories again for every file. Holding each directory open and
@@ -10,7 +10,63 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::cache::FileKey;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// How much older than "now" a file's `ctime` must be for its record to be stored.
+pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
+
+/// The identity of a file's contents as `stat` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime` in nanoseconds.
+    pub mtime_ns: i128,
+    /// `st_ctime` in nanoseconds.
+    pub ctime_ns: i128,
+}
+
+impl FileKey {
+    /// The key of `path` (symbolic links followed, as the module read follows them).
+    pub fn of(path: &Path) -> Option<FileKey> {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| FileKey::from_metadata(&meta))
+    }
+
+    /// The key in `meta`.
+    pub fn from_metadata(meta: &std::fs::Metadata) -> FileKey {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file was last changed long enough before `now_ns` for its key to be
+    /// trusted later: a file changed within the same timestamp tick as a `stat` could keep
+    /// its `ctime`, so a key vouches for the contents only once its `ctime` is at least
+    /// [`RACY_MARGIN_NS`] older than the moment it was taken (the rule git uses for racily
+    /// clean index entries).
+    pub fn is_settled(&self, now_ns: i128) -> bool {
+        self.ctime_ns.saturating_add(RACY_MARGIN_NS) <= now_ns
+    }
+}
+
+/// The current time in nanoseconds since the epoch (0 if the clock is before it).
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
 
 // glibc's 64-bit-offset variants, so that 32-bit builds see large inode numbers and sizes.
 #[cfg(not(target_env = "gnu"))]

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use crate::bmsg;
 use crate::diag::Level;
 use crate::order::{superfast_hash, SYMBOL_BUCKETS};
+use crate::record::ModuleRecord;
 use crate::symvers::KernelSymbol;
 
 /// A symbol exported by a module.
@@ -23,17 +24,6 @@ pub struct ExportedSymbol {
 }
 
 pub use crate::module::{ImportRef, ImportTable};
-
-/// What the graph needs from one module.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModuleSymbols {
-    /// Path printed in messages (absolute).
-    pub path: Vec<u8>,
-    /// Exports (empty if they could not be read).
-    pub exports: Vec<ExportedSymbol>,
-    /// Undefined references, in kmod's order.
-    pub imports: ImportTable,
-}
 
 /// Options of the resolution step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,8 +106,12 @@ pub fn direct_dependencies(
 }
 
 /// Build the symbol table and each module's dependencies (§6.1–§6.3).
-pub fn resolve(
-    modules: &[ModuleSymbols],
+///
+/// `modules` are the records in `idx` order; `path_of(idx)` is the path a message names for
+/// module `idx` (absolute).
+pub fn resolve<'p>(
+    modules: &[ModuleRecord],
+    path_of: impl Fn(usize) -> &'p [u8],
     kernel_symbols: Option<&[KernelSymbol]>,
     options: &ResolveOptions,
     messages: &mut ResolveMessages,
@@ -164,6 +158,7 @@ pub fn resolve(
 
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); modules.len()];
     for (idx, module) in modules.iter().enumerate() {
+        let path = path_of(idx);
         for import in module.imports.iter() {
             let lookup = import_lookup_name(import.name, options.symbol_prefix);
             let Some((key, entry)) = table.get_key_value(lookup) else {
@@ -171,19 +166,13 @@ pub fn resolve(
                     let bind = if import.weak { "W" } else { "U" };
                     messages.log.push((
                         Level::Debug,
-                        bmsg!(
-                            module.path,
-                            " needs (",
-                            bind,
-                            ") unknown symbol ",
-                            import.name
-                        ),
+                        bmsg!(path, " needs (", bind, ") unknown symbol ", import.name),
                     ));
                 }
                 if options.print_unknown && !import.weak {
                     messages.log.push((
                         Level::Warning,
-                        bmsg!(module.path, " needs unknown symbol ", import.name),
+                        bmsg!(path, " needs unknown symbol ", import.name),
                     ));
                 }
                 continue;
@@ -196,7 +185,7 @@ pub fn resolve(
                             "symbol ",
                             key,
                             format!(" ({:#x}) module ", entry.crc),
-                            module.path,
+                            path,
                             format!(" ({:#x})", import.crc)
                         ),
                     ));
@@ -204,11 +193,7 @@ pub fn resolve(
                 if options.print_unknown {
                     messages.log.push((
                         Level::Warning,
-                        bmsg!(
-                            module.path,
-                            " disagrees about version of symbol ",
-                            import.name
-                        ),
+                        bmsg!(path, " disagrees about version of symbol ", import.name),
                     ));
                 }
             }
@@ -218,11 +203,11 @@ pub fn resolve(
             }
             if options.verbose {
                 messages.verbose_lines.extend_from_slice(&bmsg!(
-                    module.path,
+                    path,
                     " needs \"",
                     key,
                     "\": ",
-                    modules[owner].path,
+                    path_of(owner),
                     "\n"
                 ));
             }
@@ -463,20 +448,20 @@ mod tests {
     #[test]
     fn last_exporter_owns_and_edges_are_unique() {
         let modules = vec![
-            ModuleSymbols {
-                path: b"/p1".to_vec(),
+            ModuleRecord {
                 exports: vec![export("shared")],
                 imports: ImportTable::new(),
+                ..ModuleRecord::default()
             },
-            ModuleSymbols {
-                path: b"/p2".to_vec(),
+            ModuleRecord {
                 exports: vec![export("shared"), export("other")],
                 imports: ImportTable::new(),
+                ..ModuleRecord::default()
             },
-            ModuleSymbols {
-                path: b"/user".to_vec(),
+            ModuleRecord {
                 exports: vec![],
                 imports: imports(&["shared", "other", ".shared", "missing"]),
+                ..ModuleRecord::default()
             },
         ];
         let mut messages = ResolveMessages::default();
@@ -485,7 +470,8 @@ mod tests {
             verbose: true,
             ..Default::default()
         };
-        let graph = resolve(&modules, None, &options, &mut messages);
+        let paths: [&[u8]; 3] = [b"/p1", b"/p2", b"/user"];
+        let graph = resolve(&modules, |idx| paths[idx], None, &options, &mut messages);
         assert_eq!(graph.deps, vec![vec![], vec![], vec![1]]);
         assert_eq!(
             messages.log,

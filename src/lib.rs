@@ -34,7 +34,6 @@
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
-pub mod cache;
 pub mod cli;
 pub mod cli_doc;
 pub mod compat;
@@ -44,15 +43,15 @@ pub mod discover;
 pub mod fgets;
 pub mod fs_at;
 pub mod graph;
+pub mod incremental;
 pub mod index;
-pub mod kept_walk;
-pub mod memo;
 pub mod module;
 pub mod names;
 pub mod order;
 pub mod output;
 pub mod progress;
 pub mod publish;
+pub mod record;
 pub mod run;
 pub mod symvers;
 pub mod synth;

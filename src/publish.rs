@@ -235,6 +235,68 @@ impl Drop for PendingFile<'_> {
     }
 }
 
+/// A 128-bit digest (XXH3-128) of a file's contents.
+pub type FileDigest = u128;
+
+/// One file as it was published: its name, length and digest (the digest is taken only
+/// when asked for, and is 0 otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// The file name in the output directory.
+    pub name: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The digest of its contents.
+    pub digest: FileDigest,
+}
+
+/// A writer that passes everything through and keeps the length and digest of what went by.
+pub struct DigestWriter<W> {
+    inner: W,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    len: u64,
+}
+
+impl<W: Write> DigestWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        DigestWriter {
+            inner,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            len: 0,
+        }
+    }
+
+    /// The length and digest of everything written so far.
+    pub fn summary(&self) -> (u64, FileDigest) {
+        (self.len, self.hasher.digest128())
+    }
+
+    /// Lets `write` write to `inner` through a digest writer; returns the length and digest
+    /// of what it wrote.
+    pub fn digest_of(
+        inner: W,
+        write: impl FnOnce(&mut Self) -> std::io::Result<()>,
+    ) -> std::io::Result<(u64, FileDigest)> {
+        let mut out = DigestWriter::new(inner);
+        write(&mut out)?;
+        Ok(out.summary())
+    }
+}
+
+impl<W: Write> Write for DigestWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

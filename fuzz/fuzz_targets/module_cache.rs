@@ -7,10 +7,13 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use depmod_rs::cache::{
-    self, CacheEntry, DirListing, FileKey, KeptWalk, Listings, Memo, MemoBase, MemoModule,
-    ModuleCache, OutputDigest, ReadSettings,
+use depmod_rs::discover::DirListing;
+use depmod_rs::fs_at::FileKey;
+use depmod_rs::incremental::store::{
+    self as cache, CacheEntry, KeptWalk, Listings, Memo, MemoBase, MemoModule, ModuleCache,
+    ReadSettings,
 };
+use depmod_rs::publish::WrittenFile;
 use depmod_rs::compat::KmodVersion;
 use libfuzzer_sys::fuzz_target;
 
@@ -106,7 +109,7 @@ fuzz_target!(|input: Input| {
                 inputs,
                 outputs: outputs
                     .into_iter()
-                    .map(|(name, size, digest)| OutputDigest { name, size, digest })
+                    .map(|(name, size, digest)| WrittenFile { name, size, digest })
                     .collect(),
                 messages,
                 base: base.map(|(frame, modules)| MemoBase {

@@ -53,15 +53,9 @@ fn entry(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, priority: usize) ->
 }
 
 /// `modules.dep.bin`: modname → dep line, priority `idx`.
-pub fn dep_entries(resolved: &Resolved) -> Vec<IndexEntry> {
+pub fn dep_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry> {
     (0..resolved.modules.len())
-        .map(|i| {
-            entry(
-                resolved.modules[i].modname.clone(),
-                dep_line(resolved, i),
-                i,
-            )
-        })
+        .map(|i| entry(resolved.modules[i].name.clone(), dep_line(resolved, i), i))
         .collect()
 }
 
@@ -77,12 +71,12 @@ pub enum IndexStep {
 
 /// `modules.alias.bin`: normalised alias → modname, priority `idx`; an alias with unmatched
 /// brackets is skipped with a warning at its place in the sequence.
-pub fn alias_steps(resolved: &Resolved) -> Vec<IndexStep> {
+pub fn alias_steps(resolved: &Resolved<'_>) -> Vec<IndexStep> {
     let mut steps = Vec::new();
     for (i, module) in resolved.modules.iter().enumerate() {
-        for alias in &module.aliases {
+        for alias in &module.record.aliases {
             steps.push(match normalize_alias(alias) {
-                Ok(key) => IndexStep::Insert(entry(key, module.modname.clone(), i)),
+                Ok(key) => IndexStep::Insert(entry(key, module.name.clone(), i)),
                 Err(_) => IndexStep::Warning(bmsg!("Unmatched bracket in ", alias)),
             });
         }
@@ -91,14 +85,14 @@ pub fn alias_steps(resolved: &Resolved) -> Vec<IndexStep> {
 }
 
 /// `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner `idx`.
-pub fn symbol_entries(resolved: &Resolved) -> Vec<IndexEntry> {
+pub fn symbol_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry> {
     resolved
         .symbols
         .iter()
         .map(|(name, owner)| {
             entry(
                 bmsg!("symbol:", name),
-                resolved.modules[*owner].modname.clone(),
+                resolved.modules[*owner].name.clone(),
                 *owner,
             )
         })

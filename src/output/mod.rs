@@ -7,31 +7,19 @@ pub mod bin;
 pub mod text;
 
 use crate::compat::KmodVersion;
-
-/// What the encoders need to know about one module, in `idx` order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutputModule {
-    /// The module name.
-    pub modname: Vec<u8>,
-    /// The path written in outputs (relative to the module directory, or absolute).
-    pub path: Vec<u8>,
-    /// Raw `alias=` values, in modinfo order.
-    pub aliases: Vec<Vec<u8>>,
-    /// Raw `softdep=` values.
-    pub softdeps: Vec<Vec<u8>>,
-    /// Raw `weakdep=` values (kmod 33 and later).
-    pub weakdeps: Vec<Vec<u8>>,
-}
+use crate::record::GraphModule;
 
 /// The resolved data every encoder reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resolved {
-    /// Modules in `idx` order.
-    pub modules: Vec<OutputModule>,
-    /// For each module, all its transitive dependencies in `modules.dep` order.
-    pub dependencies: Vec<Vec<usize>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    /// Modules in `idx` order (the encoders read their names, output paths, aliases,
+    /// softdeps and weakdeps).
+    pub modules: &'a [GraphModule],
+    /// For each module, all its transitive dependencies in `modules.dep` order (empty for
+    /// the files that do not need them, see [`OutputFile::needs_resolution`]).
+    pub dependencies: &'a [Vec<usize>],
     /// Symbols owned by modules in kmod's symbol-table order: (name, owner idx).
-    pub symbols: Vec<(Vec<u8>, usize)>,
+    pub symbols: &'a [(Vec<u8>, usize)],
 }
 
 /// One of the files depmod writes.

@@ -6,30 +6,30 @@ use crate::{bappend, bmsg};
 /// The `modules.dep` line of module `i`, without the newline (also the `.dep.bin` value).
 ///
 /// Allocated at its exact size: on deep trees these lines are tens of megabytes in all.
-pub fn dep_line(resolved: &Resolved, i: usize) -> Vec<u8> {
+pub fn dep_line(resolved: &Resolved<'_>, i: usize) -> Vec<u8> {
     let deps = &resolved.dependencies[i];
-    let len = resolved.modules[i].path.len()
+    let len = resolved.modules[i].output_path.len()
         + 1
         + deps
             .iter()
-            .map(|&d| 1 + resolved.modules[d].path.len())
+            .map(|&d| 1 + resolved.modules[d].output_path.len())
             .sum::<usize>();
     let mut line = Vec::with_capacity(len);
     append_dep_line(resolved, i, &mut line);
     line
 }
 
-fn append_dep_line(resolved: &Resolved, i: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(&resolved.modules[i].path);
+fn append_dep_line(resolved: &Resolved<'_>, i: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&resolved.modules[i].output_path);
     out.push(b':');
     for &d in &resolved.dependencies[i] {
         out.push(b' ');
-        out.extend_from_slice(&resolved.modules[d].path);
+        out.extend_from_slice(&resolved.modules[d].output_path);
     }
 }
 
 /// `modules.dep`: one line per module; 0 bytes without modules.
-pub fn modules_dep(resolved: &Resolved) -> Vec<u8> {
+pub fn modules_dep(resolved: &Resolved<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..resolved.modules.len() {
         append_dep_line(resolved, i, &mut out);
@@ -40,7 +40,10 @@ pub fn modules_dep(resolved: &Resolved) -> Vec<u8> {
 
 /// Writes [`modules_dep`] to `out` in chunks of about 64 KiB (on deep trees the file is tens
 /// of megabytes, and need not exist in memory).
-pub fn write_modules_dep(resolved: &Resolved, mut out: impl std::io::Write) -> std::io::Result<()> {
+pub fn write_modules_dep(
+    resolved: &Resolved<'_>,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
     const CHUNK: usize = 64 * 1024;
     let mut chunk = Vec::with_capacity(CHUNK + 4096);
     for i in 0..resolved.modules.len() {
@@ -62,10 +65,10 @@ pub const SYMBOLS_HEADER: &[u8] = b"# Aliases for symbols, used by symbol_reques
 pub const ALIAS_HEADER: &[u8] = b"# Aliases extracted from modules themselves.\n";
 
 /// `modules.alias`: header, then `alias <raw> <modname>` per alias.
-pub fn modules_alias(resolved: &Resolved) -> Vec<u8> {
+pub fn modules_alias(resolved: &Resolved<'_>) -> Vec<u8> {
     let mut out = ALIAS_HEADER.to_vec();
-    for module in &resolved.modules {
-        append_alias_lines(&mut out, &module.modname, &module.aliases);
+    for module in resolved.modules {
+        append_alias_lines(&mut out, &module.name, &module.record.aliases);
     }
     out
 }
@@ -86,37 +89,37 @@ pub fn alias_lines_len(modname: &[u8], aliases: &[Vec<u8>]) -> u64 {
 }
 
 /// `modules.softdep`: header, then `softdep <modname> <raw>`.
-pub fn modules_softdep(resolved: &Resolved) -> Vec<u8> {
+pub fn modules_softdep(resolved: &Resolved<'_>) -> Vec<u8> {
     let mut out = b"# Soft dependencies extracted from modules themselves.\n".to_vec();
-    for module in &resolved.modules {
-        for value in &module.softdeps {
-            bappend!(out, "softdep ", module.modname, " ", value, "\n");
+    for module in resolved.modules {
+        for value in &module.record.softdeps {
+            bappend!(out, "softdep ", module.name, " ", value, "\n");
         }
     }
     out
 }
 
 /// `modules.weakdep`: header, then `weakdep <modname> <raw>`.
-pub fn modules_weakdep(resolved: &Resolved) -> Vec<u8> {
+pub fn modules_weakdep(resolved: &Resolved<'_>) -> Vec<u8> {
     let mut out = b"# Weak dependencies extracted from modules themselves.\n".to_vec();
-    for module in &resolved.modules {
-        for value in &module.weakdeps {
-            bappend!(out, "weakdep ", module.modname, " ", value, "\n");
+    for module in resolved.modules {
+        for value in &module.record.weakdeps {
+            bappend!(out, "weakdep ", module.name, " ", value, "\n");
         }
     }
     out
 }
 
 /// `modules.symbols`: header, then `alias symbol:<name> <owner>` in symbol-table order.
-pub fn modules_symbols(resolved: &Resolved) -> Vec<u8> {
+pub fn modules_symbols(resolved: &Resolved<'_>) -> Vec<u8> {
     let mut out = SYMBOLS_HEADER.to_vec();
-    for (name, owner) in &resolved.symbols {
+    for (name, owner) in resolved.symbols {
         bappend!(
             out,
             "alias symbol:",
             name,
             " ",
-            resolved.modules[*owner].modname,
+            resolved.modules[*owner].name,
             "\n"
         );
     }
@@ -171,11 +174,11 @@ fn scan_major_minor(value: &[u8], prefix: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// `modules.devname` and the errors for devnames without a device number (§8.12).
-pub fn modules_devname(resolved: &Resolved) -> (Vec<u8>, Vec<Vec<u8>>) {
+pub fn modules_devname(resolved: &Resolved<'_>) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for module in &resolved.modules {
-        match devname_line(&module.modname, &module.aliases) {
+    for module in resolved.modules {
+        match devname_line(&module.name, &module.record.aliases) {
             None => {}
             Some(Ok(line)) => {
                 if out.is_empty() {
@@ -228,30 +231,32 @@ pub fn devname_line(modname: &[u8], aliases: &[Vec<u8>]) -> Option<Result<Vec<u8
 
 #[cfg(test)]
 mod tests {
-    use super::super::OutputModule;
     use super::*;
+    use crate::record::{GraphModule, ModuleRecord};
 
-    fn module(name: &str, aliases: &[&str]) -> OutputModule {
-        OutputModule {
-            modname: name.as_bytes().to_vec(),
-            path: format!("kernel/{name}.ko").into_bytes(),
-            aliases: aliases.iter().map(|a| a.as_bytes().to_vec()).collect(),
+    fn module(name: &str, aliases: &[&str]) -> GraphModule {
+        GraphModule {
+            name: name.as_bytes().to_vec(),
+            output_path: format!("kernel/{name}.ko").into_bytes(),
+            record: ModuleRecord {
+                aliases: aliases.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
 
-    fn resolved(modules: Vec<OutputModule>) -> Resolved {
-        let n = modules.len();
+    fn resolved(modules: &[GraphModule]) -> Resolved<'_> {
         Resolved {
             modules,
-            dependencies: vec![Vec::new(); n],
-            symbols: Vec::new(),
+            dependencies: &[],
+            symbols: &[],
         }
     }
 
     #[test]
     fn devname_rules() {
-        let r = resolved(vec![
+        let modules = [
             module(
                 "fuse",
                 &["devname:fuse", "char-major-10-229", "devname:late"],
@@ -267,7 +272,8 @@ mod tests {
             module("nodev", &["devname:foo"]),
             module("plain", &["pci:v*"]),
             module("signs", &["char-major- +4-  -1junk", "devname:x"]),
-        ]);
+        ];
+        let r = resolved(&modules);
         let (text, errors) = modules_devname(&r);
         assert_eq!(
             String::from_utf8(text).unwrap(),
@@ -284,12 +290,12 @@ mod tests {
 
     #[test]
     fn empty_devname_is_zero_bytes() {
-        assert!(modules_devname(&resolved(vec![])).0.is_empty());
+        assert!(modules_devname(&resolved(&[])).0.is_empty());
     }
 
     #[test]
     fn empty_outputs() {
-        let r = resolved(vec![]);
+        let r = resolved(&[]);
         assert!(modules_dep(&r).is_empty());
         assert_eq!(
             modules_alias(&r),
@@ -303,8 +309,12 @@ mod tests {
 
     #[test]
     fn dep_lines() {
-        let mut r = resolved(vec![module("a", &[]), module("b", &[]), module("c", &[])]);
-        r.dependencies[0] = vec![2, 1];
+        let modules = [module("a", &[]), module("b", &[]), module("c", &[])];
+        let dependencies = [vec![2, 1], vec![], vec![]];
+        let r = Resolved {
+            dependencies: &dependencies,
+            ..resolved(&modules)
+        };
         assert_eq!(
             modules_dep(&r),
             b"kernel/a.ko: kernel/c.ko kernel/b.ko\nkernel/b.ko:\nkernel/c.ko:\n"

@@ -1,5 +1,5 @@
 //! Updating the alias files in place when, since the run that stored the memo, only some
-//! modules' aliases changed (see [`crate::memo`]).
+//! modules' aliases changed (see [`super::memo`]).
 //!
 //! The memo's [`MemoBase`] holds a digest of every input except the modules' aliases and
 //! imports (the frame) and, per module, its record digests, the digest of its direct
@@ -17,18 +17,87 @@ use std::path::Path;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::cache::{digest, Digest, MemoBase, OutputDigest};
+use super::inputs::InputDigests;
+use super::memo;
+use super::reads::CachedReads;
+use super::store::{digest, Digest, Memo, MemoBase};
+use crate::diag::Diag;
 use crate::discover::DiscoveredModule;
 use crate::graph::{direct_dependencies, import_lookup_name, ImportTable};
-use crate::index::{Index, IndexPatch};
-use crate::memo::{self, DigestWriter};
+use crate::index::{Index, IndexPatch, NodeOrder};
 use crate::names::normalize_alias;
 use crate::output::text::{append_alias_lines, ALIAS_HEADER};
-use crate::publish::Publisher;
+use crate::publish::{DigestWriter, Publisher, WrittenFile};
+use crate::run::WriteOptions;
 
 const ALIAS: &str = "modules.alias";
 const ALIAS_BIN: &str = "modules.alias.bin";
 const SYMBOLS_BIN: &str = "modules.symbols.bin";
+
+/// When only some modules' aliases and imports changed since the memo's run, and not their
+/// dependencies, updates the alias files in place, keeps the others and stores the new memo
+/// ; returns whether it did (if not, the run goes on in full).
+pub(super) fn update_aliases_only(
+    options: &WriteOptions,
+    outdir: &Path,
+    inputs: &InputDigests,
+    reads: &CachedReads,
+    modules: &[DiscoveredModule],
+    diag: &Diag,
+) -> bool {
+    // -w could warn about a new duplicate alias, -e about a new unknown symbol.
+    if options.warn || options.print_unknown || options.version.node_order() != NodeOrder::Pre {
+        return false;
+    }
+    // Messages could depend on the aliases: only a silent run's files are updated.
+    let Some(memo) = reads.memo().filter(|memo| memo.messages.is_empty()) else {
+        return false;
+    };
+    let Some(old) = memo.base.as_ref() else {
+        return false;
+    };
+    let Some(mut base) = reads.current_base(inputs, modules) else {
+        return false;
+    };
+    let Some(changed) = changed_modules(old, &base).and_then(|changed| {
+        changed
+            .into_iter()
+            .map(|index| {
+                let loaded = reads.fresh(index)?;
+                Some(ChangedModule {
+                    index,
+                    modname: &modules[index].modname,
+                    aliases: &loaded.aliases,
+                    imports: &loaded.imports,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+    }) else {
+        return false;
+    };
+    // The dependencies are those of the memo's run (the update checks them).
+    for (module, kept) in base.modules.iter_mut().zip(&old.modules) {
+        module.deps = kept.deps;
+    }
+    let store = |outputs: &[WrittenFile]| {
+        let memo = Memo {
+            inputs: inputs.run,
+            outputs: outputs.to_vec(),
+            messages: Vec::new(),
+            base: Some(base),
+        };
+        reads.save(modules, Some(&memo), diag);
+    };
+    let update = AliasUpdate {
+        outdir,
+        outputs: &memo.outputs,
+        old,
+        modules,
+        symbol_prefix: options.symbol_prefix,
+        fsync: options.fsync,
+    };
+    update_alias_files(update, &changed, store).is_ok()
+}
 
 /// A module whose record changed: its position and name, its new aliases and imports.
 pub(super) struct ChangedModule<'a> {
@@ -155,7 +224,7 @@ pub(super) struct AliasUpdate<'a> {
     /// The output directory.
     pub outdir: &'a Path,
     /// The files the memo lists.
-    pub outputs: &'a [OutputDigest],
+    pub outputs: &'a [WrittenFile],
     /// The memo's base.
     pub old: &'a MemoBase,
     /// The modules, in kmod's order.
@@ -172,7 +241,7 @@ pub(super) struct AliasUpdate<'a> {
 pub(super) fn update_alias_files(
     update: AliasUpdate<'_>,
     changed: &[ChangedModule<'_>],
-    store: impl FnOnce(&[OutputDigest]),
+    store: impl FnOnce(&[WrittenFile]),
 ) -> Result<(), NoDelta> {
     let AliasUpdate {
         outdir,
@@ -189,7 +258,7 @@ pub(super) fn update_alias_files(
         position(SYMBOLS_BIN)?,
     );
     let read = |at: usize| memo::read_intact(outdir, &outputs[at]).ok_or(NoDelta);
-    let files_except = |skipped: &[usize]| -> Vec<OutputDigest> {
+    let files_except = |skipped: &[usize]| -> Vec<WrittenFile> {
         (0..outputs.len())
             .filter(|i| !skipped.contains(i))
             .map(|i| outputs[i].clone())

@@ -8,15 +8,17 @@
 //! The memo's key is one [`Digest`] ([`RunInputs`]) over everything the index files and the
 //! messages after module discovery depend on:
 //!
-//! * every option (`Options` as a whole, including `--compat`, `-b`, `-o`, `-e`, `-w`,
-//!   `-P`), and the folded `depmod.d` configuration;
+//! * the settings that decide what the write stage writes and where (see
+//!   [`super::inputs`]): `--compat`, the module and output directories (`-b`, `-m`, `-o`
+//!   and the kernel version), `-n`, `-w`, `-P`, `-E` versus `-F`, `-e`, `--fsync` and
+//!   `--gzip`; and the folded `depmod.d` configuration, field by field;
 //! * the kernel symbols read from `-F System.map` or `-E Module.symvers`;
 //! * the module list in kmod's order (which `modules.order` decides): each module's name,
 //!   path, relative path, and the digest of what was read from it (its record, see
-//!   [`crate::cache`]);
+//!   [`super::store`]);
 //! * the bytes of `modules.builtin` and `modules.builtin.modinfo` (or their absence).
 //!
-//! A module's digest comes from its cache entry when its [`crate::cache::FileKey`] is
+//! A module's digest comes from its cache entry when its [`crate::fs_at::FileKey`] is
 //! unchanged, and otherwise from reading it again: a module replaced by a file with the same
 //! exports, imports and modinfo (a reinstalled package, a rebuild) leaves the inputs
 //! unchanged; any difference in what depmod uses from it changes them.
@@ -32,11 +34,10 @@
 //!
 //! # Updating the alias files
 //!
-//! A memo also keeps a base ([`crate::cache::MemoBase`]): the digest of every input except
+//! A memo also keeps a base ([`super::store::MemoBase`]): the digest of every input except
 //! the modules' aliases and imports, and per module what an update of the alias files needs.
 //! When only the base still matches, and the changed modules' imports give the dependencies
-//! they had, the other files are kept and the alias files updated in place (see the run's
-//! `delta` stage).
+//! they had, the other files are kept and the alias files updated in place (see [`super::delta`]).
 //!
 //! # Keeping the files
 //!
@@ -52,7 +53,8 @@ use std::path::Path;
 use rayon::prelude::*;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::cache::{Digest, OutputDigest};
+use super::store::Digest;
+use crate::publish::{DigestWriter, WrittenFile};
 
 /// Builds the digest of a run's inputs from length-prefixed fields, so that no two
 /// different sequences of fields give the same byte stream.
@@ -119,7 +121,7 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 /// Whether every file of `outputs` is in `dir` with exactly the recorded contents.
-pub fn outputs_intact(dir: &Path, outputs: &[OutputDigest]) -> bool {
+pub fn outputs_intact(dir: &Path, outputs: &[WrittenFile]) -> bool {
     !outputs.is_empty()
         && outputs.par_iter().all(|file| {
             file_summary(&output_path(dir, file))
@@ -128,13 +130,13 @@ pub fn outputs_intact(dir: &Path, outputs: &[OutputDigest]) -> bool {
 }
 
 /// Where `file` is in the output directory `dir`.
-fn output_path(dir: &Path, file: &OutputDigest) -> std::path::PathBuf {
+fn output_path(dir: &Path, file: &WrittenFile) -> std::path::PathBuf {
     dir.join(std::ffi::OsStr::from_bytes(file.name.as_bytes()))
 }
 
 /// The contents of `file` in `dir` if they are exactly the recorded ones, mapped (an index
 /// file is read whole, and mapping the cached pages costs less than copying them).
-pub fn read_intact(dir: &Path, file: &OutputDigest) -> Option<memmap2::Mmap> {
+pub fn read_intact(dir: &Path, file: &WrittenFile) -> Option<memmap2::Mmap> {
     let handle = std::fs::File::open(output_path(dir, file)).ok()?;
     if handle.metadata().ok()?.len() != file.size || file.size == 0 {
         return None;
@@ -144,7 +146,7 @@ pub fn read_intact(dir: &Path, file: &OutputDigest) -> Option<memmap2::Mmap> {
     // mapped, reads could fault (SIGBUS), the exposure libkmod accepts by mapping the same
     // files. The contents are checked against the digest before anything else reads them.
     let bytes = unsafe { memmap2::MmapOptions::new().populate().map(&handle) }.ok()?;
-    (bytes.len() as u64 == file.size && crate::cache::digest(&bytes) == file.digest)
+    (bytes.len() as u64 == file.size && super::store::digest(&bytes) == file.digest)
         .then_some(bytes)
 }
 
@@ -169,7 +171,7 @@ fn file_summary(path: &Path) -> std::io::Result<(u64, Digest)> {
 
 /// Sets the modification time of every file of `outputs` to now. Failures are ignored: the
 /// contents are right either way.
-pub fn touch_outputs(dir: &Path, outputs: &[OutputDigest]) {
+pub fn touch_outputs(dir: &Path, outputs: &[WrittenFile]) {
     let now = std::fs::FileTimes::new().set_modified(std::time::SystemTime::now());
     for file in outputs {
         if let Ok(handle) = std::fs::OpenOptions::new()
@@ -178,53 +180,6 @@ pub fn touch_outputs(dir: &Path, outputs: &[OutputDigest]) {
         {
             let _ = handle.set_times(now);
         }
-    }
-}
-
-/// A writer that passes everything through and keeps the length and digest of what went by.
-pub struct DigestWriter<W> {
-    inner: W,
-    hasher: Xxh3,
-    len: u64,
-}
-
-impl<W: Write> DigestWriter<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        DigestWriter {
-            inner,
-            hasher: Xxh3::new(),
-            len: 0,
-        }
-    }
-
-    /// The length and digest of everything written so far.
-    pub fn summary(&self) -> (u64, Digest) {
-        (self.len, self.hasher.digest128())
-    }
-
-    /// Lets `write` write to `inner` through a digest writer; returns the length and digest
-    /// of what it wrote.
-    pub fn digest_of(
-        inner: W,
-        write: impl FnOnce(&mut Self) -> std::io::Result<()>,
-    ) -> std::io::Result<(u64, Digest)> {
-        let mut out = DigestWriter::new(inner);
-        write(&mut out)?;
-        Ok(out.summary())
-    }
-}
-
-impl<W: Write> Write for DigestWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -254,7 +209,7 @@ mod tests {
         writer.write_all(b"world").unwrap();
         let (len, digest) = writer.summary();
         assert_eq!(len, 11);
-        assert_eq!(digest, crate::cache::digest(b"hello world"));
+        assert_eq!(digest, crate::incremental::store::digest(b"hello world"));
         assert_eq!(out, b"hello world");
     }
 
@@ -262,10 +217,10 @@ mod tests {
     fn outputs_must_match_exactly() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("modules.dep"), b"a.ko:\n").unwrap();
-        let good = vec![OutputDigest {
+        let good = vec![WrittenFile {
             name: "modules.dep".to_string(),
             size: 6,
-            digest: crate::cache::digest(b"a.ko:\n"),
+            digest: crate::incremental::store::digest(b"a.ko:\n"),
         }];
         assert!(outputs_intact(dir.path(), &good));
         let mut other = good.clone();

@@ -1,5 +1,5 @@
-//! Reading modules through `--cache FILE` (see [`crate::cache`]) and checking the run memo
-//! (see [`crate::memo`]).
+//! Reading modules through `--cache FILE` (see [`super::store`]) and checking the run memo
+//! (see [`super::memo`]).
 //!
 //! The read stage is split in two. [`CachedReads::examine`] compares every module's file key
 //! with its cache entry and reads only the modules that are new or changed, so that the
@@ -14,21 +14,19 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{load_module, looks_compressed, read_schedule, report_load_errors, LoadedModule};
-use crate::bmsg;
-use crate::cache::{
-    self, encode_record, CacheEntry, Digest, FileKey, Listings, Memo, MemoBase, MemoModule,
-    ModuleCache, ReadSettings, RecordRef, StoredEntry,
+use super::inputs::InputDigests;
+use super::store::{
+    self, encode_record, CacheEntry, Digest, Listings, Memo, MemoBase, MemoModule, ModuleCache,
+    ReadSettings, RecordRef, StoredEntry,
 };
-use crate::cli::Options;
-use crate::config::Config;
+use crate::bmsg;
 use crate::diag::{strerror, Diag};
 use crate::discover::DiscoveredModule;
-use crate::graph::ModuleSymbols;
-use crate::memo::{read_optional, RunInputs};
+use crate::fs_at::FileKey;
 use crate::module::ImportTable;
 use crate::output::text::{alias_lines_len, devname_line};
-use crate::symvers::KernelSymbol;
+use crate::record::ModuleRecord;
+use crate::run::{looks_compressed, read_module, read_schedule, report_failures, ReadModule};
 
 /// What is known about one module before the memo check.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +41,7 @@ enum Examined {
 /// A module read during [`CachedReads::examine`].
 struct FreshRead {
     /// What was read (moved out by [`CachedReads::finish_reads`]).
-    loaded: LoadedModule,
+    loaded: ReadModule,
     /// Whether the read succeeded (only then may its entry be trusted).
     ok: bool,
     /// The file's key, taken before the read.
@@ -55,7 +53,7 @@ struct FreshRead {
 }
 
 /// The directory listings the walk kept, to store in the cache.
-pub(super) struct WalkListings {
+pub(crate) struct WalkListings {
     /// The listings and the rules they were made under.
     pub listings: Listings,
     /// Whether they tell the next run more than the cache's: they differ from them other
@@ -65,7 +63,7 @@ pub(super) struct WalkListings {
 }
 
 /// The cache-backed read stage of one run.
-pub(super) struct CachedReads {
+pub(crate) struct CachedReads {
     file: PathBuf,
     settings: ReadSettings,
     walk: WalkListings,
@@ -85,16 +83,16 @@ pub(super) struct CachedReads {
     summaries: Vec<MemoModule>,
 }
 
-/// The encoded record of `loaded` and its digest.
-fn encoded_record(loaded: &LoadedModule) -> (Vec<u8>, Digest) {
+/// The encoded record of `record` and its digest.
+fn encoded_record(record: &ModuleRecord) -> (Vec<u8>, Digest) {
     let mut bytes = Vec::new();
-    encode_record(&mut bytes, loaded.record());
-    let digest = cache::digest(&bytes);
+    encode_record(&mut bytes, RecordRef::of(record));
+    let digest = store::digest(&bytes);
     (bytes, digest)
 }
 
 /// What a [`MemoBase`] records of `loaded` (named `modname`, record digest `record`).
-fn summarize(loaded: &LoadedModule, modname: &[u8], record: Digest) -> MemoModule {
+fn summarize(loaded: &ModuleRecord, modname: &[u8], record: Digest) -> MemoModule {
     // The imports count through the dependencies they give (see `super::delta`).
     let no_imports = ImportTable::new();
     let mut rest = Vec::new();
@@ -103,7 +101,7 @@ fn summarize(loaded: &LoadedModule, modname: &[u8], record: Digest) -> MemoModul
         RecordRef {
             aliases: &[],
             imports: &no_imports,
-            ..loaded.record()
+            ..RecordRef::of(loaded)
         },
     );
     // modules.devname is made from the aliases: its share goes with the rest.
@@ -120,7 +118,7 @@ fn summarize(loaded: &LoadedModule, modname: &[u8], record: Digest) -> MemoModul
     }
     MemoModule {
         record,
-        rest: cache::digest(&rest),
+        rest: store::digest(&rest),
         deps: 0,
         aliases: loaded.aliases.len() as u32,
         alias_bytes: alias_lines_len(modname, &loaded.aliases),
@@ -171,9 +169,9 @@ impl CachedReads {
             .map(|i| {
                 let module = &modules[i];
                 let key = keys[i];
-                let loaded = load_module(module, settings.version, settings.gzip);
-                let ok = loaded.load_error.is_none();
-                let (bytes, digest) = encoded_record(&loaded);
+                let loaded = read_module(module, settings.version, settings.gzip);
+                let ok = loaded.failure.is_none();
+                let (bytes, digest) = encoded_record(&loaded.record);
                 let record = looks_compressed(&module.path).then_some(bytes);
                 let read = FreshRead {
                     loaded,
@@ -217,7 +215,7 @@ impl CachedReads {
     }
 
     /// Each module's record digest, in module order.
-    fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
         self.examined.iter().map(|e| match *e {
             Examined::Unchanged(at) => self.stored(at).digest,
             Examined::Read(at) => self.read(at).digest,
@@ -227,45 +225,6 @@ impl CachedReads {
     /// The memo stored by the last run, if any.
     pub fn memo(&self) -> Option<&Memo> {
         self.cache.memo()
-    }
-
-    /// The digest of the run's inputs (see [`crate::memo`]), or `None` when an input file
-    /// exists but cannot be read.
-    pub fn run_inputs(
-        &self,
-        options: &Options,
-        config: Option<&Config>,
-        kernel_symbols: Option<&[KernelSymbol]>,
-        modules: &[DiscoveredModule],
-        dirname: &[u8],
-    ) -> Option<InputDigests> {
-        let mut common = RunInputs::new();
-        common.field(format!("{options:?}").as_bytes());
-        common.optional(
-            config
-                .map(|c| format!("{c:?}"))
-                .as_deref()
-                .map(str::as_bytes),
-        );
-        match kernel_symbols {
-            None => common.optional(None),
-            Some(symbols) => {
-                let mut bytes = Vec::new();
-                for symbol in symbols {
-                    bytes.extend_from_slice(&(symbol.name.len() as u64).to_le_bytes());
-                    bytes.extend_from_slice(&symbol.name);
-                    bytes.extend_from_slice(&symbol.crc.to_le_bytes());
-                }
-                common.optional(Some(&bytes))
-            }
-        };
-        let builtin = builtin_digest(dirname)?;
-        let run = module_digests(common.clone(), modules, self.digests(), builtin);
-        Some(InputDigests {
-            run,
-            builtin,
-            common,
-        })
     }
 
     /// The [`MemoBase`] of `inputs` (this run's), when every module's summary is known: read
@@ -297,7 +256,7 @@ impl CachedReads {
                 Examined::Read(at) => {
                     let read = self.read(at);
                     read.ok
-                        .then(|| summarize(&read.loaded, &module.modname, read.digest))
+                        .then(|| summarize(&read.loaded.record, &module.modname, read.digest))
                 }
                 Examined::Unchanged(at) => stored
                     .map(|base| base.modules[i])
@@ -306,41 +265,41 @@ impl CachedReads {
     }
 
     /// What was read now from module `i`, if it was read before the memo check.
-    pub fn fresh(&self, i: usize) -> Option<&LoadedModule> {
+    pub fn fresh(&self, i: usize) -> Option<&ModuleRecord> {
         match *self.examined.get(i)? {
             Examined::Read(at) => {
                 let read = self.read(at);
-                read.ok.then_some(&read.loaded)
+                read.ok.then_some(&read.loaded.record)
             }
             Examined::Unchanged(_) => None,
         }
     }
 
     /// Loads every module not read yet — compressed ones from their records, the others from
-    /// their files — reports the modules that could not be read, and returns what the rest
-    /// of the run uses, in module order.
-    pub fn finish_reads(
-        &mut self,
-        modules: &[DiscoveredModule],
-        diag: &Diag,
-    ) -> (Vec<ModuleSymbols>, Vec<LoadedModule>) {
+    /// their files — reports the modules that could not be read, and returns the records,
+    /// in module order.
+    pub fn finish_reads(&mut self, modules: &[DiscoveredModule], diag: &Diag) -> Vec<ModuleRecord> {
         let settings = self.settings;
         let cache = &self.cache;
         // What was read already is moved in afterwards (in place of an empty module).
-        let mut results: Vec<(LoadedModule, bool)> = self
+        let mut results: Vec<(ReadModule, bool)> = self
             .examined
             .par_iter()
             .zip(modules.par_iter())
             .map(|(examined, module)| match *examined {
-                Examined::Read(_) => (LoadedModule::default(), true),
+                Examined::Read(_) => (ReadModule::default(), true),
                 Examined::Unchanged(at) => {
                     let entry = cache.entry_by_position(at);
                     if let Some(record) = cache.record(entry) {
-                        return (LoadedModule::from_record(&module.path, record), true);
+                        let read = ReadModule {
+                            record,
+                            failure: None,
+                        };
+                        return (read, true);
                     }
-                    let loaded = load_module(module, settings.version, settings.gzip);
-                    let held =
-                        loaded.load_error.is_none() && encoded_record(&loaded).1 == entry.digest;
+                    let loaded = read_module(module, settings.version, settings.gzip);
+                    let held = loaded.failure.is_none()
+                        && encoded_record(&loaded.record).1 == entry.digest;
                     (loaded, held)
                 }
             })
@@ -349,19 +308,16 @@ impl CachedReads {
             results[*i].0 = std::mem::take(&mut read.loaded);
         }
         self.inputs_moved = results.iter().any(|(_, held)| !held);
-        let loaded: Vec<LoadedModule> = results.into_iter().map(|(l, _)| l).collect();
-        report_load_errors(modules, &loaded, diag);
+        let loaded: Vec<ReadModule> = results.into_iter().map(|(l, _)| l).collect();
+        report_failures(modules, &loaded, diag);
         let digests: Vec<Digest> = self.digests().collect();
         self.summaries = loaded
             .par_iter()
             .zip(modules.par_iter())
             .zip(digests.par_iter())
-            .map(|((loaded, module), &digest)| summarize(loaded, &module.modname, digest))
+            .map(|((loaded, module), &digest)| summarize(&loaded.record, &module.modname, digest))
             .collect();
-        loaded
-            .into_iter()
-            .map(|mut l| (std::mem::take(&mut l.symbols), l))
-            .unzip()
+        loaded.into_iter().map(|read| read.record).collect()
     }
 
     /// Whether the cache file's modules section (entries, listings, kept walk) serves the
@@ -425,25 +381,25 @@ impl CachedReads {
 
     /// Rewrites the cache file with the entries and `memo` — unless that is what the file
     /// holds already. When only the memo changed, the rest of the file is kept byte for byte
-    /// and the memo written in place ([`cache::MemoSlot`]). A failure to write is a warning.
+    /// and the memo written in place ([`store::MemoSlot`]). A failure to write is a warning.
     pub fn save(&self, modules: &[DiscoveredModule], memo: Option<&Memo>, diag: &Diag) {
         if self.modules_section_holds(modules) {
             // The slot (a checksum of the kept part) is only worth making for a new memo.
             if memo == self.cache.memo() {
                 return;
             }
-            let slot = cache::MemoSlot::of_loaded(&self.file, &self.cache);
+            let slot = store::MemoSlot::of_loaded(&self.file, &self.cache);
             if let Some(Ok(true)) = slot.map(|slot| slot.fill(memo)) {
                 return;
             }
         }
-        let bytes = cache::encode(
+        let bytes = store::encode(
             self.entries(modules),
             &self.walk.listings,
             memo,
             self.settings,
         );
-        if let Err(err) = cache::save_bytes(&self.file, &bytes) {
+        if let Err(err) = store::save_bytes(&self.file, &bytes) {
             warn_not_written(&self.file, &err, diag);
         }
     }
@@ -455,13 +411,13 @@ impl CachedReads {
         let read_failed = self.any_read_failed();
         let kept = self
             .modules_section_holds(modules)
-            .then(|| cache::MemoSlot::of_loaded(&self.file, &self.cache))
+            .then(|| store::MemoSlot::of_loaded(&self.file, &self.cache))
             .flatten();
         let (slot, stored) = match kept {
             Some(slot) => (Ok(slot), self.cache.memo().cloned()),
             None => {
                 let entries = self.entries(modules);
-                let slot = cache::save_without_memo(
+                let slot = store::save_without_memo(
                     &self.file,
                     entries,
                     &self.walk.listings,
@@ -492,10 +448,10 @@ fn warn_not_written(file: &Path, err: &std::io::Error, diag: &Diag) {
 
 /// A full run's cache once its entries are stored ([`CachedReads::store_entries`]): what
 /// the memo needs, and where it goes.
-pub(super) struct PendingMemo {
+pub(crate) struct PendingMemo {
     file: PathBuf,
     /// Where the memo goes, or why the entries could not be written.
-    slot: std::io::Result<cache::MemoSlot>,
+    slot: std::io::Result<store::MemoSlot>,
     /// The memo in the file now.
     stored: Option<Memo>,
     summaries: Vec<MemoModule>,
@@ -533,68 +489,4 @@ impl PendingMemo {
             warn_not_written(&self.file, &err, diag);
         }
     }
-}
-
-/// The input files of the module directory that only the builtin indexes read.
-const BUILTIN_INPUTS: [&str; 2] = ["modules.builtin", "modules.builtin.modinfo"];
-
-/// The digests [`CachedReads::run_inputs`] gives.
-pub(super) struct InputDigests {
-    /// Of all the run's inputs (the memo's key).
-    pub run: Digest,
-    /// Of the builtin input files alone (part of `run`), to check after a full run that
-    /// they did not change while it ran.
-    pub builtin: Digest,
-    /// Of the options, configuration and kernel symbols.
-    common: RunInputs,
-}
-
-impl InputDigests {
-    /// The [`MemoBase`] of these inputs with `summaries` (one per module, in order).
-    pub fn base_for(&self, modules: &[DiscoveredModule], summaries: Vec<MemoModule>) -> MemoBase {
-        let mut frame = self.common.clone();
-        frame.field(b"without aliases");
-        let frame = module_digests(
-            frame,
-            modules,
-            summaries.iter().map(|summary| summary.rest),
-            self.builtin,
-        );
-        MemoBase {
-            frame,
-            modules: summaries,
-        }
-    }
-}
-
-/// `inputs` followed by the module list with one digest per module, then `builtin`.
-fn module_digests(
-    mut inputs: RunInputs,
-    modules: &[DiscoveredModule],
-    digests: impl Iterator<Item = Digest>,
-    builtin: Digest,
-) -> Digest {
-    inputs.field(&(modules.len() as u64).to_le_bytes());
-    for (module, digest) in modules.iter().zip(digests) {
-        inputs
-            .field(&module.modname)
-            .field(&module.path)
-            .optional(module.relpath.as_deref())
-            .optional(module.uncrelpath.as_deref())
-            .digest(digest);
-    }
-    inputs.digest(builtin);
-    inputs.finish()
-}
-
-/// The digest of the builtin input files of `dirname` (absent ones included as absent);
-/// `None` if one exists but cannot be read.
-pub(super) fn builtin_digest(dirname: &[u8]) -> Option<Digest> {
-    let mut inputs = RunInputs::new();
-    for name in BUILTIN_INPUTS {
-        let path = bmsg!(dirname, "/", name);
-        let bytes = read_optional(Path::new(OsStr::from_bytes(&path))).ok()?;
-        inputs.optional(bytes.as_deref());
-    }
-    Some(inputs.finish())
 }

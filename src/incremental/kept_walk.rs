@@ -2,9 +2,9 @@
 //!
 //! Discovery lists every directory of the tree, registers thousands of files by name and
 //! applies kmod's order; with the same directories, rules and `modules.order` it gives the
-//! same module list every time. The cache keeps each directory's listing ([`crate::cache::DirListing`])
+//! same module list every time. The cache keeps each directory's listing ([`crate::discover::DirListing`])
 //! and one entry per module in kmod's order; when every directory walked has a listing and
-//! discovery printed nothing, it also keeps a [`crate::cache::KeptWalk`]: the key of the rest of what the
+//! discovery printed nothing, it also keeps a [`super::store::KeptWalk`]: the key of the rest of what the
 //! module list depends on (the walk rules, the module directory, the kmod release, the
 //! bytes of `modules.order`).
 //!
@@ -17,13 +17,44 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::cache::{Digest, FileKey, Listings, ModuleCache};
+use super::inputs::kept_walk_key;
+use super::memo::read_optional;
+use super::store::{Digest, Listings, ModuleCache, ReadSettings};
+use crate::bmsg;
 use crate::config::Config;
 use crate::discover::{plain_listing, DiscoveredModule};
-use crate::fs_at::{DirHandle, Stat};
+use crate::fs_at::{DirHandle, FileKey, Stat};
+
+/// The last walk's outcome, if it still holds: the walk rules (`rules`, the digest of the
+/// configuration's) and this run's `modules.order` give the kept walk's key, and the tree
+/// is checked by [`rewalk`].
+pub fn take_again(
+    config: &Config,
+    settings: ReadSettings,
+    dirname: &[u8],
+    rules: Digest,
+    started: i128,
+    known: &mut Listings,
+    cache: &ModuleCache,
+) -> Option<Rewalk> {
+    if known.rules != rules || known.walk.is_none() {
+        return None;
+    }
+    let order_path = bmsg!(dirname, "/modules.order");
+    let order_file = read_optional(Path::new(OsStr::from_bytes(&order_path))).ok()?;
+    let inputs = RewalkInputs {
+        config,
+        gzip: settings.gzip,
+        dirname,
+        key: kept_walk_key(rules, dirname, settings.version, order_file.as_deref()),
+        started,
+    };
+    rewalk(&inputs, known, cache)
+}
 
 /// What [`rewalk`] needs.
 pub struct RewalkInputs<'a> {

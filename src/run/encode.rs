@@ -1,0 +1,198 @@
+//! The encode stage: one output file from the resolved data, with its diagnostics held
+//! until the file is published.
+
+use crate::builtin::{parse_builtin_modinfo, parse_modules_builtin, BuiltinDiagnostic};
+use crate::compat::KmodVersion;
+use crate::diag::HeldMessages;
+use crate::index::{IndexBuilder, IndexError, NodeOrder, PreparedIndex};
+use crate::output::bin::{self as binout, build_index, build_index_steps, DuplicateKind};
+use crate::output::{text, OutputFile, Resolved};
+
+use super::input::read_input;
+
+/// What every encoder shares.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeSettings<'a> {
+    /// The kmod release whose files are written.
+    pub version: KmodVersion,
+    /// The module directory, where `modules.builtin` and `modules.builtin.modinfo` are read.
+    pub dirname: &'a [u8],
+    /// `-w`: report duplicate index entries.
+    pub warn: bool,
+}
+
+/// The contents of one encoded file.
+pub enum Encoded {
+    /// The whole file.
+    Bytes(Vec<u8>),
+    /// An index, written to its file in chunks when it is published.
+    Index(PreparedIndex),
+    /// `modules.dep`, written in chunks from the resolved graph when it is published.
+    ModulesDep,
+    /// A FATAL index error: the run stops with exit 1.
+    Fatal(Vec<u8>),
+}
+
+/// One file encoded, and the diagnostics to print just before it is published.
+pub struct EncodedFile {
+    /// Which file.
+    pub file: OutputFile,
+    /// Its contents.
+    pub encoded: Encoded,
+    /// Its diagnostics, held.
+    pub messages: HeldMessages,
+}
+
+/// kmod's FATAL text for an index error, without the final newline the logger adds.
+fn fatal_text(err: &IndexError) -> Vec<u8> {
+    let mut message = err.kmod_message();
+    if message.last() == Some(&b'\n') {
+        message.pop();
+    }
+    message
+}
+
+/// A built index laid out for publishing, or its FATAL error.
+fn prepared_index(built: Result<IndexBuilder, IndexError>, order: NodeOrder) -> Encoded {
+    match built.and_then(|builder| builder.prepare(order)) {
+        Ok(index) => Encoded::Index(index),
+        Err(err) => Encoded::Fatal(fatal_text(&err)),
+    }
+}
+
+/// An index encoded in one go, or its FATAL error.
+fn bulk(encoded: Result<Vec<u8>, IndexError>) -> Encoded {
+    match encoded {
+        Ok(bytes) => Encoded::Bytes(bytes),
+        Err(err) => Encoded::Fatal(fatal_text(&err)),
+    }
+}
+
+/// Encodes `modules.dep.bin` from its entries, made beforehand (so that the dependency
+/// lists can be freed before its trie is built).
+pub fn encode_dep_bin(
+    settings: EncodeSettings<'_>,
+    entries: Vec<binout::IndexEntry>,
+) -> EncodedFile {
+    let mut messages = HeldMessages::default();
+    let mut warnings = Vec::new();
+    let built = build_index(entries, DuplicateKind::Deps, settings.warn, &mut warnings);
+    let encoded = prepared_index(built, settings.version.node_order());
+    for w in warnings {
+        messages.warning(w);
+    }
+    EncodedFile {
+        file: OutputFile::DepBin,
+        encoded,
+        messages,
+    }
+}
+
+/// Encodes `file` from `resolved`; its diagnostics are held, not printed.
+pub fn encode_file(
+    settings: EncodeSettings<'_>,
+    resolved: &Resolved<'_>,
+    file: OutputFile,
+) -> EncodedFile {
+    let mut messages = HeldMessages::default();
+    let encoded = encode_into(settings, resolved, file, &mut messages);
+    EncodedFile {
+        file,
+        encoded,
+        messages,
+    }
+}
+
+fn encode_into(
+    settings: EncodeSettings<'_>,
+    r: &Resolved<'_>,
+    file: OutputFile,
+    messages: &mut HeldMessages,
+) -> Encoded {
+    let order = settings.version.node_order();
+    let warn = settings.warn;
+    let mut warnings = Vec::new();
+    let prepared = |built| prepared_index(built, order);
+    // Without -w no duplicate is reported: the trie is built in one go from its entries.
+    let index = |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| {
+        if warn {
+            prepared(build_index(entries, kind, warn, warnings))
+        } else {
+            bulk(binout::encode_entries_bulk(&entries, order))
+        }
+    };
+    let encoded = match file {
+        OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
+        OutputFile::DepBin => index(binout::dep_entries(r), DuplicateKind::Deps, &mut warnings),
+        OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
+        OutputFile::AliasBin => {
+            let steps = binout::alias_steps(r);
+            if warn {
+                prepared(build_index_steps(
+                    &steps,
+                    DuplicateKind::Alias,
+                    warn,
+                    &mut warnings,
+                ))
+            } else {
+                bulk(binout::encode_steps_bulk(&steps, order, &mut warnings))
+            }
+        }
+        OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
+        OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),
+        OutputFile::Symbols => Encoded::Bytes(text::modules_symbols(r)),
+        OutputFile::SymbolsBin => index(
+            binout::symbol_entries(r),
+            DuplicateKind::Syms,
+            &mut warnings,
+        ),
+        OutputFile::BuiltinBin => match read_input(settings.dirname, "modules.builtin", messages) {
+            None => Encoded::Bytes(Vec::new()),
+            Some(data) => {
+                let mut diagnostics = Vec::new();
+                let keys = parse_modules_builtin(&data, &mut diagnostics);
+                hold_builtin_diagnostics(diagnostics, messages);
+                index(
+                    binout::builtin_entries(&keys),
+                    DuplicateKind::Silent,
+                    &mut warnings,
+                )
+            }
+        },
+        OutputFile::BuiltinAliasBin => {
+            match read_input(settings.dirname, "modules.builtin.modinfo", messages) {
+                None => Encoded::Bytes(Vec::new()),
+                Some(data) => {
+                    let mut diagnostics = Vec::new();
+                    let aliases = parse_builtin_modinfo(&data, &mut diagnostics);
+                    hold_builtin_diagnostics(diagnostics, messages);
+                    index(
+                        binout::builtin_alias_entries(&aliases),
+                        DuplicateKind::Silent,
+                        &mut warnings,
+                    )
+                }
+            }
+        }
+        OutputFile::Devname => {
+            let (bytes, errors) = text::modules_devname(r);
+            for e in errors {
+                messages.error(e);
+            }
+            Encoded::Bytes(bytes)
+        }
+    };
+    for w in warnings {
+        messages.warning(w);
+    }
+    encoded
+}
+
+fn hold_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, messages: &mut HeldMessages) {
+    for d in diagnostics {
+        match d {
+            BuiltinDiagnostic::Error(m) => messages.error(m),
+            BuiltinDiagnostic::Warning(m) => messages.warning(m),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The read stage: every module file read in parallel, the failures reported in module
+//! order.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::bmsg;
+use crate::compat::KmodVersion;
+use crate::diag::Diag;
+use crate::discover::DiscoveredModule;
+use crate::graph::ExportedSymbol;
+use crate::module::{read_module_selected, ModuleError, ReadOptions};
+use crate::record::ModuleRecord;
+
+/// What reading one module file gave.
+#[derive(Debug, Clone, Default)]
+pub struct ReadModule {
+    /// What was read (what could be read, when the read failed partly).
+    pub record: ModuleRecord,
+    /// Why the module could not be read, if it could not.
+    pub failure: Option<ReadFailure>,
+}
+
+/// Why a module could not be read, as kmod reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadFailure {
+    /// The `strerror` text of the failure.
+    pub error: String,
+    /// The decoder's messages libkmod logs around the failure, one per open attempt (see
+    /// [`crate::module::kmod_decoder_messages`]); empty unless the release logs them.
+    pub decoder_messages: Vec<String>,
+}
+
+/// How many times kmod's depmod opens a module it cannot decode: for its symbols, its
+/// modinfo and its dependency symbols. The first attempt's message comes before the
+/// "failed to load symbols" line, the others after it.
+const KMOD_OPEN_ATTEMPTS: usize = 3;
+
+/// The decoder messages kmod logs for the unreadable module at `path`, if `err` is a
+/// decoding failure and `version` logs them.
+fn decoder_messages(path: &Path, err: &ModuleError, version: KmodVersion) -> Vec<String> {
+    use crate::module::{detect, kmod_decoder_messages};
+    if !version.logs_decoder_errors() || !matches!(err, ModuleError::Decompress { .. }) {
+        return Vec::new();
+    }
+    let Ok(input) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let format = detect(&input, version, false);
+    kmod_decoder_messages(format, &input, KMOD_OPEN_ATTEMPTS)
+}
+
+/// The modinfo keys depmod uses.
+const MODINFO_KEYS: [&[u8]; 3] = [b"alias", b"softdep", b"weakdep"];
+
+/// Reads one module file under the reading rules of `version` (`gzip`: `.ko.gz` files are
+/// decoded).
+pub fn read_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> ReadModule {
+    crate::progress::tick();
+    let mut read = ReadModule::default();
+    let options = ReadOptions {
+        version,
+        gzip,
+        ..ReadOptions::default()
+    };
+    let path = Path::new(OsStr::from_bytes(&module.path));
+    let info = match read_module_selected(path, &options, &MODINFO_KEYS) {
+        Ok(info) => info,
+        Err(err) => {
+            read.failure = Some(ReadFailure {
+                error: err.kmod_strerror().to_string(),
+                decoder_messages: decoder_messages(path, &err, version),
+            });
+            return read;
+        }
+    };
+    let record = &mut read.record;
+    match info.exports {
+        Ok(exports) => {
+            record.exports = exports
+                .into_iter()
+                .map(|e| ExportedSymbol {
+                    name: e.name,
+                    crc: e.crc,
+                })
+                .collect()
+        }
+        Err(err) => {
+            read.failure = Some(ReadFailure {
+                error: err.kmod_strerror().to_string(),
+                decoder_messages: Vec::new(),
+            })
+        }
+    }
+    // In MODINFO_KEYS order.
+    let [aliases, softdeps, weakdeps]: [Vec<Vec<u8>>; 3] =
+        info.modinfo_values.try_into().unwrap_or_default();
+    record.aliases = aliases;
+    record.softdeps = softdeps;
+    if version.has_weakdep() {
+        record.weakdeps = weakdeps;
+    }
+    record.imports = info.imports;
+    read
+}
+
+/// Whether a module's name says it is compressed (decoding dominates its read time).
+pub fn looks_compressed(path: &[u8]) -> bool {
+    [&b".xz"[..], b".zst", b".gz"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// The order in which modules are handed to the reading threads: largest compressed files
+/// first, so that no big decode starts last and leaves the other cores idle. Uncompressed
+/// trees keep module order (their reads are short and even; a `stat` each would cost more
+/// than it saves).
+pub fn read_schedule(modules: &[DiscoveredModule]) -> Vec<usize> {
+    let mut schedule: Vec<usize> = (0..modules.len()).collect();
+    if modules.iter().any(|m| looks_compressed(&m.path)) {
+        let sizes: Vec<u64> = modules
+            .par_iter()
+            .map(|m| match m.key {
+                Some(key) => key.size,
+                None => std::fs::metadata(OsStr::from_bytes(&m.path))
+                    .map(|meta| meta.len())
+                    .unwrap_or(0),
+            })
+            .collect();
+        schedule.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    }
+    schedule
+}
+
+/// Reads every module in parallel; reports failures in module order and returns the
+/// records, in module order.
+pub fn read_all(
+    modules: &[DiscoveredModule],
+    version: KmodVersion,
+    gzip: bool,
+    diag: &Diag,
+) -> Vec<ModuleRecord> {
+    let mut slots: Vec<Option<ReadModule>> = (0..modules.len()).map(|_| None).collect();
+    let results: Vec<(usize, ReadModule)> = read_schedule(modules)
+        .into_par_iter()
+        .map(|i| (i, read_module(&modules[i], version, gzip)))
+        .collect();
+    for (i, result) in results {
+        slots[i] = Some(result);
+    }
+    let reads: Vec<ReadModule> = slots.into_iter().flatten().collect();
+    report_failures(modules, &reads, diag);
+    reads.into_iter().map(|read| read.record).collect()
+}
+
+/// Prints, in module order, kmod's messages for the modules that could not be read.
+pub fn report_failures(modules: &[DiscoveredModule], reads: &[ReadModule], diag: &Diag) {
+    for (module, read) in modules.iter().zip(reads) {
+        let Some(failure) = &read.failure else {
+            continue;
+        };
+        let (before, after) = failure
+            .decoder_messages
+            .split_first()
+            .map_or((None, &[][..]), |(first, rest)| (Some(first), rest));
+        if let Some(message) = before {
+            diag.error(message);
+        }
+        diag.error(bmsg!(
+            "failed to load symbols from ",
+            module.path,
+            ": ",
+            failure.error
+        ));
+        for message in after {
+            diag.error(message);
+        }
+    }
+}

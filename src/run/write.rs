@@ -1,0 +1,297 @@
+//! From a module graph to every index file: resolve, encode, publish.
+//!
+//! This is the entry point for a caller that knows the module graph without reading module
+//! files (a build system), and the second half of every depmod run.
+//!
+//! Resolving symbols is serial. Meanwhile the files that need no resolution are encoded on
+//! the other cores; once resolved, `modules.dep` is published and the files that need the
+//! graph are encoded. Every file is published in kmod's order at the end, each with its
+//! diagnostics, so stderr is as if all of it ran in sequence.
+
+use rayon::prelude::*;
+
+use super::background::drop_in_background;
+use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
+use super::publish::{prepare_output_dir, publish_encoded, publish_in_order, PublishSettings};
+use super::resolve::{resolve_graph, ResolvedGraph};
+use super::Failed;
+use crate::compat::KmodVersion;
+use crate::diag::Diag;
+use crate::graph::ResolveOptions;
+use crate::output::bin as binout;
+use crate::output::{text, OutputFile, Resolved};
+use crate::publish::{Publisher, WrittenFile};
+use crate::record::{GraphModule, ModuleGraph, ModuleRecord};
+
+/// How [`write_index_files`] writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// The kmod release whose files are written (`--compat`).
+    pub version: KmodVersion,
+    /// The module directory, where `modules.builtin` and `modules.builtin.modinfo` are read.
+    pub module_dir: Vec<u8>,
+    /// Where the files are written.
+    pub output_dir: Vec<u8>,
+    /// Whether a missing output directory is created (kmod 31 and later, or `-o`).
+    pub create_output_dir: bool,
+    /// `-n`: print the text files on stdout instead of writing any file.
+    pub dry_run: bool,
+    /// `-w`: warn about duplicate index entries.
+    pub warn: bool,
+    /// `-P`: a leading character symbol names carry.
+    pub symbol_prefix: Option<u8>,
+    /// `-E`: the kernel symbols carry CRCs, to compare with the imports'.
+    pub check_crcs: bool,
+    /// `-e`: warn about unknown symbols and CRC mismatches.
+    pub print_unknown: bool,
+    /// `--fsync`: flush each file before it replaces the old one.
+    pub fsync: bool,
+    /// Whether each written file's digest is wanted ([`WrittenFile::digest`]).
+    pub file_digests: bool,
+    /// Whether each module's direct dependencies are wanted
+    /// ([`WrittenIndexes::direct_dependencies`]).
+    pub direct_dependencies: bool,
+}
+
+/// What [`write_index_files`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrittenIndexes {
+    /// Every file written, in the order written (none with `dry_run`).
+    pub files: Vec<WrittenFile>,
+    /// Each module's direct dependencies in the order of their first import, when asked
+    /// for.
+    pub direct_dependencies: Option<Vec<Vec<usize>>>,
+}
+
+/// Resolves `graph` and writes every index file kmod writes for it, byte for byte, with
+/// kmod's messages on stderr through `diag` (its verbosity is `-v`'s).
+pub fn write_index_files(
+    graph: ModuleGraph,
+    options: &WriteOptions,
+    diag: &Diag,
+) -> Result<WrittenIndexes, Failed> {
+    let ModuleGraph {
+        modules: mut owned,
+        kernel_symbols,
+    } = graph;
+    // Exports and imports are needed only to resolve: kept apart, they are freed then.
+    let symbols: Vec<ModuleRecord> = owned
+        .iter_mut()
+        .map(|module| ModuleRecord {
+            exports: std::mem::take(&mut module.record.exports),
+            imports: std::mem::take(&mut module.record.imports),
+            ..ModuleRecord::default()
+        })
+        .collect();
+    let resolve_options = ResolveOptions {
+        symbol_prefix: options.symbol_prefix,
+        check_symvers: options.check_crcs,
+        print_unknown: options.print_unknown,
+        verbose: diag.verbosity() > 0,
+        debug: diag.verbosity() >= 3,
+    };
+    let encode = EncodeSettings {
+        version: options.version,
+        dirname: &options.module_dir,
+        warn: options.warn,
+    };
+    let publish = PublishSettings {
+        version: options.version,
+        diag,
+        digests: options.file_digests,
+    };
+    let early_files: Vec<OutputFile> = match options.dry_run {
+        true => Vec::new(),
+        false => OutputFile::sequence(options.version)
+            .into_iter()
+            .filter(|f| !f.needs_resolution())
+            .collect(),
+    };
+    let modules = &owned[..];
+    let unresolved = Resolved {
+        modules,
+        dependencies: &[],
+        symbols: &[],
+    };
+    let (resolution, early_encoded) = rayon::join(
+        || -> Result<Resolution, Failed> {
+            let resolved = resolve_graph(
+                modules,
+                &symbols,
+                kernel_symbols.as_deref(),
+                &resolve_options,
+                diag,
+            );
+            drop_in_background(symbols);
+            let mut resolved = resolved?;
+            let direct = std::mem::take(&mut resolved.direct);
+            let direct = match options.direct_dependencies {
+                true => Some(direct),
+                false => {
+                    drop_in_background(direct);
+                    None
+                }
+            };
+            if options.dry_run {
+                let rest = Rest::ToPrint(resolved);
+                return Ok(Resolution { rest, direct });
+            }
+            let publisher =
+                prepare_output_dir(&options.output_dir, options.create_output_dir, diag)?
+                    .with_fsync(options.fsync);
+            let files =
+                publish_dep_and_encode_graph_files(encode, publish, modules, resolved, publisher)?;
+            let rest = Rest::ToPublish(files);
+            Ok(Resolution { rest, direct })
+        },
+        || {
+            early_files
+                .par_iter()
+                .map(|&file| encode_file(encode, &unresolved, file))
+                .collect::<Vec<_>>()
+        },
+    );
+    let Resolution { rest, direct } = resolution?;
+    let files = match rest {
+        Rest::ToPublish(mut output) => {
+            output.encoded.extend(early_encoded);
+            let mut files =
+                publish_in_order(publish, &output.publisher, &unresolved, output.encoded)?;
+            files.insert(0, output.dep);
+            files
+        }
+        Rest::ToPrint(graph) => {
+            let resolved = Resolved {
+                modules,
+                dependencies: &graph.dependencies,
+                symbols: &graph.symbols,
+            };
+            write_to_stdout(encode, &resolved, diag)?;
+            drop_in_background(graph);
+            Vec::new()
+        }
+    };
+    drop_in_background(owned);
+    Ok(WrittenIndexes {
+        files,
+        direct_dependencies: direct,
+    })
+}
+
+/// What the resolving side gives: what is left to do, and each module's direct dependencies
+/// when they are wanted.
+struct Resolution {
+    rest: Rest,
+    direct: Option<Vec<Vec<usize>>>,
+}
+
+/// What is left to do once resolved: with `-n`, print from the graph; otherwise publish the
+/// other files, `modules.dep` being published already and the files that need the graph
+/// encoded (the graph itself is then freed).
+enum Rest {
+    /// `-n`: nothing was written.
+    ToPrint(ResolvedGraph),
+    /// The files that need the graph, ready to publish.
+    ToPublish(GraphFiles),
+}
+
+/// The output directory once `modules.dep` is published, and the other files that need the
+/// graph, encoded.
+struct GraphFiles {
+    publisher: Publisher,
+    encoded: Vec<EncodedFile>,
+    /// `modules.dep` as written.
+    dep: WrittenFile,
+}
+
+/// Publishes `modules.dep` (first in every release's sequence), then encodes the other files
+/// that need the dependency graph, in parallel.
+///
+/// Memory: on deep trees the dependency lines are by far the largest data, and both
+/// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is written and freed
+/// first, then the lines of `modules.dep.bin` are made and the dependency lists freed before
+/// its trie is built; the trie is written to its file in chunks when published.
+fn publish_dep_and_encode_graph_files(
+    encode: EncodeSettings<'_>,
+    publish: PublishSettings<'_>,
+    modules: &[GraphModule],
+    resolved: ResolvedGraph,
+    publisher: Publisher,
+) -> Result<GraphFiles, Failed> {
+    let ResolvedGraph {
+        dependencies,
+        symbols,
+        ..
+    } = resolved;
+    let graph = Resolved {
+        modules,
+        dependencies: &dependencies,
+        symbols: &symbols,
+    };
+    let dep = EncodedFile {
+        file: OutputFile::Dep,
+        encoded: Encoded::ModulesDep,
+        messages: Default::default(),
+    };
+    let dep = publish_encoded(publish, &publisher, &graph, dep)?;
+    let dep_entries = binout::dep_entries(&graph);
+    drop_in_background(dependencies);
+    let graph = Resolved {
+        modules,
+        dependencies: &[],
+        symbols: &symbols,
+    };
+    let files: Vec<OutputFile> = OutputFile::sequence(encode.version)
+        .into_iter()
+        .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin))
+        .collect();
+    let (dep_bin, mut encoded) = rayon::join(
+        || encode_dep_bin(encode, dep_entries),
+        || {
+            files
+                .par_iter()
+                .map(|&file| encode_file(encode, &graph, file))
+                .collect::<Vec<_>>()
+        },
+    );
+    encoded.push(dep_bin);
+    drop_in_background(symbols);
+    Ok(GraphFiles {
+        publisher,
+        encoded,
+        dep,
+    })
+}
+
+/// `-n`: prints the text files on stdout, in kmod's order, each file's diagnostics first.
+fn write_to_stdout(
+    encode: EncodeSettings<'_>,
+    resolved: &Resolved<'_>,
+    diag: &Diag,
+) -> Result<(), Failed> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for file in OutputFile::sequence(encode.version) {
+        if file.is_index() {
+            continue;
+        }
+        let EncodedFile {
+            encoded, messages, ..
+        } = encode_file(encode, resolved, file);
+        messages.flush(diag);
+        match encoded {
+            Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
+            Encoded::Index(_) => {}
+            Encoded::ModulesDep => out.extend_from_slice(&text::modules_dep(resolved)),
+            Encoded::Fatal(message) => {
+                diag.fatal(message);
+                return Err(Failed);
+            }
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(&out).and_then(|_| stdout.flush()).is_err() {
+        return Err(Failed);
+    }
+    Ok(())
+}

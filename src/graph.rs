@@ -14,16 +14,8 @@ use crate::order::{superfast_hash, SYMBOL_BUCKETS};
 use crate::record::ModuleRecord;
 use crate::symvers::KernelSymbol;
 
-/// A symbol exported by a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedSymbol {
-    /// Name as read from the module (the `-P` prefix is stripped here).
-    pub name: Vec<u8>,
-    /// Its CRC.
-    pub crc: u64,
-}
-
 pub use crate::module::{ImportRef, ImportTable};
+pub use crate::record::ExportedSymbol;
 
 /// Options of the resolution step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

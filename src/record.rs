@@ -1,7 +1,16 @@
 //! The record of one module: everything depmod uses from a module file.
 
-use crate::graph::{ExportedSymbol, ImportTable};
+pub use crate::module::ImportTable;
 use crate::symvers::KernelSymbol;
+
+/// A symbol exported by a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedSymbol {
+    /// Name as read from the module (the `-P` prefix is stripped here).
+    pub name: Vec<u8>,
+    /// Its CRC.
+    pub crc: u64,
+}
 
 /// What depmod uses from one module file: the one record of a module from the read stage to
 /// the resolve stage, and what the `--cache` store keeps.

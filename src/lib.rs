@@ -27,8 +27,6 @@
 //! * [`run`] — the whole run in kmod's order.
 //! * [`diag`] — kmod-style diagnostics.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
-//! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
-//! * [`testgen`] — random module trees from a seed, for conformance tests against real kmod.
 //! * [`cache`], [`memo`], [`kept_walk`] — `--cache`: what was read from each module, the
 //!   last run's outputs, and the last walk's outcome, each checked before it is trusted.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
@@ -55,5 +53,3 @@ pub mod progress;
 pub mod publish;
 pub mod run;
 pub mod symvers;
-pub mod synth;
-pub mod testgen;

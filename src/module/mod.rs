@@ -23,7 +23,7 @@
 
 mod decompress;
 mod elf;
-pub mod elf_types;
+mod elf_types;
 mod error;
 mod image;
 mod import_table;
@@ -39,7 +39,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
-pub use elf_types::{ElfClass, Endian};
 pub use error::{strerror, Compression, ModuleError};
 pub use import_table::{ImportRef, ImportTable};
 pub use modinfo::parse_modinfo;

@@ -29,7 +29,6 @@ mod image;
 mod import_table;
 mod modinfo;
 mod partial;
-pub mod report;
 mod source;
 mod symbols;
 mod xz_layout;
@@ -42,7 +41,6 @@ pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
 pub use error::{strerror, Compression, ModuleError};
 pub use import_table::{ImportRef, ImportTable};
 pub use modinfo::parse_modinfo;
-pub use report::{describe, run_module_command, ReportError};
 pub use source::{load_image, ModuleImage};
 
 use crate::compat::KmodVersion;

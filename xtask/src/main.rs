@@ -17,7 +17,7 @@ use clap_complete::Shell;
 
 /// The `modindex` binary's sources, included for its clap description.
 #[allow(dead_code)]
-#[path = "../../src/bin/modindex.rs"]
+#[path = "../../src/bin/modindex/main.rs"]
 mod modindex;
 
 fn main() -> ExitCode {

@@ -30,7 +30,7 @@ fi
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-# --workspace: the test kit's own tests too. Release: the conformance suite runs depmod-rs on
+# --workspace: the test kit's and xtask's own tests too. Release: the conformance suite runs depmod-rs on
 # real trees (~30k modules in all), where an unoptimised build would cost more than the extra
 # optimisation time.
 log=$(mktemp)

@@ -10,7 +10,6 @@
 //! every file is still published in kmod's order (see [`run`]).
 //!
 //! * [`cli`] — the command line, parsed like kmod's `getopt_long` loop.
-//! * [`cli_doc`] — a clap description of that command line, for the manual page and completions.
 //! * [`config`] — depmod.d files: search, override, external, exclude.
 //! * [`discover`] — the module walk, duplicate resolution, file-list mode.
 //! * [`order`] — kmod's hash iteration order and `modules.order`.
@@ -34,7 +33,6 @@
 pub mod builtin;
 pub mod cache;
 pub mod cli;
-pub mod cli_doc;
 pub mod compat;
 pub mod config;
 pub mod diag;

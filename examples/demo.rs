@@ -4,7 +4,7 @@
 //! cargo run --release --example demo
 //! ```
 //!
-//! The tree is written under `target/demo/root` with [`depmod_rs::synth`] (real ELF
+//! The tree is written under `target/demo/root` with [`testkit::synth`] (real ELF
 //! relocatable objects carrying `.modinfo`, exported symbols and undefined symbols), together
 //! with `modules.order`, `modules.builtin`, `modules.builtin.modinfo` and a depmod.d file. Then
 //! the `depmod-rs` binary runs exactly as an initramfs builder runs `depmod` on a staging tree,
@@ -22,7 +22,7 @@ use std::process::{Command, ExitCode};
 
 use depmod_rs::compat::KmodVersion;
 use depmod_rs::output::OutputFile;
-use depmod_rs::synth::SynthModule;
+use testkit::synth::SynthModule;
 
 /// The kernel version of the demo tree.
 const KVER: &str = "6.1.0-demo";

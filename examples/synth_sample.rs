@@ -1,7 +1,7 @@
 //! Writes a small synthetic kernel module to the path given as the only argument, in every
 //! ELF class and byte order when the path contains `{}` (replaced by `32le`, `64be`, …).
 
-use depmod_rs::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
+use testkit::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
 
 fn main() {
     let Some(pattern) = std::env::args().nth(1) else {

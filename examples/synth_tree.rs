@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use depmod_rs::synth::SynthModule;
+use testkit::synth::SynthModule;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

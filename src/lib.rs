@@ -10,7 +10,6 @@
 //! every file is still published in kmod's order (see [`run`]).
 //!
 //! * [`cli`] — the command line, parsed like kmod's `getopt_long` loop.
-//! * [`cli_doc`] — a clap description of that command line, for the manual page and completions.
 //! * [`config`] — depmod.d files: search, override, external, exclude.
 //! * [`discover`] — the module walk, duplicate resolution, file-list mode.
 //! * [`order`] — kmod's hash iteration order and `modules.order`.
@@ -27,15 +26,12 @@
 //! * [`run`] — the whole run in kmod's order.
 //! * [`diag`] — kmod-style diagnostics.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
-//! * [`synth`] — synthetic kernel-module ELF files for tests and demo trees.
-//! * [`testgen`] — random module trees from a seed, for conformance tests against real kmod.
 //! * [`cache`], [`memo`], [`kept_walk`] — `--cache`: what was read from each module, the
 //!   last run's outputs, and the last walk's outcome, each checked before it is trusted.
 //! * [`compat`] — every behaviour difference between the kmod releases we reproduce.
 
 pub mod builtin;
 pub mod cli;
-pub mod cli_doc;
 pub mod compat;
 pub mod config;
 pub mod diag;
@@ -54,5 +50,3 @@ pub mod publish;
 pub mod record;
 pub mod run;
 pub mod symvers;
-pub mod synth;
-pub mod testgen;

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use depmod_rs::synth::SynthModule;
 use tempfile::TempDir;
+use testkit::synth::SynthModule;
 
 const KVER: &str = "5.5.5";
 

@@ -3,7 +3,7 @@
 //!
 //! * [`real_trees`] — Debian kernel packages of several architectures (from the reference cache).
 //! * [`kmod_testsuite`] — the scenarios of kmod's own `test-depmod`.
-//! * [`generated`] — random module trees from `depmod_rs::testgen`, over many seeds.
+//! * [`generated`] — random module trees from `testkit::testgen`, over many seeds.
 //! * [`hazards`] — inputs kmod is undefined, fatal or hangs on, against documented behaviour.
 //!
 //! The references come from `scripts/fetch-references.sh`. Missing references fail the tests

@@ -11,8 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use depmod_rs::synth::SynthModule;
 use tempfile::TempDir;
+use testkit::synth::SynthModule;
 
 const KVER: &str = "4.4.4";
 

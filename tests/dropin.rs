@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use depmod_rs::synth::SynthModule;
 use tempfile::TempDir;
+use testkit::synth::SynthModule;
 
 const KVER: &str = "6.1.0-dropin";
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use depmod_rs::synth::SynthModule;
+use testkit::synth::SynthModule;
 
 const KVER: &str = "5.10.0-test";
 

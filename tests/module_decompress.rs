@@ -1,7 +1,8 @@
 //! Compressed modules read identically to plain ones; broken streams and bombs fail.
 //!
 //! Streams are made by the `xz`, `zstd` and `gzip` command-line tools (independent of the
-//! decoders under test).
+//! decoders under test), except in the test of kmod's decoder messages, which packs with
+//! `testkit::synth::compress`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -9,8 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use depmod_rs::compat::KmodVersion;
-use depmod_rs::module::{read_module, Compression, ModuleError, ModuleInfo, ReadOptions};
-use depmod_rs::synth::{machine, ElfClass, Endian, SynthModule};
+use depmod_rs::module::{
+    kmod_decoder_messages, read_module, Compression, ModuleError, ModuleInfo, ReadOptions,
+};
+use testkit::synth::{machine, ElfClass, Endian, SynthModule};
 
 /// Pipes `input` through a compressor command.
 fn compress(args: &[&str], input: &[u8]) -> Vec<u8> {
@@ -285,4 +288,37 @@ fn xz_crc32_checks_are_verified_like_the_xz_tool() {
         }
     }
     assert!(differences.is_empty(), "differ at offsets {differences:?}");
+}
+
+// Expected texts are what Debian's kmod 34.2 prints for the same kinds of input
+// (tests/robustness/bad_inputs.rs compares whole runs against the binary).
+#[test]
+fn kmod_decoder_messages_per_attempt() {
+    let image = vec![7u8; 1000];
+    let xz = testkit::synth::compress(&image, Compression::Xz).unwrap();
+    let zst = testkit::synth::compress(&image, Compression::Zstd).unwrap();
+    assert!(kmod_decoder_messages(Compression::Xz, &xz, 3).is_empty());
+    assert!(kmod_decoder_messages(Compression::Zstd, &zst, 3).is_empty());
+    let cut = &xz[..xz.len() / 2];
+    assert_eq!(
+        kmod_decoder_messages(Compression::Xz, cut, 3),
+        vec!["xz: Unexpected end of input"; 3]
+    );
+    // The whole (small) file is read on the first attempt; later ones find its end.
+    let mut flipped = xz.clone();
+    let trailer = flipped.len() - 20;
+    flipped[trailer] ^= 0xff;
+    let messages = kmod_decoder_messages(Compression::Xz, &flipped, 3);
+    assert_eq!(messages.len(), 3);
+    assert_ne!(messages[0], "xz: Unexpected end of input");
+    assert_eq!(messages[1..], ["xz: Unexpected end of input"; 2]);
+    assert_eq!(
+        kmod_decoder_messages(Compression::Zstd, &zst[..6], 3),
+        vec!["zstd: Failed to determine decompression size"; 3]
+    );
+    assert_eq!(
+        kmod_decoder_messages(Compression::Zstd, &zst[..zst.len() - 3], 3),
+        vec!["zstd: Src size is incorrect"; 3]
+    );
+    assert!(kmod_decoder_messages(Compression::Gzip, b"\x1f\x8bxxxx", 3).is_empty());
 }

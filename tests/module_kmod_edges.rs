@@ -18,7 +18,7 @@ use std::process::Command;
 
 use depmod_rs::compat::KmodVersion;
 use depmod_rs::module::{read_module, Export, ModinfoEntry, ModuleError, ReadOptions};
-use depmod_rs::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
+use testkit::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
 
 const KVER: &str = "1.0.0-test";
 

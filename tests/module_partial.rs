@@ -14,8 +14,8 @@ use depmod_rs::module::{
     load_image, parse_module_image, read_module, uncompressed_whole_reads, ModuleError, ModuleInfo,
     ReadOptions,
 };
-use depmod_rs::synth::{machine, CrcLocation, ElfClass, Endian, RawSection, SynthModule};
 use proptest::prelude::*;
+use testkit::synth::{machine, CrcLocation, ElfClass, Endian, RawSection, SynthModule};
 
 /// Modules of each class and byte order, with 40 KiB sections after `.shstrtab`.
 fn spread_out_modules() -> Vec<SynthModule> {

@@ -3,8 +3,8 @@
 
 use depmod_rs::compat::KmodVersion;
 use depmod_rs::module::{decompress, parse_module_image, Compression, ModuleError, ReadOptions};
-use depmod_rs::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
 use proptest::prelude::*;
+use testkit::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
 
 fn sample_modules() -> Vec<SynthModule> {
     let mut out = Vec::new();

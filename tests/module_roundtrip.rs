@@ -5,8 +5,8 @@
 
 use depmod_rs::compat::KmodVersion;
 use depmod_rs::module::{parse_module_image, Export, Import, ModinfoEntry, ReadOptions};
-use depmod_rs::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
 use proptest::prelude::*;
+use testkit::synth::{machine, CrcLocation, ElfClass, Endian, SynthModule};
 
 /// What kmod reports for a well-formed synthetic module.
 fn expected_exports(module: &SynthModule) -> Vec<Export> {

@@ -1,5 +1,4 @@
-//! ELF constants and the two format parameters (class, byte order) shared by the module
-//! reader and the synthetic module writer.
+//! ELF constants and the two format parameters (class, byte order) of the module reader.
 
 /// The ELF class: 32- or 64-bit layouts of headers, symbols and `__versions` entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,14 +50,6 @@ impl ElfClass {
             ElfClass::Elf64 => 8,
         }
     }
-
-    /// Size of an address-sized field (`st_value`, `sh_offset`, …).
-    pub const fn word_size(self) -> usize {
-        match self {
-            ElfClass::Elf32 => 4,
-            ElfClass::Elf64 => 8,
-        }
-    }
 }
 
 impl Endian {
@@ -104,27 +95,11 @@ pub const ELFDATA2MSB: u8 = 2;
 pub const SHN_UNDEF: u16 = 0;
 /// Absolute-value section index (`SHN_ABS`).
 pub const SHN_ABS: u16 = 0xfff1;
-/// Symbol binding: local.
-pub const STB_LOCAL: u8 = 0;
-/// Symbol binding: global.
-pub const STB_GLOBAL: u8 = 1;
 /// Symbol binding: weak.
 pub const STB_WEAK: u8 = 2;
-/// Symbol type: no type.
-pub const STT_NOTYPE: u8 = 0;
-/// Symbol type: data object.
-pub const STT_OBJECT: u8 = 1;
 /// Symbol type: SPARC global register (`STT_REGISTER`), skipped by kmod on SPARC.
 pub const STT_REGISTER: u8 = 13;
 /// `e_machine` for 32-bit SPARC.
 pub const EM_SPARC: u16 = 2;
 /// `e_machine` for 64-bit SPARC.
 pub const EM_SPARCV9: u16 = 43;
-/// Section type: program data.
-pub const SHT_PROGBITS: u32 = 1;
-/// Section type: symbol table.
-pub const SHT_SYMTAB: u32 = 2;
-/// Section type: string table.
-pub const SHT_STRTAB: u32 = 3;
-/// Section flag: occupies memory at run time.
-pub const SHF_ALLOC: u64 = 2;

@@ -23,13 +23,12 @@
 
 mod decompress;
 mod elf;
-pub mod elf_types;
+mod elf_types;
 mod error;
 mod image;
 mod import_table;
 mod modinfo;
 mod partial;
-pub mod report;
 mod source;
 mod symbols;
 mod xz_layout;
@@ -39,11 +38,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
-pub use elf_types::{ElfClass, Endian};
 pub use error::{strerror, Compression, ModuleError};
 pub use import_table::{ImportRef, ImportTable};
 pub use modinfo::parse_modinfo;
-pub use report::{describe, run_module_command, ReportError};
 pub use source::{load_image, ModuleImage};
 
 use crate::compat::KmodVersion;

@@ -1,4 +1,4 @@
-//! Random module trees (`depmod_rs::testgen`), one per seed: depmod-rs vs kmod 34 (with `-o`)
+//! Random module trees (`testkit::testgen`), one per seed: depmod-rs vs kmod 34 (with `-o`)
 //! and depmod-rs --compat 30 vs kmod 30 (in place), all outputs, stderr, stdout, exit status.
 //!
 //! `DEPMOD_RS_SEEDS=N` sets the number of seeds (default 30), `DEPMOD_RS_SEED_BASE` the first
@@ -6,7 +6,7 @@
 //! `DEPMOD_RS_SEED=S DEPMOD_RS_KEEP_TMP=1 cargo test --test conformance generated` reproduces it
 //! and keeps the tree for inspection.
 
-use depmod_rs::testgen::{self, Options};
+use testkit::testgen::{self, Options};
 
 use crate::support::{self, Compare, Invocation, TempDir, Tool};
 

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use depmod_rs::synth::SynthModule;
+use testkit::synth::SynthModule;
 
 use crate::support::{self, Compare, Invocation, Outcome, TempDir, Tool};
 

@@ -3,7 +3,7 @@
 //! the good modules of the same tree.
 
 use depmod_rs::module::Compression;
-use depmod_rs::synth::{compress, SynthModule};
+use testkit::synth::{compress, SynthModule};
 
 use crate::harness::{
     assert_same_as_kmod, assert_same_as_kmod_with, sh, x86, Compare, RunResult, Tree,

@@ -6,8 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use depmod_rs::synth::SynthModule;
 use tempfile::TempDir;
+use testkit::synth::SynthModule;
 
 /// The kernel version every tree uses.
 pub const KVER: &str = "4.4.4";

@@ -6,8 +6,8 @@
 //!   DIR (default `target/assets/completions`).
 //!
 //! Both are generated from clap descriptions: `modindex`'s own parser, and for `depmod-rs`
-//! (whose parser is a kmod-compatible getopt) [`depmod_rs::cli_doc::depmod_command`], which
-//! a unit test keeps in step with the parser.
+//! (whose parser is a kmod-compatible getopt) [`cli_doc::depmod_command`], which a unit test
+//! keeps in step with the parser.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,9 +15,11 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
+mod cli_doc;
+
 /// The `modindex` binary's sources, included for its clap description.
 #[allow(dead_code)]
-#[path = "../../src/bin/modindex.rs"]
+#[path = "../../src/bin/modindex/main.rs"]
 mod modindex;
 
 fn main() -> ExitCode {
@@ -56,7 +58,7 @@ fn out_dir(given: Option<&String>, kind: &str) -> PathBuf {
 
 fn commands() -> [(clap::Command, &'static str); 2] {
     [
-        (depmod_rs::cli_doc::depmod_command(), "8"),
+        (cli_doc::depmod_command(), "8"),
         (modindex::Cli::command(), "1"),
     ]
 }

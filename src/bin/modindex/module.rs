@@ -1,12 +1,13 @@
 //! `modindex module FILE`: what depmod reads out of one module file.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use depmod_rs::compat::KmodVersion;
-use depmod_rs::module::report::run_module_command;
-use depmod_rs::module::ReadOptions;
+use depmod_rs::module::{read_module, ModuleError, ReadOptions};
+
+use super::report::describe;
 
 /// Print what depmod reads from one module: modinfo entries, exports, imports.
 ///
@@ -31,4 +32,26 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
     run_module_command(&args.file, &opts, &mut out).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| format!("stdout: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `modindex module` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The module could not be read (kmod would print "failed to load symbols …").
+    #[error("{0}")]
+    Module(#[from] ModuleError),
+    /// Writing the report failed.
+    #[error("writing the report: {0}")]
+    Write(#[from] io::Error),
+}
+
+/// Reads the module at `path` and writes [`describe`]'s report to `out`.
+pub fn run_module_command(
+    path: &Path,
+    opts: &ReadOptions,
+    out: &mut dyn Write,
+) -> Result<(), ReportError> {
+    let info = read_module(path, opts)?;
+    out.write_all(describe(&info).as_bytes())?;
+    Ok(())
 }

@@ -12,7 +12,7 @@
 //! [`generate`] for the rules), so real kmod's output is a valid reference.
 //!
 //! ```no_run
-//! use depmod_rs::testgen::{generate, write_tree, Options};
+//! use testkit::testgen::{generate, write_tree, Options};
 //! let spec = generate(42, &Options::default());
 //! let tree = write_tree(&spec, std::path::Path::new("/tmp/tree-42")).unwrap();
 //! println!("{} -> {}", spec.summary(), tree.module_dir.display());

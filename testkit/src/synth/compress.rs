@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::module::Compression;
+use depmod_rs::module::Compression;
 
 /// Compresses a module image.
 ///
@@ -37,8 +37,8 @@ pub fn compress(image: &[u8], format: Compression) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compat::KmodVersion;
-    use crate::module::decompress;
+    use depmod_rs::compat::KmodVersion;
+    use depmod_rs::module::decompress;
 
     #[test]
     fn every_format_round_trips() {

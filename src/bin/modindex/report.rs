@@ -15,25 +15,15 @@
 //! CRCs use the `0x%08llx` form of `modprobe --show-exports`. Non-UTF-8 bytes are shown
 //! as `\xNN`. When kmod would fail to read the exports, the `exports:` line says so with
 //! kmod's error text.
+//!
+//! Besides `modindex module`, the `module_elf` fuzz target includes this file to render every
+//! module it manages to parse, so it depends on nothing but the library.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
-use std::path::Path;
 
-use super::{read_module, ModuleError, ModuleInfo, ReadOptions};
+use depmod_rs::module::ModuleInfo;
 
-/// Why `modindex module` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// The module could not be read (kmod would print "failed to load symbols …").
-    #[error("{0}")]
-    Module(#[from] ModuleError),
-    /// Writing the report failed.
-    #[error("writing the report: {0}")]
-    Write(#[from] io::Error),
-}
-
-/// Renders `info` in the format described in the module documentation.
+/// Renders `info` in the format described in this module's documentation.
 pub fn describe(info: &ModuleInfo) -> String {
     let mut out = String::new();
     out.push_str("modinfo:\n");
@@ -59,17 +49,6 @@ pub fn describe(info: &ModuleInfo) -> String {
     out
 }
 
-/// Reads the module at `path` and writes [`describe`]'s report to `out`.
-pub fn run_module_command(
-    path: &Path,
-    opts: &ReadOptions,
-    out: &mut dyn Write,
-) -> Result<(), ReportError> {
-    let info = read_module(path, opts)?;
-    out.write_all(describe(&info).as_bytes())?;
-    Ok(())
-}
-
 /// Bytes as text, with non-UTF-8 bytes and control characters as `\xNN`.
 fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
@@ -93,7 +72,7 @@ fn escape(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::{Export, Import, ModinfoEntry};
+    use depmod_rs::module::{Export, Import, ModinfoEntry};
 
     #[test]
     fn report_lists_every_part() {

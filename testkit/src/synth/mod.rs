@@ -24,14 +24,13 @@
 //! kbuild would for `.ko.xz`, `.ko.zst` or `.ko.gz` trees.
 
 mod compress;
+mod elf;
 mod writer;
 
 pub use compress::compress;
+pub use elf::{ElfClass, Endian};
 
-pub use crate::module::elf_types::{ElfClass, Endian};
-pub use crate::module::Compression;
-
-use crate::module::elf_types::{
+use elf::{
     SHF_ALLOC, SHN_ABS, SHN_UNDEF, SHT_PROGBITS, SHT_STRTAB, SHT_SYMTAB, STB_GLOBAL, STB_WEAK,
     STT_NOTYPE, STT_OBJECT, VERSION_ENTRY_SIZE,
 };

@@ -1,6 +1,6 @@
 //! A growable byte buffer that encodes integers in a chosen ELF class and byte order.
 
-use crate::module::elf_types::{ElfClass, Endian};
+use super::elf::{ElfClass, Endian};
 
 /// Appends fixed-width fields in the byte order (and, for [`ByteWriter::word`], the width)
 /// of one ELF flavour.

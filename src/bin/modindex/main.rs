@@ -1,30 +1,21 @@
 //! `modindex`: read, build and check kmod binary indexes (`modules.*.bin`).
 //!
-//! Each subcommand lives in its own file under `src/bin/modindex/`.
+//! Each subcommand lives in its own file beside this one.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-#[path = "modindex/build.rs"]
 mod build;
-#[path = "modindex/common.rs"]
 mod common;
-#[path = "modindex/diff.rs"]
 mod diff;
-#[path = "modindex/dump.rs"]
 mod dump;
-#[path = "modindex/graph.rs"]
 mod graph;
-#[path = "modindex/lookup.rs"]
 mod lookup;
-#[path = "modindex/module.rs"]
 mod module;
-#[path = "modindex/pipeline.rs"]
 mod pipeline;
-#[path = "modindex/verify.rs"]
+mod report;
 mod verify;
-#[path = "modindex/verify_dir.rs"]
 mod verify_dir;
 
 /// Read, build and check kmod binary indexes (modules.*.bin).

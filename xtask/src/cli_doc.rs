@@ -1,6 +1,6 @@
 //! A clap description of depmod-rs's command line, for the manual page and shell completions.
 //!
-//! The real parser is [`crate::cli`], a `getopt_long` of its own (clap cannot reproduce kmod's
+//! The real parser is [`depmod_rs::cli`], a `getopt_long` of its own (clap cannot reproduce kmod's
 //! option handling). This description mirrors it option for option; a test checks that every
 //! option the parser accepts, in every `--compat` mode, appears here, so the two cannot drift.
 
@@ -31,7 +31,7 @@ Every file is written to a temporary name and renamed into place, so readers nev
 half-written index.";
 
 /// The depmod-rs command line as a clap [`Command`] (for documentation only; parse with
-/// [`crate::cli::parse`]).
+/// [`depmod_rs::cli::parse`]).
 pub fn depmod_command() -> Command {
     let flag = |name: &'static str, short: char, help: &'static str| {
         Arg::new(name)
@@ -137,8 +137,8 @@ pub fn depmod_command() -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::accepted_options;
-    use crate::compat::KmodVersion;
+    use depmod_rs::cli::accepted_options;
+    use depmod_rs::compat::KmodVersion;
 
     #[test]
     fn every_parser_option_is_described() {

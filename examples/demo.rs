@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use depmod_rs::compat::KmodVersion;
-use depmod_rs::output::OutputFile;
+use depmod_rs::OutputFile;
 use testkit::synth::SynthModule;
 
 /// The kernel version of the demo tree.

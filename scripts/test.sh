@@ -29,13 +29,17 @@ if [ "${DEPMOD_RS_SKIP_REAL:-0}" != 1 ]; then
 fi
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # --workspace: the test kit's and xtask's own tests too. Release: the conformance suite runs depmod-rs on
 # real trees (~30k modules in all), where an unoptimised build would cost more than the extra
 # optimisation time.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-step "cargo test" bash -c 'set -o pipefail; cargo test --release --workspace --all-targets --no-fail-fast 2>&1 | tee "$1"' _ "$log"
+# --all-targets leaves the doctests out: they run second, into the same log.
+step "cargo test" bash -c 'set -o pipefail
+    cargo test --release --workspace --all-targets --no-fail-fast 2>&1 | tee "$1" &&
+    cargo test --release --workspace --doc --no-fail-fast 2>&1 | tee -a "$1"' _ "$log"
 
 # Every fuzz target briefly (FUZZ_SMOKE_SECONDS each, default 5): a crash fails the run.
 step "fuzz smoke" sh fuzz/smoke.sh "${FUZZ_SMOKE_SECONDS:-5}"

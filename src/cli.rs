@@ -56,7 +56,7 @@ pub struct Options {
     pub compat: KmodVersion,
     /// `--gzip`: treat `.ko.gz` files as modules.
     pub gzip: bool,
-    /// `--cache FILE`: read and update a module metadata cache there (see [`crate::incremental`]).
+    /// `--cache FILE`: read and update a module metadata cache there (see `docs/architecture.md`).
     pub cache: Option<Vec<u8>>,
     /// `--fsync`: flush each index to disk before its rename, and the directory after.
     pub fsync: bool,

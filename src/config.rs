@@ -6,7 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::bmsg;
 use crate::compat::KmodVersion;
@@ -316,11 +316,6 @@ pub fn load_config(paths: &[PathBuf], kversion: &[u8], diag: &Diag) -> Config {
         config.search.push(SearchEntry::Path(b"updates".to_vec()));
     }
     config
-}
-
-/// The path of a config file as bytes (helper for callers that print it).
-pub fn path_bytes(path: &Path) -> &[u8] {
-    path.as_os_str().as_bytes()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::config::{Config, SearchEntry};
 use crate::diag::{strerror, Diag};
 use crate::fs_at::{DirHandle, FileKey};
 use crate::names::modname_from_path;
+use crate::record::{GraphModule, ModuleRecord};
 use rustc_hash::FxHashMap;
 
 /// A module file kept for the run.
@@ -54,9 +55,15 @@ impl DiscoveredModule {
         }
     }
 
-    /// The path written in text outputs: relative inside the module directory, else absolute.
-    pub fn output_path(&self) -> &[u8] {
-        self.relpath.as_deref().unwrap_or(&self.path)
+    /// The module with `record`, as the index files see it: the path they give is relative
+    /// inside the module directory, else absolute.
+    pub fn into_graph_module(self, record: ModuleRecord) -> GraphModule {
+        GraphModule {
+            output_path: self.relpath.unwrap_or_else(|| self.path.clone()),
+            name: self.modname,
+            path: self.path,
+            record,
+        }
     }
 
     /// Length of `dir/` plus as many basename bytes as the module name has (§3.4).
@@ -210,16 +217,6 @@ impl Registry {
         }
     }
 
-    /// Number of registered modules.
-    pub fn len(&self) -> usize {
-        self.modules.len()
-    }
-
-    /// Whether nothing is registered.
-    pub fn is_empty(&self) -> bool {
-        self.modules.is_empty()
-    }
-
     /// The registered modules, in no particular order.
     pub fn into_modules(self) -> Vec<DiscoveredModule> {
         self.modules
@@ -237,7 +234,7 @@ pub fn is_excluded(config: &Config, name: &[u8]) -> bool {
 pub struct SearchError(#[from] pub std::io::Error);
 
 /// One directory as the walk listed it: its key, and the names of its module files and
-/// subdirectories in directory order (see [`ListingCache`]).
+/// subdirectories in directory order (see `ListingCache`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirListing {
     /// The directory's own key when it was listed.
@@ -858,7 +855,10 @@ mod tests {
         assert_eq!(module("top.ko").uncrelpath.as_deref(), Some(&b"top.ko"[..]));
         let ext = DiscoveredModule::new(b"/ext/foo.ko".to_vec(), DIR);
         assert_eq!(ext.relpath, None);
-        assert_eq!(ext.output_path(), b"/ext/foo.ko");
+        assert_eq!(
+            ext.into_graph_module(Default::default()).output_path,
+            b"/ext/foo.ko"
+        );
     }
 
     #[test]

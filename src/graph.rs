@@ -14,7 +14,7 @@ use crate::order::{superfast_hash, SYMBOL_BUCKETS};
 use crate::record::ModuleRecord;
 use crate::symvers::KernelSymbol;
 
-pub use crate::module::{ImportRef, ImportTable};
+pub use crate::module::ImportTable;
 pub use crate::record::ExportedSymbol;
 
 /// Options of the resolution step.
@@ -255,16 +255,14 @@ pub fn topological_index(deps: &[Vec<usize>]) -> TopoResult {
 }
 
 /// All transitive dependencies of `module`, sorted by `dep_sort_idx` (§7.2).
-pub fn sorted_dependencies(
-    deps: &[Vec<usize>],
-    dep_sort_idx: &[usize],
-    module: usize,
-) -> Vec<usize> {
+#[cfg(test)]
+fn sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize], module: usize) -> Vec<usize> {
     let mut seen = vec![usize::MAX; deps.len()];
     sorted_dependencies_with(deps, dep_sort_idx, module, &mut seen)
 }
 
-/// [`sorted_dependencies`] of every module, on all cores. Each list is allocated at its
+/// All transitive dependencies of every module, each sorted by `dep_sort_idx` (§7.2), on
+/// all cores. Each list is allocated at its
 /// exact size (on deep trees they hold millions of entries in all).
 pub fn all_sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize]) -> Vec<Vec<usize>> {
     use rayon::prelude::*;

@@ -56,12 +56,6 @@ pub fn superfast_hash(key: &[u8]) -> u32 {
     hash
 }
 
-/// The position key of `name` in a kmod hash of `buckets` buckets: iteration visits entries in
-/// ascending `(bucket, name)` order (`strcmp` compares bytes as unsigned, like slices do).
-pub fn hash_position(name: &[u8], buckets: u32) -> (u32, &[u8]) {
-    (superfast_hash(name) & (buckets - 1), name)
-}
-
 /// Sort `items` into kmod's hash iteration order for a table of `buckets` buckets, using
 /// `name` to get each item's key. Keys must be unique, as they are in kmod's tables.
 pub fn sort_hash_order<T>(items: &mut [T], buckets: u32, name: impl Fn(&T) -> &[u8]) {

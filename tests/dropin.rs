@@ -378,7 +378,7 @@ fn progress_line_only_on_a_terminal() {
     assert!(on_tty.status.success());
     let text = String::from_utf8_lossy(&on_tty.stdout);
     // On a machine fast enough to read the tree within the delay, there is nothing to show.
-    if started.elapsed() > depmod_rs::progress::DELAY * 3 {
+    if started.elapsed() > depmod_rs::internals::DELAY * 3 {
         assert!(text.contains("depmod-rs: reading modules "), "{text:?}");
     }
     assert!(text.is_empty() || text.ends_with("\r\u{1b}[K"), "{text:?}");

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use depmod_rs::config::{kernel_matches, logical_lines, parse_config_text, Config};
+use depmod_rs::internals::{kernel_matches, logical_lines, parse_config_text, Config};
 use depmod_rs::diag::Diag;
 use libfuzzer_sys::fuzz_target;
 

@@ -7,13 +7,13 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use depmod_rs::discover::DirListing;
-use depmod_rs::fs_at::FileKey;
-use depmod_rs::incremental::store::{
+use depmod_rs::internals::DirListing;
+use depmod_rs::internals::FileKey;
+use depmod_rs::internals::cache::{
     self as cache, CacheEntry, KeptWalk, Listings, Memo, MemoBase, MemoModule, ModuleCache,
     ReadSettings,
 };
-use depmod_rs::publish::WrittenFile;
+use depmod_rs::WrittenFile;
 use depmod_rs::compat::KmodVersion;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,8 +2,8 @@
 
 #![no_main]
 
-use depmod_rs::builtin::parse_modules_builtin;
-use depmod_rs::fgets::{fgets_chunks, PATH_MAX};
+use depmod_rs::internals::parse_modules_builtin;
+use depmod_rs::internals::{fgets_chunks, PATH_MAX};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use depmod_rs::builtin::parse_builtin_modinfo;
+use depmod_rs::internals::parse_builtin_modinfo;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

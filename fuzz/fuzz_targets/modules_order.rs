@@ -4,7 +4,7 @@
 #![no_main]
 
 use depmod_rs::compat::KmodVersion;
-use depmod_rs::order::{apply_modules_order, parse_modules_order, OrderFile};
+use depmod_rs::internals::{apply_modules_order, parse_modules_order, OrderFile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

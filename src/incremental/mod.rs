@@ -22,7 +22,7 @@ pub(crate) mod inputs;
 pub(crate) mod kept_walk;
 pub(crate) mod memo;
 pub(crate) mod reads;
-pub mod store;
+pub(crate) mod store;
 
 use std::path::PathBuf;
 

@@ -10,6 +10,24 @@
 //! * [`fnmatch()`] — the POSIX pattern matcher libkmod's wildcard lookup relies on.
 //!
 //! The format is described in `format-spec/index.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use depmod_rs::index::{Index, IndexBuilder, NodeOrder};
+//!
+//! let mut builder = IndexBuilder::new();
+//! builder.insert(b"pci:v00008086d*", b"e1000e", 0)?;
+//! builder.insert(b"usb:v*", b"usbcore", 1)?;
+//! let mut bytes = Vec::new();
+//! builder.write_to(NodeOrder::Pre, &mut bytes)?;
+//!
+//! let index = Index::new(&bytes)?;
+//! let found = index.lookup_wild(b"pci:v00008086d000010D3")?;
+//! assert_eq!(found[0].value, b"e1000e");
+//! assert!(index.lookup_exact(b"usb:v")?.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod annotate;
 mod bulk;

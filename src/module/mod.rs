@@ -129,6 +129,23 @@ impl ModuleInfo {
 ///
 /// `Err` when the file cannot be opened or decompressed or is not a valid ELF image; depmod
 /// then reports the error and keeps the module without any information.
+///
+/// ```
+/// use depmod_rs::module::{read_module, ReadOptions};
+/// # use testkit::synth::SynthModule;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("demo.ko");
+/// # let elf = SynthModule::x86_64()
+/// #     .with_export("demo_register", Some(0x1234))
+/// #     .with_modinfo("alias", "pci:v00001234d*")
+/// #     .to_elf();
+/// # std::fs::write(&path, elf)?;
+/// let info = read_module(&path, &ReadOptions::default())?;
+/// assert_eq!(info.exports.as_ref().unwrap()[0].name, b"demo_register");
+/// let aliases: Vec<&[u8]> = info.modinfo_values(b"alias").collect();
+/// assert_eq!(aliases, [&b"pci:v00001234d*"[..]]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
     read_elf(path, opts, |elf| ModuleInfo {
         exports: symbols::exports(elf),

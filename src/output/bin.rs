@@ -114,35 +114,8 @@ pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry> {
         .collect()
 }
 
-/// Build the trie from `entries` and lay it out in `order`. With `warn_duplicates`, each
-/// repeated (key, value) pair adds kmod's `-w` warning to `warnings`.
-pub fn encode_index(
-    entries: Vec<IndexEntry>,
-    order: NodeOrder,
-    kind: DuplicateKind,
-    warn_duplicates: bool,
-    warnings: &mut Vec<Vec<u8>>,
-) -> Result<Vec<u8>, IndexError> {
-    Ok(build_index(entries, kind, warn_duplicates, warnings)?
-        .prepare(order)?
-        .to_vec())
-}
-
-/// [`encode_index`] over steps that may carry warnings of their own.
-pub fn encode_index_steps(
-    steps: &[IndexStep],
-    order: NodeOrder,
-    kind: DuplicateKind,
-    warn_duplicates: bool,
-    warnings: &mut Vec<Vec<u8>>,
-) -> Result<Vec<u8>, IndexError> {
-    Ok(build_index_steps(steps, kind, warn_duplicates, warnings)?
-        .prepare(order)?
-        .to_vec())
-}
-
-/// `entries` encoded all at once with [`encode_bulk`]: the bytes of [`encode_index`], faster,
-/// for runs that report no duplicates (no `-w`).
+/// `entries` encoded all at once with [`encode_bulk`]: the bytes of [`build_index`] laid out
+/// in `order`, faster, for runs that report no duplicates (no `-w`).
 pub fn encode_entries_bulk(
     entries: &[IndexEntry],
     order: NodeOrder,
@@ -171,7 +144,8 @@ pub fn encode_steps_bulk(
     encode_bulk(&entries, order)
 }
 
-/// The trie of `entries`, not yet laid out (see [`encode_index`]).
+/// The trie of `entries`, not yet laid out. With `warn_duplicates`, each repeated (key,
+/// value) pair adds kmod's `-w` warning to `warnings`.
 pub fn build_index(
     entries: Vec<IndexEntry>,
     kind: DuplicateKind,
@@ -191,7 +165,7 @@ pub fn build_index(
     Ok(builder)
 }
 
-/// The trie of `steps`, not yet laid out (see [`encode_index_steps`]).
+/// [`build_index`] over steps that may carry warnings of their own.
 pub fn build_index_steps(
     steps: &[IndexStep],
     kind: DuplicateKind,

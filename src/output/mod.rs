@@ -1,7 +1,8 @@
 //! The output files (spec §8): one pure encoder per file, from the resolved graph to bytes.
 //!
 //! Text encoders return the file contents; index encoders return the `(key, value, priority)`
-//! entries of their trie, which [`bin::encode_index`] lays out in the release's node order.
+//! entries of their trie, which [`bin::build_index`] builds and the run lays out in the
+//! release's node order.
 
 pub mod bin;
 pub mod text;
@@ -79,10 +80,9 @@ impl OutputFile {
         )
     }
 
-    /// Whether the file needs the dependency graph or the symbol owners
-    /// ([`Resolved::dependencies`], [`Resolved::symbols`]). The others are encoded from
-    /// [`Resolved::modules`] and the tree's `modules.builtin*` files alone, so they can be
-    /// encoded while symbols are still being resolved.
+    /// Whether the file needs the dependency graph or the symbol owners. The others are
+    /// encoded from the modules and the tree's `modules.builtin*` files alone, so they can
+    /// be encoded while symbols are still being resolved.
     pub fn needs_resolution(self) -> bool {
         matches!(
             self,

@@ -5,15 +5,15 @@
 //! plan ─► quick check (-A) ─► discover ─► read (parallel) ─► resolve ─► encode ─► publish
 //! ```
 //!
-//! Each stage lives in a file of its own and passes plain values forward: [`plan`] makes a
-//! [`RunPlan`] (directories, kernel version, mode) and reads the kernel's symbols, `quick`
-//! checks `-A`, [`discover`] reads the configuration, walks the tree and orders the
-//! modules, [`read`] reads every module into a [`ModuleRecord`], and
-//! [`write_index_files`] takes the resulting [`ModuleGraph`] through resolve, encode and
-//! publish. A program that knows the graph without reading module files calls that last
-//! entry point itself.
+//! Each stage lives in a file of its own and passes plain values forward: `plan` makes a
+//! `RunPlan` (directories, kernel version, mode) and reads the kernel's symbols, `quick`
+//! checks `-A`, `discover` reads the configuration, walks the tree and orders the modules,
+//! `read` reads every module into a [`ModuleRecord`], and [`write_index_files`] takes the
+//! resulting [`ModuleGraph`] through resolve, encode and publish. A program that knows the
+//! graph without reading module files calls that last entry point itself.
 //!
-//! With `--cache`, an [`Incremental`] is called at a few named points: it loads the cache,
+//! With `--cache`, an `Incremental` (see `docs/architecture.md`) is called at a few named
+//! points: it loads the cache,
 //! offers the walk its last listings (or the last walk's outcome), reads only the changed
 //! modules, keeps the index files when no input changed, and stores the cache at the end.
 
@@ -30,12 +30,13 @@ mod timer;
 mod write;
 
 pub(crate) use background::drop_in_background;
-pub use discover::{Walked, WalkedTree};
+pub(crate) use discover::Walked;
 pub(crate) use input::os_path;
-pub use plan::{is_version_number, Directories, KernelSymbols, Mode, RunPlan};
-pub use read::{looks_compressed, read_all, read_module, read_schedule, report_failures};
-pub use read::{ReadFailure, ReadModule};
-pub use timer::StageTimer;
+pub use plan::is_version_number;
+pub(crate) use plan::{Directories, KernelSymbols, Mode, RunPlan};
+pub(crate) use read::ReadModule;
+pub(crate) use read::{looks_compressed, read_all, read_module, read_schedule, report_failures};
+pub(crate) use timer::StageTimer;
 pub use write::{write_index_files, WriteOptions, WrittenIndexes};
 
 use crate::cli::Options;
@@ -44,7 +45,7 @@ use crate::diag::Diag;
 use crate::discover::DiscoveredModule;
 use crate::incremental::Incremental;
 use crate::progress::Progress;
-use crate::record::{GraphModule, ModuleGraph, ModuleRecord};
+use crate::record::{ModuleGraph, ModuleRecord};
 
 /// Exit status for success.
 pub const EXIT_SUCCESS: i32 = 0;
@@ -58,6 +59,31 @@ pub struct Failed;
 
 /// Run depmod with `options`; returns the exit status. Diagnostics go to stderr, `-n` and
 /// verbose output to stdout.
+///
+/// ```
+/// use depmod_rs::cli::Options;
+/// # use testkit::synth::SynthModule;
+/// # let root = tempfile::tempdir()?;
+/// # let dir = root.path().join("lib/modules/6.1.0-demo/kernel");
+/// # std::fs::create_dir_all(&dir)?;
+/// # let core = SynthModule::x86_64().with_export("core_register", None);
+/// # let user = SynthModule::x86_64().with_import("core_register", false, None);
+/// # std::fs::write(dir.join("core.ko"), core.to_elf())?;
+/// # std::fs::write(dir.join("user.ko"), user.to_elf())?;
+/// # let config = root.path().join("depmod.d");
+/// # std::fs::create_dir(&config)?;
+/// // `depmod -C ROOT/depmod.d -b ROOT 6.1.0-demo`
+/// let options = Options {
+///     config: vec![config.to_str().unwrap().into()],
+///     basedir: Some(root.path().to_str().unwrap().into()),
+///     positionals: vec![b"6.1.0-demo".to_vec()],
+///     ..Options::default()
+/// };
+/// assert_eq!(depmod_rs::run::run(&options), depmod_rs::run::EXIT_SUCCESS);
+/// let dep = std::fs::read_to_string(root.path().join("lib/modules/6.1.0-demo/modules.dep"))?;
+/// assert!(dep.contains("kernel/user.ko: kernel/core.ko\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run(options: &Options) -> i32 {
     let diag = Diag::new(options.verbose);
     match run_with(options, &diag) {
@@ -223,12 +249,7 @@ fn module_graph(
     let modules = modules
         .into_iter()
         .zip(records)
-        .map(|(module, record)| GraphModule {
-            output_path: module.relpath.unwrap_or_else(|| module.path.clone()),
-            name: module.modname,
-            path: module.path,
-            record,
-        })
+        .map(|(module, record)| module.into_graph_module(record))
         .collect();
     ModuleGraph {
         modules,

@@ -241,7 +241,7 @@ fn planted_symlink_under_final_name_is_replaced_not_followed() {
 
 #[test]
 fn planted_symlink_under_temporary_name_is_not_written_through() {
-    use depmod_rs::publish::{PublishError, Publisher};
+    use depmod_rs::internals::{PublishError, Publisher};
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let victim = outside.path().join("victim");

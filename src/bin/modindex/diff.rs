@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use depmod_rs::compat::KmodVersion;
-use depmod_rs::output::OutputFile;
+use depmod_rs::OutputFile;
 
 use super::common::{escape, open, read_file};
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use depmod_rs::compat::KmodVersion;
-use depmod_rs::output::OutputFile;
+use depmod_rs::OutputFile;
 
 use super::diff::compare;
 use super::pipeline::{run_into_scratch, PipelineOptions, TreeLocation};

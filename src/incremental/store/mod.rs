@@ -1,6 +1,6 @@
 //! The module metadata cache (`--cache FILE`): what was read from each module file, so that
 //! a re-run reads only the modules that changed, and the memo of the last run, so that a
-//! re-run whose inputs are all unchanged writes nothing (see [`super::memo`]).
+//! re-run whose inputs are all unchanged writes nothing (see `memo`).
 //!
 //! # What is stored
 //!
@@ -39,7 +39,7 @@
 //! or the new cache, never a mix — except when only the memo changed: then the memo, the
 //! last part of the file, is written in place ([`MemoSlot`]), and a reader that
 //! sees part of it finds the checksum wrong (the memo is checked against the run's inputs
-//! and files before it is trusted in any case, see [`super::memo`]).
+//! and files before it is trusted in any case, see `memo`).
 
 use rustc_hash::FxHashMap;
 use std::io::Write;
@@ -132,7 +132,7 @@ pub struct StoredEntry {
 }
 
 /// What the last run wrote and printed after discovery, for the inputs it had (see
-/// [`super::memo`]).
+/// `memo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Memo {
     /// The digest of everything the run's output depended on.
@@ -143,7 +143,7 @@ pub struct Memo {
     /// keeps the files prints them again).
     pub messages: Vec<u8>,
     /// What a later run needs to update the alias files in place when only some modules'
-    /// aliases and imports changed, and not their dependencies (see [`super::memo`]).
+    /// aliases and imports changed, and not their dependencies (see `memo`).
     pub base: Option<MemoBase>,
 }
 
@@ -198,7 +198,7 @@ pub struct Listings {
     /// Listings by directory path (no trailing `/`).
     pub dirs: FxHashMap<Vec<u8>, DirListing>,
     /// The module list the walk and `modules.order` gave, when every directory walked has
-    /// a listing here and discovery printed nothing (see [`crate::kept_walk`]).
+    /// a listing here and discovery printed nothing (see `kept_walk`).
     pub walk: Option<KeptWalk>,
 }
 

@@ -10,6 +10,7 @@
 #     kmod34/root/                             extracted trixie packages (kmod + its libraries)
 #     trees/<name>/KVER                        kernel version of the tree
 #     trees/<name>/lib/modules/<kver>/         modules of one Debian kernel package
+#     trees/<name>-zst/                        the same, modules compressed as kbuild does
 #     apt/<suite>-<arch>/                      private apt state (lists, downloaded .debs)
 #     READY-<item>                             marker: <item> is complete (kmod30, kmod34, tree-<name>)
 #     UNAVAILABLE-<tree>                       an optional tree failed; retried after a day
@@ -52,7 +53,11 @@ declare -A TREES=(
     [bookworm-mips64el]="bookworm mips64el linux-image-5kc-malta"
     [trixie-riscv64]="trixie riscv64 linux-image-riscv64"
 )
-REQUIRED_TREES=(bookworm-amd64 trixie-amd64 bookworm-i386 bookworm-s390x bookworm-arm64 bookworm-armhf)
+REQUIRED_TREES=(bookworm-amd64 trixie-amd64 bookworm-i386 bookworm-s390x bookworm-arm64 bookworm-armhf
+    bookworm-arm64-zst)
+# Derived trees: "<tree>-zst" is <tree> with every module compressed as kbuild's
+# modules_install does it for CONFIG_MODULE_COMPRESS_ZSTD (`zstd -T0 --rm -f -q`), the way
+# Arch, openSUSE and Ubuntu ship their modules.
 OPTIONAL_TREES=(bookworm-ppc64el bookworm-mips64el trixie-riscv64)
 
 # The archive URI the host's apt already uses (deb822 .sources or one-line sources.list).
@@ -262,10 +267,33 @@ fetch_tree() {
     mark "tree-$name"
 }
 
+# A derived tree: the modules of the tree SOURCE compressed with zstd exactly as kbuild does.
+fetch_zst_tree() {
+    local name=$1 source=${1%-zst}
+    have "tree-$name" && return 0
+    command -v zstd >/dev/null || die "zstd is needed to make $name (apt-get install zstd)"
+    fetch_tree "$source"
+    local work="$CACHE/trees/$name.tmp" dest="$CACHE/trees/$name"
+    rm -rf "$work"
+    cp -a "$CACHE/trees/$source" "$work"
+    local count
+    count=$(find "$work" -name '*.ko' -type f | wc -l)
+    [ "$count" -gt 0 ] || die "$source has no plain .ko modules to compress"
+    # kbuild: cmd_zstd = $(ZSTD) -T0 --rm -f -q $<, one module at a time.
+    find "$work" -name '*.ko' -type f -print0 | xargs -0 -n 1 -P "$(nproc)" zstd -T0 --rm -f -q
+    [ -z "$(find "$work" -name '*.ko' -type f -print -quit)" ] || die "$name: a module was not compressed"
+    printf '%s (modules compressed with zstd -T0)\n' "$(cat "$work/PACKAGE")" >"$work/PACKAGE"
+    rm -rf "$dest"
+    mv "$work" "$dest"
+    log "tree $name: $count modules compressed, $(du -sh "$dest" | cut -f1)"
+    mark "tree-$name"
+}
+
 fetch_item() {
     case "$1" in
     kmod30) fetch_kmod30 ;;
     kmod34) fetch_kmod34 ;;
+    *-zst) fetch_zst_tree "$1" ;;
     *) fetch_tree "$1" ;;
     esac
 }

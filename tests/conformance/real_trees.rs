@@ -170,6 +170,7 @@ tree_tests! {
     tree_bookworm_s390x => "bookworm-s390x",
     tree_bookworm_arm64 => "bookworm-arm64",
     tree_bookworm_armhf => "bookworm-armhf",
+    tree_bookworm_arm64_zst => "bookworm-arm64-zst",
 }
 
 /// Any further trees in the cache (optional architectures).

@@ -97,19 +97,15 @@ fn c_string(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Whether a kernel-version pattern from `override`/`external` matches `kversion`: `*`, or an
-/// unanchored POSIX extended regex. A pattern that does not compile never matches.
+/// Whether a kernel-version pattern from `override`/`external` matches `kversion`, by kmod's
+/// rule (`cfg_kernel_matches`): the literal `*` matches everything; anything else is a POSIX
+/// extended regex (`REG_EXTENDED | REG_NOSUB`, compiled and run by the C library's
+/// `regcomp`/`regexec`, see [`crate::posix_regex`]), matched unanchored against the kernel
+/// version as given on the command line. A pattern that does not compile never matches.
+/// Both strings end at their first NUL byte, as C strings do.
 pub fn kernel_matches(pattern: &[u8], kversion: &[u8]) -> bool {
-    if pattern == b"*" {
-        return true;
-    }
-    let Ok(pattern) = std::str::from_utf8(pattern) else {
-        return false;
-    };
-    match regex::bytes::Regex::new(pattern) {
-        Ok(re) => re.is_match(kversion),
-        Err(_) => false,
-    }
+    let pattern = pattern.split(|&b| b == 0).next().unwrap_or_default();
+    pattern == b"*" || crate::posix_regex::matches(pattern, kversion)
 }
 
 /// Parse one config file's contents into `config`, reporting bad lines like kmod.
@@ -385,6 +381,11 @@ mod tests {
         assert!(!kernel_matches(b"^6\\.2", b"6.1.0-13-amd64"));
         // An invalid regex never matches.
         assert!(!kernel_matches(b"(", b"("));
+        // glibc accepts `{,n}` as `{0,n}`; the pattern from issue 16.
+        assert!(kernel_matches(b"6.1.0-56-amd6{,3}4", b"6.1.0-56-amd64"));
+        // C strings: `*` followed by a NUL is the old-style wildcard.
+        assert!(kernel_matches(b"*\0(", b"x"));
+        assert!(kernel_matches(b"*", b""));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! * [`cli`] — the command line, parsed like kmod's `getopt_long` loop.
 //! * [`cli_doc`] — a clap description of that command line, for the manual page and completions.
 //! * [`config`] — depmod.d files: search, override, external, exclude.
+//! * [`posix_regex`] — the C library's POSIX regexes, which kmod matches kernel versions with.
 //! * [`discover`] — the module walk, duplicate resolution, file-list mode.
 //! * [`order`] — kmod's hash iteration order and `modules.order`.
 //! * [`index`] — the kmod binary trie (`modules.*.bin`): building, writing in either node order,
@@ -51,6 +52,7 @@ pub mod module;
 pub mod names;
 pub mod order;
 pub mod output;
+pub mod posix_regex;
 pub mod progress;
 pub mod publish;
 pub mod run;

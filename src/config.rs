@@ -52,7 +52,14 @@ pub fn default_config_dirs(version: KmodVersion) -> Vec<PathBuf> {
 
 /// Join physical lines into logical lines as kmod's `freadline_wrapped` does. Each item is the
 /// logical line (cut at its first NUL, as C sees it) and the physical line number it ended on.
+/// kmod 34's rules; see [`logical_lines_for`].
 pub fn logical_lines(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
+    logical_lines_for(data, KmodVersion::DEFAULT)
+}
+
+/// [`logical_lines`] under the rules of `version`, which differ only for a backslash at the
+/// very end of the data ([`KmodVersion::drops_backslash_at_eof`]).
+pub fn logical_lines_for(data: &[u8], version: KmodVersion) -> Vec<(Vec<u8>, u32)> {
     let mut out = Vec::new();
     let mut line = Vec::new();
     let mut physical: u32 = 0;
@@ -74,7 +81,9 @@ pub fn logical_lines(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
                     pending += 1;
                     i += 1;
                 }
-                None => {}
+                None if version.drops_backslash_at_eof() => {}
+                // `(char)EOF`
+                None => line.push(0xFF),
                 Some(&next) => {
                     line.push(next);
                     i += 1;
@@ -109,12 +118,31 @@ pub fn kernel_matches(pattern: &[u8], kversion: &[u8]) -> bool {
 }
 
 /// Parse one config file's contents into `config`, reporting bad lines like kmod.
-/// `file_name` is the path as kmod prints it.
+/// `file_name` is the path as kmod prints it. kmod 34's rules; see [`parse_config_text_for`].
 pub fn parse_config_text(
     config: &mut Config,
     data: &[u8],
     file_name: &[u8],
     kversion: &[u8],
+    diag: &Diag,
+) {
+    parse_config_text_for(
+        config,
+        data,
+        file_name,
+        kversion,
+        KmodVersion::DEFAULT,
+        diag,
+    );
+}
+
+/// [`parse_config_text`] under the rules of `version`.
+pub fn parse_config_text_for(
+    config: &mut Config,
+    data: &[u8],
+    file_name: &[u8],
+    kversion: &[u8],
+    version: KmodVersion,
     diag: &Diag,
 ) {
     // The lists are kept head first, and every new entry goes to the head. Inserting at index 0
@@ -129,7 +157,7 @@ pub fn parse_config_text(
         list.reverse();
     }
     config.search.reverse();
-    parse_config_lines(config, data, file_name, kversion, diag);
+    parse_config_lines(config, data, file_name, kversion, version, diag);
     config.search.reverse();
     for list in [
         &mut config.overrides,
@@ -146,9 +174,10 @@ fn parse_config_lines(
     data: &[u8],
     file_name: &[u8],
     kversion: &[u8],
+    version: KmodVersion,
     diag: &Diag,
 ) {
-    for (line, line_no) in logical_lines(data) {
+    for (line, line_no) in logical_lines_for(data, version) {
         if line.is_empty() || line[0] == b'#' {
             continue;
         }
@@ -298,13 +327,23 @@ pub fn list_config_files(paths: &[PathBuf], diag: &Diag) -> Vec<ConfigFile> {
 }
 
 /// Read and fold every config file from `paths` (§2), then add the implicit `updates` search
-/// entry when no `search` line was seen.
+/// entry when no `search` line was seen. kmod 34's rules; see [`load_config_for`].
 pub fn load_config(paths: &[PathBuf], kversion: &[u8], diag: &Diag) -> Config {
+    load_config_for(paths, kversion, KmodVersion::DEFAULT, diag)
+}
+
+/// [`load_config`] under the rules of `version`.
+pub fn load_config_for(
+    paths: &[PathBuf],
+    kversion: &[u8],
+    version: KmodVersion,
+    diag: &Diag,
+) -> Config {
     let mut config = Config::default();
     for file in list_config_files(paths, diag) {
         let shown = file.path.as_os_str().as_bytes();
         match std::fs::read(&file.path) {
-            Ok(data) => parse_config_text(&mut config, &data, shown, kversion, diag),
+            Ok(data) => parse_config_text_for(&mut config, &data, shown, kversion, version, diag),
             Err(err) => diag.error(bmsg!("file parse ", shown, ": ", strerror(&err))),
         }
     }
@@ -372,6 +411,24 @@ mod tests {
             ]
         );
         assert_eq!(logical_lines(b"tail"), vec![(b"tail".to_vec(), 1)]);
+    }
+
+    #[test]
+    fn backslash_at_end_of_file() {
+        // kmod 34 drops it; kmod 30 stores the EOF after it as 0xFF.
+        assert_eq!(
+            logical_lines(b"a\nx\\"),
+            vec![(b"a".to_vec(), 1), (b"x".to_vec(), 2)]
+        );
+        assert_eq!(logical_lines(b"a\n\\"), vec![(b"a".to_vec(), 1)]);
+        assert_eq!(
+            logical_lines_for(b"a\nx\\", KmodVersion::V30),
+            vec![(b"a".to_vec(), 1), (b"x\xff".to_vec(), 2)]
+        );
+        assert_eq!(
+            logical_lines_for(b"a\n\\", KmodVersion::V30),
+            vec![(b"a".to_vec(), 1), (b"\xff".to_vec(), 2)]
+        );
     }
 
     #[test]

@@ -42,11 +42,29 @@ pub struct RealTree {
     pub builtin_modinfo: Vec<Vec<u8>>,
 }
 
-/// Every real tree in the reference cache (read once).
+/// The real trees the text inputs come from: the ones `scripts/fetch-references.sh` always
+/// fetches, so that a seed names the same case on every machine whatever else is cached.
+pub const REAL_TREES: &[&str] = &[
+    "bookworm-amd64",
+    "trixie-amd64",
+    "bookworm-i386",
+    "bookworm-s390x",
+    "bookworm-arm64",
+    "bookworm-armhf",
+];
+
+/// Whether every tree of [`REAL_TREES`] is in the cache (see `support::require`).
+pub fn require_real_trees() -> bool {
+    REAL_TREES
+        .iter()
+        .all(|name| support::require(&format!("tree-{name}")))
+}
+
+/// The trees of [`REAL_TREES`] (read once).
 pub fn real_trees() -> &'static [RealTree] {
     static TREES: OnceLock<Vec<RealTree>> = OnceLock::new();
     TREES.get_or_init(|| {
-        support::cached_trees()
+        REAL_TREES
             .iter()
             .filter_map(|name| support::tree(name))
             .map(|t| {
@@ -176,7 +194,7 @@ fn common_options(rng: &mut Rng, case: &mut CaseTree) {
 }
 
 fn pick_real(rng: &mut Rng) -> &'static RealTree {
-    rng.pick(real_trees()).expect("bookworm-amd64 is required")
+    rng.pick(real_trees()).expect("the real trees are required")
 }
 
 /// A mutated `modules.order` (real lines around the tree's modules).

@@ -16,7 +16,8 @@ pub enum BuiltinDiagnostic {
 
 /// The keys of `modules.builtin.bin` (each with value `""`, priority 0), in file order.
 /// A line whose first byte is not a letter is reported and skipped; the line keeps its newline,
-/// so a basename without `.` ends up with `\n` in its key, as in kmod.
+/// so a basename without `.` ends up with `\n` in its key, as in kmod. Parsing stops after a
+/// key with a byte >= 0x80, whose insertion into the index is fatal.
 pub fn parse_modules_builtin(
     data: &[u8],
     diagnostics: &mut Vec<BuiltinDiagnostic>,
@@ -38,8 +39,14 @@ pub fn parse_modules_builtin(
             keys.push(previous.clone());
             continue;
         }
+        let fatal = !key.is_ascii();
         previous = key.clone();
         keys.push(key);
+        if fatal {
+            // Inserting this key stops the run (a byte >= 0x80, spec §9.2); kmod inserts as it
+            // reads, so it never reports the lines after it.
+            break;
+        }
     }
     keys
 }
@@ -112,7 +119,8 @@ impl Stream<'_> {
     }
 }
 
-/// The entries of `modules.builtin.alias.bin`, in insertion order (§10.2).
+/// The entries of `modules.builtin.alias.bin`, in insertion order (§10.2). Parsing stops after
+/// an entry with a byte >= 0x80, whose insertion into the index is fatal.
 pub fn parse_builtin_modinfo(
     data: &[u8],
     diagnostics: &mut Vec<BuiltinDiagnostic>,
@@ -134,7 +142,14 @@ pub fn parse_builtin_modinfo(
             continue;
         }
         match normalize_alias(&value) {
-            Ok(alias) => entries.push(BuiltinAlias { alias, modname }),
+            Ok(alias) => {
+                let fatal = !alias.is_ascii() || !modname.is_ascii();
+                entries.push(BuiltinAlias { alias, modname });
+                if fatal {
+                    // As in parse_modules_builtin: inserting it is fatal, later records unread.
+                    break;
+                }
+            }
             Err(_) => diagnostics.push(BuiltinDiagnostic::Warning(bmsg!(
                 "Unmatched bracket in ",
                 value
@@ -166,6 +181,24 @@ mod tests {
                 BuiltinDiagnostic::Error(b"Invalid modules.builtin line: \n".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn parsing_stops_at_the_first_fatal_string() {
+        let mut diags = Vec::new();
+        let keys = parse_modules_builtin(b"\nkernel/caf\xc3\xa9.ko\n\nkernel/b.ko\n", &mut diags);
+        assert_eq!(keys, vec![b"caf\xc3\xa9".to_vec()]);
+        assert_eq!(
+            diags.len(),
+            1,
+            "only the line before it is reported: {diags:?}"
+        );
+        let mut diags = Vec::new();
+        let data = b"a.alias=x[\0m\xe9.alias=y\0b.alias=z]\0c.alias=w\0";
+        let entries = parse_builtin_modinfo(data, &mut diags);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].modname, b"m\xe9");
+        assert_eq!(diags.len(), 1, "{diags:?}");
     }
 
     #[test]

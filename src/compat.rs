@@ -80,6 +80,13 @@ impl KmodVersion {
         self >= KmodVersion::V34
     }
 
+    /// Whether a backslash that is the last byte of a depmod.d file is dropped (kmod 34,
+    /// commit 7805c95). kmod 30–33 store the `EOF` read after it as a byte, 0xFF, at the end
+    /// of the last line.
+    pub fn drops_backslash_at_eof(self) -> bool {
+        self >= KmodVersion::V34
+    }
+
     /// Whether `/usr/lib/depmod.d` is searched before `/lib/depmod.d` (since kmod 32).
     pub fn has_distconfdir(self) -> bool {
         self >= KmodVersion::V32

@@ -52,7 +52,14 @@ pub fn default_config_dirs(version: KmodVersion) -> Vec<PathBuf> {
 
 /// Join physical lines into logical lines as kmod's `freadline_wrapped` does. Each item is the
 /// logical line (cut at its first NUL, as C sees it) and the physical line number it ended on.
+/// kmod 34's rules; see [`logical_lines_for`].
 pub fn logical_lines(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
+    logical_lines_for(data, KmodVersion::DEFAULT)
+}
+
+/// [`logical_lines`] under the rules of `version`, which differ only for a backslash at the
+/// very end of the data ([`KmodVersion::drops_backslash_at_eof`]).
+pub fn logical_lines_for(data: &[u8], version: KmodVersion) -> Vec<(Vec<u8>, u32)> {
     let mut out = Vec::new();
     let mut line = Vec::new();
     let mut physical: u32 = 0;
@@ -74,7 +81,9 @@ pub fn logical_lines(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
                     pending += 1;
                     i += 1;
                 }
-                None => {}
+                None if version.drops_backslash_at_eof() => {}
+                // `(char)EOF`
+                None => line.push(0xFF),
                 Some(&next) => {
                     line.push(next);
                     i += 1;
@@ -97,28 +106,43 @@ fn c_string(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Whether a kernel-version pattern from `override`/`external` matches `kversion`: `*`, or an
-/// unanchored POSIX extended regex. A pattern that does not compile never matches.
+/// Whether a kernel-version pattern from `override`/`external` matches `kversion`, by kmod's
+/// rule (`cfg_kernel_matches`): the literal `*` matches everything; anything else is a POSIX
+/// extended regex (`REG_EXTENDED | REG_NOSUB`, compiled and run by the C library's
+/// `regcomp`/`regexec`, see [`crate::posix_regex`]), matched unanchored against the kernel
+/// version as given on the command line. A pattern that does not compile never matches.
+/// Both strings end at their first NUL byte, as C strings do.
 pub fn kernel_matches(pattern: &[u8], kversion: &[u8]) -> bool {
-    if pattern == b"*" {
-        return true;
-    }
-    let Ok(pattern) = std::str::from_utf8(pattern) else {
-        return false;
-    };
-    match regex::bytes::Regex::new(pattern) {
-        Ok(re) => re.is_match(kversion),
-        Err(_) => false,
-    }
+    let pattern = pattern.split(|&b| b == 0).next().unwrap_or_default();
+    pattern == b"*" || crate::posix_regex::matches(pattern, kversion)
 }
 
 /// Parse one config file's contents into `config`, reporting bad lines like kmod.
-/// `file_name` is the path as kmod prints it.
+/// `file_name` is the path as kmod prints it. kmod 34's rules; see [`parse_config_text_for`].
 pub fn parse_config_text(
     config: &mut Config,
     data: &[u8],
     file_name: &[u8],
     kversion: &[u8],
+    diag: &Diag,
+) {
+    parse_config_text_for(
+        config,
+        data,
+        file_name,
+        kversion,
+        KmodVersion::DEFAULT,
+        diag,
+    );
+}
+
+/// [`parse_config_text`] under the rules of `version`.
+pub fn parse_config_text_for(
+    config: &mut Config,
+    data: &[u8],
+    file_name: &[u8],
+    kversion: &[u8],
+    version: KmodVersion,
     diag: &Diag,
 ) {
     // The lists are kept head first, and every new entry goes to the head. Inserting at index 0
@@ -133,7 +157,7 @@ pub fn parse_config_text(
         list.reverse();
     }
     config.search.reverse();
-    parse_config_lines(config, data, file_name, kversion, diag);
+    parse_config_lines(config, data, file_name, kversion, version, diag);
     config.search.reverse();
     for list in [
         &mut config.overrides,
@@ -150,9 +174,10 @@ fn parse_config_lines(
     data: &[u8],
     file_name: &[u8],
     kversion: &[u8],
+    version: KmodVersion,
     diag: &Diag,
 ) {
-    for (line, line_no) in logical_lines(data) {
+    for (line, line_no) in logical_lines_for(data, version) {
         if line.is_empty() || line[0] == b'#' {
             continue;
         }
@@ -301,14 +326,19 @@ pub fn list_config_files(paths: &[PathBuf], diag: &Diag) -> Vec<ConfigFile> {
     files
 }
 
-/// Read and fold every config file from `paths` (§2), then add the implicit `updates` search
-/// entry when no `search` line was seen.
-pub fn load_config(paths: &[PathBuf], kversion: &[u8], diag: &Diag) -> Config {
+/// Read and fold every config file from `paths` (§2) under the rules of `version`, then add
+/// the implicit `updates` search entry when no `search` line was seen.
+pub fn load_config(
+    paths: &[PathBuf],
+    kversion: &[u8],
+    version: KmodVersion,
+    diag: &Diag,
+) -> Config {
     let mut config = Config::default();
     for file in list_config_files(paths, diag) {
         let shown = file.path.as_os_str().as_bytes();
         match std::fs::read(&file.path) {
-            Ok(data) => parse_config_text(&mut config, &data, shown, kversion, diag),
+            Ok(data) => parse_config_text_for(&mut config, &data, shown, kversion, version, diag),
             Err(err) => diag.error(bmsg!("file parse ", shown, ": ", strerror(&err))),
         }
     }
@@ -374,12 +404,35 @@ mod tests {
     }
 
     #[test]
+    fn backslash_at_end_of_file() {
+        // kmod 34 drops it; kmod 30 stores the EOF after it as 0xFF.
+        assert_eq!(
+            logical_lines(b"a\nx\\"),
+            vec![(b"a".to_vec(), 1), (b"x".to_vec(), 2)]
+        );
+        assert_eq!(logical_lines(b"a\n\\"), vec![(b"a".to_vec(), 1)]);
+        assert_eq!(
+            logical_lines_for(b"a\nx\\", KmodVersion::V30),
+            vec![(b"a".to_vec(), 1), (b"x\xff".to_vec(), 2)]
+        );
+        assert_eq!(
+            logical_lines_for(b"a\n\\", KmodVersion::V30),
+            vec![(b"a".to_vec(), 1), (b"\xff".to_vec(), 2)]
+        );
+    }
+
+    #[test]
     fn kernel_patterns() {
         assert!(kernel_matches(b"*", b"anything"));
         assert!(kernel_matches(b"^6\\.1", b"6.1.0-13-amd64"));
         assert!(!kernel_matches(b"^6\\.2", b"6.1.0-13-amd64"));
         // An invalid regex never matches.
         assert!(!kernel_matches(b"(", b"("));
+        // glibc accepts `{,n}` as `{0,n}`; the pattern from issue 16.
+        assert!(kernel_matches(b"6.1.0-56-amd6{,3}4", b"6.1.0-56-amd64"));
+        // C strings: `*` followed by a NUL is the old-style wildcard.
+        assert!(kernel_matches(b"*\0(", b"x"));
+        assert!(kernel_matches(b"*", b""));
     }
 
     #[test]
@@ -424,7 +477,7 @@ mod tests {
         let files = list_config_files(&[one.clone(), two.clone()], &Diag::new(0));
         let names: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
         assert_eq!(names, vec![two.join("a.conf"), one.join("b.conf")]);
-        let config = load_config(&[one, two], b"1.0", &Diag::new(0));
+        let config = load_config(&[one, two], b"1.0", KmodVersion::DEFAULT, &Diag::new(0));
         assert_eq!(
             config.search,
             vec![

@@ -9,6 +9,18 @@ pub const PATH_MAX: usize = 4096;
 /// first NUL. A chunk keeps its `\n`; one without it is a line that was too long or the last
 /// line of a file with no final newline.
 pub fn fgets_chunks(data: &[u8], buf_size: usize) -> Vec<&[u8]> {
+    fgets_raw_chunks(data, buf_size)
+        .into_iter()
+        .map(|chunk| match memchr::memchr(0, chunk) {
+            Some(nul) => &chunk[..nul],
+            None => chunk,
+        })
+        .collect()
+}
+
+/// The chunks of [`fgets_chunks`] with every byte `fgets` stored, NULs and what follows them
+/// included (for code that reads the buffer past its first NUL).
+pub fn fgets_raw_chunks(data: &[u8], buf_size: usize) -> Vec<&[u8]> {
     let room = buf_size.saturating_sub(1).max(1);
     let mut chunks = Vec::new();
     let mut rest = data;
@@ -17,12 +29,8 @@ pub fn fgets_chunks(data: &[u8], buf_size: usize) -> Vec<&[u8]> {
             Some(nl) => nl + 1,
             None => rest.len().min(room),
         };
-        let chunk = &rest[..take];
+        chunks.push(&rest[..take]);
         rest = &rest[take..];
-        chunks.push(match memchr::memchr(0, chunk) {
-            Some(nul) => &chunk[..nul],
-            None => chunk,
-        });
     }
     chunks
 }

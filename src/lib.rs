@@ -90,6 +90,7 @@ mod graph;
 mod incremental;
 mod order;
 mod output;
+mod posix_regex;
 mod progress;
 mod publish;
 
@@ -104,6 +105,7 @@ pub mod internals {
     pub use crate::fgets::{fgets_chunks, PATH_MAX};
     pub use crate::fs_at::FileKey;
     pub use crate::order::{apply_modules_order, parse_modules_order, OrderFile};
+    pub use crate::posix_regex::PosixRegex;
     pub use crate::progress::DELAY;
     pub use crate::publish::{PublishError, Publisher};
 

@@ -2,7 +2,7 @@
 //! by vmlinux, which satisfy references without creating dependencies.
 
 use crate::bmsg;
-use crate::fgets::fgets_chunks;
+use crate::fgets::{fgets_chunks, fgets_raw_chunks};
 
 /// A symbol provided by the kernel image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +21,18 @@ pub fn strip_prefix(name: &[u8], prefix: Option<u8>) -> &[u8] {
     }
 }
 
-/// glibc `strtoull(s, &end, 16)`: returns the value (saturated) and whether the whole string
-/// was consumed, plus whether it overflowed.
-fn strtoull_hex(s: &[u8]) -> (u64, bool) {
+/// The bytes before the first NUL: what kmod's C string functions see of a line that `fgets`
+/// read (it stores NULs like any other byte, see [`fgets_raw_chunks`]).
+fn c_str(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(nul) => &bytes[..nul],
+        None => bytes,
+    }
+}
+
+/// glibc `strtoull(s, &end, 16)`: the value (saturated), whether the whole string was
+/// consumed, and whether it overflowed (which sets `errno` to `ERANGE`).
+fn strtoull_hex(s: &[u8]) -> (u64, bool, bool) {
     let mut i = 0;
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
         i += 1;
@@ -55,14 +64,14 @@ fn strtoull_hex(s: &[u8]) -> (u64, bool) {
     }
     if j == digits_start {
         // no digits: end pointer is the start of the string
-        return (0, s.is_empty());
+        return (0, s.is_empty(), false);
     }
     if overflow {
         value = u64::MAX;
     } else if negative {
         value = value.wrapping_neg();
     }
-    (value, j == s.len())
+    (value, j == s.len(), overflow)
 }
 
 /// Parse `Module.symvers`: lines with at least 3 tab/space separated columns whose third is
@@ -75,6 +84,10 @@ pub fn parse_module_symvers(
     errors: &mut Vec<Vec<u8>>,
 ) -> Vec<KernelSymbol> {
     let mut symbols = Vec::new();
+    // kmod prints %m, i.e. a stale errno: on Debian's kmod 30 and 34 it is the ENOENT left by
+    // libkmod's start-up probing, until a CRC overflows strtoull, which leaves ERANGE (kmod
+    // never resets errno).
+    let mut errno: &str = "No such file or directory";
     for (n, line) in fgets_chunks(data, 10240).into_iter().enumerate() {
         let mut tokens = line
             .split(|&b| b == b' ' || b == b'\t')
@@ -86,17 +99,19 @@ pub fn parse_module_symvers(
         if where_ != b"vmlinux" {
             continue;
         }
-        let (crc, complete) = strtoull_hex(ver);
+        let (crc, complete, overflow) = strtoull_hex(ver);
+        if overflow {
+            errno = "Numerical result out of range";
+        }
         if !complete {
-            // kmod prints %m, i.e. a stale errno: on Debian's kmod 30 and 34 it is always the
-            // ENOENT left by libkmod's start-up probing.
             errors.push(bmsg!(
                 file_name,
                 ":",
                 (n + 1).to_string(),
                 " Invalid symbol version ",
                 ver,
-                ": No such file or directory"
+                ": ",
+                errno
             ));
             continue;
         }
@@ -110,6 +125,10 @@ pub fn parse_module_symvers(
 
 /// Parse `System.map`: the text after the second space, minus one `-P` character, if it starts
 /// with `__ksymtab_`. Lines with fewer than two spaces give kmod's `invalid line` error.
+///
+/// Lines are C strings to kmod, ending at a NUL, with one exception it inherits from C: the
+/// byte after the second space is compared with the `-P` character, which is NUL when `-P` is
+/// not given, so a NUL there is skipped and the bytes `fgets` stored after it are read on.
 pub fn parse_system_map(
     data: &[u8],
     file_name: &[u8],
@@ -118,12 +137,13 @@ pub fn parse_system_map(
 ) -> Vec<KernelSymbol> {
     const KSYMTAB: &[u8] = b"__ksymtab_";
     let mut symbols = Vec::new();
-    for (n, line) in fgets_chunks(data, 10240).into_iter().enumerate() {
+    for (n, chunk) in fgets_raw_chunks(data, 10240).into_iter().enumerate() {
+        let line = c_str(chunk);
         let third = line.iter().position(|&b| b == b' ').and_then(|first| {
             let rest = &line[first + 1..];
             rest.iter()
                 .position(|&b| b == b' ')
-                .map(|second| &rest[second + 1..])
+                .map(|second| &chunk[first + 1 + second + 1..])
         });
         let Some(text) = third else {
             errors.push(bmsg!(
@@ -135,7 +155,7 @@ pub fn parse_system_map(
             ));
             continue;
         };
-        let text = strip_prefix(text, prefix);
+        let text = c_str(strip_prefix(text, Some(prefix.unwrap_or(0))));
         let Some(name) = text.strip_prefix(KSYMTAB) else {
             continue;
         };
@@ -193,9 +213,41 @@ mod tests {
 
     #[test]
     fn strtoull_rules() {
-        assert_eq!(strtoull_hex(b"0x1f"), (0x1f, true));
-        assert_eq!(strtoull_hex(b"1F"), (0x1f, true));
-        assert_eq!(strtoull_hex(b"0x"), (0, false));
+        assert_eq!(strtoull_hex(b"0x1f"), (0x1f, true, false));
+        assert_eq!(strtoull_hex(b"1F"), (0x1f, true, false));
+        assert_eq!(strtoull_hex(b"0x"), (0, false, false));
         assert!(!strtoull_hex(b"12g").1);
+        assert_eq!(strtoull_hex(b"0x1ffffffffffffffff"), (u64::MAX, true, true));
+    }
+
+    #[test]
+    fn symvers_errno_after_an_overflow() {
+        let mut errors = Vec::new();
+        let data = b"zz\ta\tvmlinux\tX\n0x1ffffffffffffffff\tb\tvmlinux\tX\nyy\tc\tvmlinux\tX\n\
+                     0x1\0\td\tvmlinux\tX\n";
+        let syms = parse_module_symvers(data, b"M", None, &mut errors);
+        assert_eq!(
+            errors,
+            vec![
+                b"M:1 Invalid symbol version zz: No such file or directory".to_vec(),
+                b"M:3 Invalid symbol version yy: Numerical result out of range".to_vec(),
+            ]
+        );
+        // The overflowing CRC is still complete; the line cut by a NUL has too few tokens.
+        assert_eq!(syms.len(), 1);
+        assert_eq!(syms[0].crc, u64::MAX);
+    }
+
+    #[test]
+    fn system_map_lines_are_c_strings() {
+        let mut errors = Vec::new();
+        let data = b"1 R \0__ksymtab_after_nul\n1\0 R __ksymtab_cut\n1 R __ksymtab_a\0b\n";
+        let syms = parse_system_map(data, b"S", None, &mut errors);
+        let names: Vec<_> = syms.iter().map(|s| s.name.clone()).collect();
+        assert_eq!(names, vec![b"after_nul".to_vec(), b"a".to_vec()]);
+        assert_eq!(errors, vec![b"S:2: invalid line: 1".to_vec()]);
+        // With -P the NUL is not the prefix character and ends the text.
+        let syms = parse_system_map(b"1 R \0__ksymtab_x\n", b"S", Some(b'_'), &mut errors);
+        assert!(syms.is_empty());
     }
 }

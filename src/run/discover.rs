@@ -24,7 +24,7 @@ pub fn configuration(options: &Options, kversion: &[u8], diag: &Diag) -> Config 
     } else {
         options.config.iter().map(|c| os_path(c)).collect()
     };
-    load_config(&config_paths, kversion, diag)
+    load_config(&config_paths, kversion, options.compat, diag)
 }
 
 /// What a walk of the tree found besides the modules: what a later run could reuse.

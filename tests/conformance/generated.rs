@@ -8,11 +8,7 @@
 
 use testkit::testgen::{self, Options};
 
-use crate::support::{self, Compare, Invocation, TempDir, Tool};
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
+use crate::support::{self, env_u64, Compare, Invocation, TempDir};
 
 fn seeds() -> Vec<u64> {
     if let Some(seed) = env_u64("DEPMOD_RS_SEED") {
@@ -43,21 +39,11 @@ fn check_seed(seed: u64) -> Vec<String> {
         timeout_secs: Some(TIMEOUT_SECS),
         ..Invocation::default()
     };
-    let with_outdir = |tool: Tool, out: &str| {
-        let inv = Invocation {
-            outdir: Some(tmp.path().join(out)),
-            ..base.clone()
-        };
-        support::run(tool, &inv)
-    };
-    // The -o runs first: the in-place runs leave their outputs in the tree.
-    let kmod34 = with_outdir(Tool::Kmod34, "out-kmod34");
-    let rs = with_outdir(Tool::Rs, "out-rs");
-    let kmod30 = support::run(Tool::Kmod30, &base);
-    let rs30 = support::run(Tool::Rs30, &base);
+    let runs = support::run_four(&base, tmp.path());
+    let (kmod34, kmod30) = (&runs.kmod34, &runs.kmod30);
 
     let mut problems = Vec::new();
-    for reference in [&kmod34, &kmod30] {
+    for reference in [kmod34, kmod30] {
         if reference.status.is_none() {
             problems.push(format!(
                 "{} did not finish in {TIMEOUT_SECS} s: the generator made an input kmod \
@@ -74,20 +60,11 @@ fn check_seed(seed: u64) -> Vec<String> {
             kmod34.status
         ));
     }
-    for (reference, subject) in [(&kmod34, &rs), (&kmod30, &rs30)] {
-        let what = Compare {
-            // -n writes to stdout only.
-            file_set: !tree.options.iter().any(|o| o == "-n"),
-            ..Compare::ALL
-        };
-        for d in support::differences(reference, subject, what) {
-            problems.push(format!(
-                "{} vs {}: {d}",
-                subject.tool.label(),
-                reference.tool.label()
-            ));
-        }
-    }
+    problems.extend(runs.differences(Compare {
+        // -n writes to stdout only.
+        file_set: !tree.options.iter().any(|o| o == "-n"),
+        ..Compare::ALL
+    }));
     if !problems.is_empty() {
         problems.insert(0, spec.summary());
     }
@@ -100,34 +77,7 @@ fn generated_trees() {
         return;
     }
     let seeds = seeds();
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(4);
-    let chunks: Vec<Vec<u64>> = (0..workers)
-        .map(|w| seeds.iter().copied().skip(w).step_by(workers).collect())
-        .collect();
-    let mut failures: Vec<(u64, Vec<String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&seed| (seed, check_seed(seed)))
-                        .filter(|(_, problems)| !problems.is_empty())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| vec![(u64::MAX, vec!["worker panicked".into()])])
-            })
-            .collect()
-    });
-    failures.sort_by_key(|(seed, _)| *seed);
+    let failures = support::check_seeds_in_parallel(&seeds, check_seed);
     if failures.is_empty() {
         eprintln!(
             "{} generated trees agree with kmod 34 and kmod 30",
@@ -135,31 +85,8 @@ fn generated_trees() {
         );
         return;
     }
-    let mut report = format!(
-        "{} of {} generated trees differ; failing seeds: {:?}\n",
-        failures.len(),
-        seeds.len(),
-        failures.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+    panic!(
+        "{}",
+        support::failure_report("generated trees", seeds.len(), &failures)
     );
-    for (seed, problems) in &failures {
-        // One line per seed: its first difference, to see at a glance how many kinds there are.
-        let first = problems.get(1).map_or("", String::as_str);
-        let first: String = first.lines().take(3).collect::<Vec<_>>().join(" | ");
-        report.push_str(&format!("  seed {seed}: {}\n", truncate(&first, 300)));
-    }
-    for (seed, problems) in failures.iter().take(5) {
-        report.push_str(&format!("\n=== seed {seed}\n{}\n", problems.join("\n")));
-    }
-    panic!("{report}");
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

@@ -148,9 +148,7 @@ pub fn collect(out: Output, outdir: &Path, replace: &[(&Path, &str)]) -> RunResu
     for (from, to) in replace {
         stderr = stderr.replace(from.to_string_lossy().as_ref(), to);
     }
-    // Temporary names carry the pid and the time: `modules.dep.1234.56789.1700000000`.
-    let temporary = regex::Regex::new(r"(modules\.[a-z.]+)\.[0-9]+\.[0-9]+\.[0-9]+").unwrap();
-    let stderr = temporary.replace_all(&stderr, "$1.TMP").into_owned();
+    let stderr = mask_temporary_names(&stderr);
     RunResult {
         code: out.status.code(),
         stdout: out.stdout,
@@ -158,6 +156,64 @@ pub fn collect(out: Output, outdir: &Path, replace: &[(&Path, &str)]) -> RunResu
         files: read_outputs(outdir),
         temporaries: temporaries(outdir),
     }
+}
+
+/// Temporary names carry the pid and the time: `modules.dep.1234.56789.1700000000` becomes
+/// `modules.dep.TMP` wherever it appears in `text`.
+pub fn mask_temporary_names(text: &str) -> String {
+    const PREFIX: &str = "modules.";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PREFIX) {
+        out.push_str(&rest[..at + PREFIX.len()]);
+        rest = &rest[at + PREFIX.len()..];
+        // `<name>.<n>.<n>.<n>`, the name made of lowercase letters and dots.
+        let run = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'.')
+            .count();
+        if run < 2 || rest.as_bytes()[run - 1] != b'.' {
+            continue;
+        }
+        if let Some(len) = three_numbers_len(&rest[run..]) {
+            out.push_str(&rest[..run - 1]);
+            out.push_str(".TMP");
+            rest = &rest[run + len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length of a leading `<digits>.<digits>.<digits>` in `text`.
+fn three_numbers_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut len = 0;
+    for part in 0..3 {
+        if part > 0 {
+            if bytes.get(len) != Some(&b'.') {
+                return None;
+            }
+            len += 1;
+        }
+        let digits = bytes[len..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        len += digits;
+    }
+    Some(len)
+}
+
+#[test]
+fn temporary_names_are_masked() {
+    assert_eq!(
+        mask_temporary_names("x /d/modules.dep.bin.12.345.1700000000: y modules.dep.1.2 modules."),
+        "x /d/modules.dep.bin.TMP: y modules.dep.1.2 modules."
+    );
 }
 
 /// Whether `name` looks like a temporary file of an index write: `modules.X.<n>.<n>.<n>`.

@@ -340,7 +340,7 @@ pub fn run(tool: Tool, inv: &Invocation) -> Outcome {
     let command = format!("{cmd:?}");
     let output = run_with_timeout(cmd, inv.timeout_secs)
         .unwrap_or_else(|e| panic!("cannot run {}: {e} ({command})", tool.label()));
-    let mut stderr = output.stderr;
+    let mut stderr = without_address_lines(&output.stderr);
     if let Some(outdir) = &inv.outdir {
         stderr = replace_bytes(&stderr, outdir.as_os_str().as_encoded_bytes(), b"<OUT>");
     }
@@ -352,6 +352,87 @@ pub fn run(tool: Tool, inv: &Invocation) -> Outcome {
         stderr,
         files: collect_outputs(&out_dir),
         modes: collect_modes(&out_dir),
+    }
+}
+
+/// Drops the INFO lines in which libkmod (shown from `-vv` on) prints heap addresses of its
+/// context and logging function: they differ from run to run and depmod-rs has no such objects.
+pub fn without_address_lines(stderr: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stderr.len());
+    for line in stderr.split_inclusive(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let address = text.starts_with("depmod: INFO: ")
+            && (text.contains("custom logging function 0x") || text.contains(" context 0x"));
+        if !address {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+/// The four runs compared on one tree.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    /// kmod 34.2 with `-o`.
+    pub kmod34: Outcome,
+    /// depmod-rs with `-o`.
+    pub rs: Outcome,
+    /// kmod 30 in place.
+    pub kmod30: Outcome,
+    /// depmod-rs --compat 30 in place.
+    pub rs30: Outcome,
+}
+
+/// Runs kmod 34 and depmod-rs, each into its own `-o` directory under `scratch`, then kmod 30
+/// and depmod-rs --compat 30 (which have no `-o` to match) in the tree itself. All four see
+/// the same tree, configuration and paths, so their messages compare byte for byte.
+pub fn run_four(base: &Invocation, scratch: &Path) -> Runs {
+    let with_outdir = |tool: Tool, out: &str| {
+        let inv = Invocation {
+            outdir: Some(scratch.join(out)),
+            ..base.clone()
+        };
+        run(tool, &inv)
+    };
+    // The -o runs first: the in-place runs leave their outputs in the tree.
+    let kmod34 = with_outdir(Tool::Kmod34, "out-kmod34");
+    let rs = with_outdir(Tool::Rs, "out-rs");
+    let kmod30 = run(Tool::Kmod30, base);
+    let rs30 = run(Tool::Rs30, base);
+    Runs {
+        kmod34,
+        rs,
+        kmod30,
+        rs30,
+    }
+}
+
+impl Runs {
+    /// (reference, subject) for each depmod-rs mode.
+    pub fn pairs(&self) -> [(&Outcome, &Outcome); 2] {
+        [(&self.kmod34, &self.rs), (&self.kmod30, &self.rs30)]
+    }
+
+    /// The differences of depmod-rs from kmod 34 and of depmod-rs --compat 30 from kmod 30,
+    /// each labelled with both tools.
+    pub fn pair_differences(&self, what: Compare) -> [Vec<String>; 2] {
+        self.pairs().map(|(reference, subject)| {
+            differences(reference, subject, what)
+                .into_iter()
+                .map(|d| {
+                    format!(
+                        "{} vs {}: {d}",
+                        subject.tool.label(),
+                        reference.tool.label()
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Every difference of each depmod-rs mode from its reference, labelled with both.
+    pub fn differences(&self, what: Compare) -> Vec<String> {
+        self.pair_differences(what).concat()
     }
 }
 
@@ -617,6 +698,79 @@ pub fn assert_no_differences(
         let _ = writeln!(msg, "- {d}");
     }
     panic!("{msg}");
+}
+
+/// The value of the environment variable `name` as a number, if it is set and parses.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Runs `check` on every seed, spread over up to four threads; returns the seeds whose
+/// check reported problems, in seed order.
+pub fn check_seeds_in_parallel<F>(seeds: &[u64], check: F) -> Vec<(u64, Vec<String>)>
+where
+    F: Fn(u64) -> Vec<String> + Sync,
+{
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let check = &check;
+    let mut failures: Vec<(u64, Vec<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    seeds
+                        .iter()
+                        .copied()
+                        .skip(w)
+                        .step_by(workers)
+                        .map(|seed| (seed, check(seed)))
+                        .filter(|(_, problems)| !problems.is_empty())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![(u64::MAX, vec!["worker panicked".into()])])
+            })
+            .collect()
+    });
+    failures.sort_by_key(|(seed, _)| *seed);
+    failures
+}
+
+/// A report of failing seeds: one line per seed (its first difference, to see at a glance
+/// how many kinds there are), then the full problems of the first five. Each seed's first
+/// problem is taken to be its summary.
+pub fn failure_report(what: &str, total: usize, failures: &[(u64, Vec<String>)]) -> String {
+    let mut report = format!(
+        "{} of {total} {what} differ; failing seeds: {:?}\n",
+        failures.len(),
+        failures.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+    );
+    for (seed, problems) in failures {
+        let first = problems.get(1).map_or("", String::as_str);
+        let first: String = first.lines().take(3).collect::<Vec<_>>().join(" | ");
+        let _ = writeln!(report, "  seed {seed}: {}", truncate(&first, 300));
+    }
+    for (seed, problems) in failures.iter().take(5) {
+        let _ = write!(report, "\n=== seed {seed}\n{}\n", problems.join("\n"));
+    }
+    report
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// A temporary directory under the cargo target dir, removed on drop unless

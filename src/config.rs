@@ -52,7 +52,7 @@ pub fn default_config_dirs(version: KmodVersion) -> Vec<PathBuf> {
 
 /// Join physical lines into logical lines as kmod's `freadline_wrapped` does. Each item is the
 /// logical line (cut at its first NUL, as C sees it) and the physical line number it ended on.
-/// kmod 34's rules; see [`logical_lines_for`].
+/// kmod 34's rules; see `logical_lines_for`.
 pub fn logical_lines(data: &[u8]) -> Vec<(Vec<u8>, u32)> {
     logical_lines_for(data, KmodVersion::DEFAULT)
 }
@@ -109,7 +109,7 @@ fn c_string(bytes: &[u8]) -> Vec<u8> {
 /// Whether a kernel-version pattern from `override`/`external` matches `kversion`, by kmod's
 /// rule (`cfg_kernel_matches`): the literal `*` matches everything; anything else is a POSIX
 /// extended regex (`REG_EXTENDED | REG_NOSUB`, compiled and run by the C library's
-/// `regcomp`/`regexec`, see [`crate::posix_regex`]), matched unanchored against the kernel
+/// `regcomp`/`regexec`, see `posix_regex`), matched unanchored against the kernel
 /// version as given on the command line. A pattern that does not compile never matches.
 /// Both strings end at their first NUL byte, as C strings do.
 pub fn kernel_matches(pattern: &[u8], kversion: &[u8]) -> bool {
@@ -118,7 +118,7 @@ pub fn kernel_matches(pattern: &[u8], kversion: &[u8]) -> bool {
 }
 
 /// Parse one config file's contents into `config`, reporting bad lines like kmod.
-/// `file_name` is the path as kmod prints it. kmod 34's rules; see [`parse_config_text_for`].
+/// `file_name` is the path as kmod prints it. kmod 34's rules; see `parse_config_text_for`.
 pub fn parse_config_text(
     config: &mut Config,
     data: &[u8],

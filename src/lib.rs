@@ -24,6 +24,7 @@
 //! * [`output`] — one pure encoder per output file.
 //! * [`progress`] — a progress line on stderr for long runs at a terminal.
 //! * [`publish`] — atomic temporary-file-and-rename writes.
+//! * [`lock`] — advisory locks that make overlapping runs over one directory take turns.
 //! * [`run`] — the whole run in kmod's order.
 //! * [`diag`] — kmod-style diagnostics.
 //! * [`names`] — kmod's name rules: module names from paths, alias normalisation.
@@ -45,6 +46,7 @@ pub mod fs_at;
 pub mod graph;
 pub mod incremental;
 pub mod index;
+pub mod lock;
 pub mod module;
 pub mod names;
 pub mod order;

@@ -38,11 +38,17 @@ pub use read::{ReadFailure, ReadModule};
 pub use timer::StageTimer;
 pub use write::{write_index_files, WriteOptions, WrittenIndexes};
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::bmsg;
 use crate::cli::Options;
 use crate::config::Config;
 use crate::diag::Diag;
+use crate::diag::Level;
 use crate::discover::DiscoveredModule;
 use crate::incremental::Incremental;
+use crate::lock::{self, Lock};
 use crate::progress::Progress;
 use crate::record::{GraphModule, ModuleGraph, ModuleRecord};
 
@@ -69,11 +75,18 @@ pub fn run(options: &Options) -> i32 {
 fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
     let timer = StageTimer::from_env();
     let plan = plan::plan(options, diag)?;
+    // Held until the files are published (the end of this function), from before the tree
+    // is read: a run that starts while another writes here reads the tree after it.
+    let _output_lock = (!options.dry_run).then(|| lock_output_dir(&plan.dirs, diag));
     if options.quick
         && (options.dry_run || quick::depfile_up_to_date(&plan.dirs.dirname, options.gzip, diag))
     {
         return Ok(());
     }
+    let _cache_lock = match (&options.cache, options.dry_run) {
+        (Some(file), false) => lock_cache_file(&os_path(file), diag),
+        _ => None,
+    };
     let mut incremental = options
         .cache
         .as_deref()
@@ -132,6 +145,36 @@ fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
     };
     timer.stage("resolve, encode and write");
     written.map(|_| ())
+}
+
+/// Locks the output directory (see [`crate::lock`]), saying under `-v` when another run
+/// holds it.
+fn lock_output_dir(dirs: &Directories, diag: &Diag) -> Option<Lock> {
+    let dir = os_path(&dirs.outdirname);
+    lock::lock_directory(&dir, &mut |held: &Path| {
+        diag.log(
+            Level::Notice,
+            &bmsg!(
+                "waiting for another depmod run writing into ",
+                held.as_os_str().as_bytes()
+            ),
+        );
+    })
+}
+
+/// Locks the cache file, so that runs sharing it write it in turn. A cache that cannot be
+/// locked is still used: it is written atomically, and a damaged one is ignored.
+fn lock_cache_file(file: &Path, diag: &Diag) -> Option<Lock> {
+    let locked = lock::lock_file(file, &mut |held: &Path| {
+        diag.log(
+            Level::Notice,
+            &bmsg!(
+                "waiting for another depmod run using the cache ",
+                held.as_os_str().as_bytes()
+            ),
+        );
+    });
+    locked.ok()
 }
 
 /// What the discover stage gives.

@@ -9,6 +9,9 @@
 # Prints a final "N passed, N failed" line and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Tests set DEPMOD_RS_CONFIG themselves; this keeps the developer's /etc/depmod-rs.conf out
+# of anything else run from here too.
+export DEPMOD_RS_CONFIG=/dev/null
 
 failed_steps=()
 step() { # name command...

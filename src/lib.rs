@@ -24,6 +24,7 @@
 //! * [`output`] — one pure encoder per output file.
 //! * [`progress`] — a progress line on stderr for long runs at a terminal.
 //! * [`publish`] — atomic temporary-file-and-rename writes.
+//! * [`sysconfig`] — `/etc/depmod-rs.conf`: the cache directory, `compat = auto`, fsync.
 //! * [`lock`] — advisory locks that make overlapping runs over one directory take turns.
 //! * [`run`] — the whole run in kmod's order.
 //! * [`diag`] — kmod-style diagnostics.
@@ -57,4 +58,5 @@ pub mod record;
 pub mod run;
 pub mod symvers;
 pub mod synth;
+pub mod sysconfig;
 pub mod testgen;

@@ -39,7 +39,7 @@ pub use timer::StageTimer;
 pub use write::{write_index_files, WriteOptions, WrittenIndexes};
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::bmsg;
 use crate::cli::Options;
@@ -51,6 +51,7 @@ use crate::incremental::Incremental;
 use crate::lock::{self, Lock};
 use crate::progress::Progress;
 use crate::record::{GraphModule, ModuleGraph, ModuleRecord};
+use crate::sysconfig;
 
 /// Exit status for success.
 pub const EXIT_SUCCESS: i32 = 0;
@@ -83,14 +84,12 @@ fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
     {
         return Ok(());
     }
-    let _cache_lock = match (&options.cache, options.dry_run) {
-        (Some(file), false) => lock_cache_file(&os_path(file), diag),
+    let cache = cache_file(options, &plan, diag);
+    let _cache_lock = match (&cache, options.dry_run) {
+        (Some(file), false) => lock_cache_file(file, diag),
         _ => None,
     };
-    let mut incremental = options
-        .cache
-        .as_deref()
-        .map(|file| Incremental::open(os_path(file), options.compat, options.gzip));
+    let mut incremental = cache.map(|file| Incremental::open(file, options.compat, options.gzip));
     timer.stage("start, load cache");
     let kernel = plan::kernel_symbols(options, diag)?;
     let Discovered { modules, config } =
@@ -145,6 +144,28 @@ fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
     };
     timer.stage("resolve, encode and write");
     written.map(|_| ())
+}
+
+/// The cache file of the run: `--cache FILE`, else, for a run on the live system that
+/// writes, the configured cache directory's file for this kernel version — when it is
+/// private to this user (see [`crate::sysconfig::cache`]; otherwise `-v` says why not).
+fn cache_file(options: &Options, plan: &RunPlan, diag: &Diag) -> Option<PathBuf> {
+    if let Some(file) = &options.cache {
+        return Some(os_path(file));
+    }
+    let dir = options.cache_dir.as_deref()?;
+    if options.dry_run || !sysconfig::cache::is_live_run(options) {
+        return None;
+    }
+    let file = sysconfig::cache::cache_file(dir, &plan.kversion)?;
+    match sysconfig::cache::check_private(&file) {
+        Ok(()) => Some(file),
+        Err(why) => {
+            let message = format!("not using the cache {}: {why}", file.display());
+            diag.log(Level::Notice, message.as_bytes());
+            None
+        }
+    }
 }
 
 /// Locks the output directory (see [`crate::lock`]), saying under `-v` when another run

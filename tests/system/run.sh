@@ -115,15 +115,18 @@ check "baseline: it is kmod 30" grep -qx "kmod version 30" "$work/kmod-version"
 in_root mkinitramfs -o /tmp/kmod.img "$kver" >/dev/null 2>&1
 check "baseline: mkinitramfs with kmod" image_tree /tmp/kmod.img "$work/kmod-image"
 
+kmod_path=$(in_root dpkg-query -L kmod | grep -x -E '/(usr/)?sbin/depmod')
+kmod_target=$(readlink "$root$kmod_path")
+
 # 2. Install both packages.
 cp "${debs[@]}" "$root/tmp/"
 names=()
 for deb in "${debs[@]}"; do names+=("/tmp/${deb##*/}"); done
 in_root apt-get install -y -q --no-install-recommends "${names[@]}" >"$work/install.log" 2>&1
 check "apt-get install of both packages" test $? = 0
-kmod_path=$(in_root dpkg-query -L kmod | grep -x -E '/(usr/)?sbin/depmod')
 is_ours() { [ "$(readlink "$root$kmod_path")" = /usr/bin/depmod-rs ]; }
-is_kmods() { [ "$(readlink "$root$kmod_path")" = /bin/kmod ]; }
+is_kmods() { [ "$(readlink "$root$kmod_path")" = "$kmod_target" ]; }
+kept_by_dpkg() { [ "$(readlink "$root/usr/lib/depmod-rs/kmod/depmod.kmod")" = "$kmod_target" ]; }
 diverted() { in_root dpkg-divert --listpackage "$kmod_path" | grep -qx depmod-rs-as-depmod; }
 private_kmod_works() {
     [ "$(in_root /usr/lib/depmod-rs/kmod/depmod -V | head -n 1)" = "kmod version 30" ]
@@ -133,6 +136,7 @@ check "kmod ships depmod at $kmod_path" test -n "$kmod_path"
 check "installed: $kmod_path is a symlink to depmod-rs" is_ours
 check "installed: $kmod_path is diverted by depmod-rs-as-depmod" diverted
 check "installed: depmod -V is depmod-rs's" depmod_is_rs
+check "installed: dpkg keeps kmod's $kmod_path at /usr/lib/depmod-rs/kmod/depmod.kmod" kept_by_dpkg
 check "installed: kmod's depmod still runs (/usr/lib/depmod-rs/kmod/depmod)" private_kmod_works
 check "installed: /etc/depmod-rs.conf is a conffile" \
     in_root sh -c 'dpkg-query -W -f="\${Conffiles}" depmod-rs | grep -q /etc/depmod-rs.conf'
@@ -180,6 +184,7 @@ check "apt-get install --reinstall kmod" test $? = 0
 check "after the reinstall: $kmod_path is still depmod-rs" is_ours
 check "after the reinstall: depmod -V is depmod-rs's" depmod_is_rs
 check "after the reinstall: kmod's depmod still runs" private_kmod_works
+check "after the reinstall: kmod's file is in the diverted place" kept_by_dpkg
 
 # 7. DKMS: v4l2loopback builds against the headers; DKMS runs depmod (ours).
 in_root apt-get install -y -q --no-install-recommends --no-download v4l2loopback-dkms \
@@ -213,7 +218,7 @@ check "the kernel postrm hook removes the kernel's cache" test ! -e "$cache"
 # 9. Removal: kmod's depmod is back, exactly; purge leaves nothing.
 in_root apt-get remove -y -q depmod-rs-as-depmod >"$work/remove.log" 2>&1
 check "apt-get remove depmod-rs-as-depmod" test $? = 0
-check "removed: $kmod_path is kmod's symlink again" is_kmods
+check "removed: $kmod_path is kmod's symlink again ($kmod_target)" is_kmods
 check "removed: no diversion left" \
     sh -c "! chroot '$root' dpkg-divert --list | grep -q depmod"
 check "removed: dpkg --verify kmod is clean" in_root dpkg --verify kmod

@@ -3,7 +3,8 @@
 # cached as a tarball, then unpacked fresh for every run. Sourced by tests/system/run.sh.
 #
 # The tarball holds a minbase system with kmod, initramfs-tools, the amd64 kernel and its
-# headers, gcc, make and dkms installed, and the .debs of the DKMS package the suite installs
+# headers, gcc, make, dkms and dracut-core (dracut itself, without the kernel hooks that
+# conflict with initramfs-tools) installed, and the .debs of the DKMS package the suite installs
 # later already downloaded (so a warm run needs no network). Its name carries a digest of the
 # package list, so changing the list builds a new one.
 #
@@ -12,7 +13,7 @@
 
 SYSTEM_SUITE=bookworm
 SYSTEM_PACKAGES=(kmod zstd xz-utils cpio initramfs-tools linux-image-amd64 linux-headers-amd64
-    gcc make dkms)
+    gcc make dkms dracut-core)
 SYSTEM_DOWNLOADS=(v4l2loopback-dkms)
 # Installed packages whose .debs are kept too, for `apt-get install --reinstall`.
 SYSTEM_REINSTALLS=(kmod)

@@ -3,12 +3,12 @@
 # chroot with the amd64 kernel, initramfs-tools, kmod and DKMS), checked step by step
 # against what kmod's own depmod does there.
 #
-#  1. baseline with kmod: `depmod -a KVER` and `mkinitramfs`
+#  1. baseline with kmod: `depmod -a KVER`, `mkinitramfs` and dracut
 #  2. `apt-get install` of both packages: `depmod` is depmod-rs, kmod's stays runnable
 #  3. `depmod -a KVER` writes kmod 30's bytes and kmod's stderr (compat = auto), twice
 #     (the second through the configured cache), and the cache is private
-#  4. `mkinitramfs` gives an image that unpacks to the same tree; the staging run adds no
-#     cache file
+#  4. `mkinitramfs` and dracut give images that unpack to the same trees; their staging runs
+#     add no cache file
 #  5. installing the same packages again with dpkg (the upgrade path) keeps it all
 #  6. `apt-get install --reinstall kmod` leaves depmod-rs in place
 #  7. a DKMS package (v4l2loopback-dkms) builds against linux-headers; the files DKMS's
@@ -114,6 +114,13 @@ check "baseline: kmod's depmod -a succeeds" grep -qx 0 "$work/kmod.status"
 check "baseline: it is kmod 30" grep -qx "kmod version 30" "$work/kmod-version"
 in_root mkinitramfs -o /tmp/kmod.img "$kver" >/dev/null 2>&1
 check "baseline: mkinitramfs with kmod" image_tree /tmp/kmod.img "$work/kmod-image"
+# dracut (it runs depmod -a -b /var/tmp/dracut.XXXXXX/initramfs KVER); a fixed module set.
+dracut_image() { # image-in-root
+    in_root dracut -f -q -m "base kernel-modules" --no-hostonly --no-early-microcode \
+        "$1" "$kver" >"$work/dracut.log" 2>&1
+}
+dracut_image /tmp/kmod-dracut.img
+check "baseline: dracut with kmod" image_tree /tmp/kmod-dracut.img "$work/kmod-dracut-image"
 
 kmod_path=$(in_root dpkg-query -L kmod | grep -x -E '/(usr/)?sbin/depmod')
 kmod_target=$(readlink "$root$kmod_path")
@@ -169,7 +176,11 @@ in_root mkinitramfs -o /tmp/rs.img "$kver" >/dev/null 2>&1
 check "mkinitramfs with depmod-rs" image_tree /tmp/rs.img "$work/rs-image"
 check "the initramfs unpacks to the same tree as kmod's" \
     cmp -s "$work/kmod-image" "$work/rs-image"
-check "the staging run added no cache file" \
+dracut_image /tmp/rs-dracut.img
+check "dracut with depmod-rs" image_tree /tmp/rs-dracut.img "$work/rs-dracut-image"
+check "the dracut image unpacks to the same tree as kmod's" \
+    cmp -s "$work/kmod-dracut-image" "$work/rs-dracut-image"
+check "the staging runs added no cache file" \
     test "$(ls "$root/var/cache/depmod-rs")" = "$kver.cache"
 
 # 5. The same packages again, with dpkg: the upgrade path of the maintainer scripts.

@@ -52,6 +52,8 @@ fn demo() -> Result<ExitCode, String> {
     let config = root.join("etc/depmod.d");
     let mut command = Command::new(&depmod);
     command
+        // The built-in defaults (kmod 34), whatever /etc/depmod-rs.conf says.
+        .env("DEPMOD_RS_CONFIG", "/dev/null")
         .arg("-C")
         .arg(&config)
         .arg("-b")

@@ -17,6 +17,10 @@
 #                so it is always re-read
 #   rs --cache*  depmod-rs --cache after one module's contents changed (it alternates between
 #                its own contents and another module's), so the indexes must be rebuilt
+#   rs conf cache  root only: a plain `depmod-rs -a KVER` (as DKMS and the kernel postinst
+#                call it) on a hard-linked copy of the tree under /lib/modules, through the
+#                cache that the system configuration (`cache = DIR`) sets, after one module
+#                was added; its files are compared with kmod 34's over the same tree
 #   kmod30       Debian's kmod 30 (no -o: runs in place on a hard-linked copy of the tree)
 #   rs compat30  depmod-rs --compat 30, same way
 #   decode floor compressed trees only: just decoding every module with depmod-rs's decoder
@@ -39,6 +43,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 CACHE="${DEPMOD_RS_CACHE:-$HOME/.cache/depmod-rs}"
+# Built-in defaults only, whatever /etc/depmod-rs.conf says (the conf-cache row sets its own).
+export DEPMOD_RS_CONFIG=/dev/null
 [ -x /usr/bin/time ] || { echo "bench: needs GNU time (apt-get install time)" >&2; exit 1; }
 for item in kmod30 kmod34; do
     [ -e "$CACHE/READY-$item" ] || { echo "bench: $item missing; run scripts/fetch-references.sh" >&2; exit 1; }
@@ -68,7 +74,8 @@ else
 fi
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+live=
+trap 'rm -rf "$work"; [ -z "$live" ] || rm -rf "$live"' EXIT
 empty="$work/empty.d"
 mkdir -p "$empty"
 
@@ -106,6 +113,38 @@ row() { # tree modules label name
     per_us=$(awk -v t="$ms" -v n="$2" 'BEGIN { printf "%.1f", t * 1000 / n }')
     per_kb=$(awk -v m="$mb" -v n="$2" 'BEGIN { printf "%.1f", m * 1024 / n }')
     printf '%-18s %7s  %-12s %9s %8s %9s %12s %12s\n' "$1" "$2" "$3" "$ms" "$ratio" "$mb" "$per_us" "$per_kb"
+}
+
+# bench_live ROOT KVER MODULE: the rs conf cache row. A hard-linked copy of the tree at
+# /lib/modules/KVER-bench-PID; each timed run follows the addition of MODULE's contents under
+# a new name (removed again, and the cache brought up to date, before the next).
+bench_live() {
+    local root=$1 kver=$2 module=$3
+    local lkver="$kver-bench-$$"
+    live="/lib/modules/$lkver"
+    mkdir -p /lib/modules
+    cp -al "$root/lib/modules/$kver" "$live"
+    local added="$live/updates/bench-added.ko${module##*.ko}"
+    mkdir -p "$live/updates"
+    printf 'cache = %s\ncompat = 34\n' "$work/conf-cache" >"$work/depmod-rs.conf"
+    sleep 2.5
+    DEPMOD_RS_CONFIG="$work/depmod-rs.conf" "$rs" -a "$lkver" 2>/dev/null
+    for _ in $(seq "$runs"); do
+        rm -f "$added"
+        DEPMOD_RS_CONFIG="$work/depmod-rs.conf" "$rs" -a "$lkver" 2>/dev/null
+        cp "$module" "$added"
+        DEPMOD_RS_CONFIG="$work/depmod-rs.conf" time_one rsconf "$rs" -a "$lkver"
+    done
+    "$k34" -o "$work/out-live-k34" -a "$lkver" 2>/dev/null
+    local f
+    for f in "$work/out-live-k34/lib/modules/$lkver"/modules.*; do
+        if ! cmp -s "$f" "$live/${f##*/}"; then
+            echo "bench: rs conf cache: ${f##*/} differs from kmod 34's" >&2
+            exit 1
+        fi
+    done
+    rm -rf "$live" "$work/out-live-k34"
+    live=
 }
 
 # bench_tree NAME ROOT KVER COMPAT30(yes/no)
@@ -161,6 +200,9 @@ bench_tree() {
             time_one floor "$floor" "$moddir"
         fi
     done
+    if [ "$(id -u)" = 0 ] && [ "$tree" = "${tree#synthetic-}" ]; then
+        bench_live "$root" "$kver" "$other"
+    fi
     # Back to the original contents: the cached run must write what kmod 34 wrote.
     cp "$original" "$changed.tmp" && mv "$changed.tmp" "$changed"
     "$rs" -b "$copy" -o "$work/out-cache" -C "$empty" --cache "$work/module.cache" "$kver" 2>/dev/null || true
@@ -173,6 +215,7 @@ bench_tree() {
     row "$tree" "$modules" depmod-rs rs
     row "$tree" "$modules" "rs --cache" rscache
     row "$tree" "$modules" "rs --cache*" rsdelta
+    row "$tree" "$modules" "rs conf cache" rsconf
     row "$tree" "$modules" kmod30 k30
     row "$tree" "$modules" "rs compat30" rs30
     row "$tree" "$modules" "decode floor" floor
@@ -194,4 +237,5 @@ if [ "$synthetic" != none ]; then
     done
 fi
 echo "(median of $runs runs; vs k34 = kmod 34 time / row time, above 1 is faster;" \
-    "rs --cache = warm cache, one module reinstalled; * = one module's contents changed)"
+    "rs --cache = warm cache, one module reinstalled; * = one module's contents changed;" \
+    "rs conf cache = plain depmod-rs -a KVER under /lib/modules through the configured cache, one module added)"

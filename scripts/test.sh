@@ -9,6 +9,9 @@
 # Prints a final "N passed, N failed" line and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Tests set DEPMOD_RS_CONFIG themselves; this keeps the developer's /etc/depmod-rs.conf out
+# of anything else run from here too.
+export DEPMOD_RS_CONFIG=/dev/null
 
 failed_steps=()
 step() { # name command...
@@ -44,15 +47,28 @@ step "cargo test" bash -c 'set -o pipefail
 # Every fuzz target briefly (FUZZ_SMOKE_SECONDS each, default 5): a crash fails the run.
 step "fuzz smoke" sh fuzz/smoke.sh "${FUZZ_SMOKE_SECONDS:-5}"
 
+# The real-system suite: the Debian packages in a Debian 12 chroot (needs root and
+# debootstrap; the chroot is cached). DEPMOD_RS_SKIP_SYSTEM=1 skips it, and says so.
+system_log=$(mktemp)
+trap 'rm -f "$log" "$system_log"' EXIT
+if [ "${DEPMOD_RS_SKIP_SYSTEM:-0}" = 1 ]; then
+    echo "==> system suite: SKIPPED (DEPMOD_RS_SKIP_SYSTEM=1)" >&2
+else
+    step "system suite" bash -c 'set -o pipefail; tests/system/run.sh 2>&1 | tee "$1"' _ "$system_log"
+fi
+
 sum_field() { # 1 = passed, 2 = failed, summed over every "test result:" line
     sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1 \2/p' "$log" |
         awk -v f="$1" '{ s += $f } END { print s + 0 }'
 }
 passed=$(sum_field 1)
 failed=$(sum_field 2)
+read -r system_passed system_failed < <(sed -n 's/^system suite: \([0-9]\+\) passed, \([0-9]\+\) failed$/\1 \2/p' "$system_log" | tail -n 1)
+passed=$((passed + ${system_passed:-0}))
+failed=$((failed + ${system_failed:-0}))
 # Failed steps other than the tests themselves (fmt, clippy, fetch, a build error) count too.
 for s in "${failed_steps[@]}"; do
-    if [ "$s" != "cargo test" ] || [ "$failed" -eq 0 ]; then
+    if { [ "$s" != "cargo test" ] && [ "$s" != "system suite" ]; } || [ "$failed" -eq 0 ]; then
         failed=$((failed + 1))
     fi
 done

@@ -60,6 +60,9 @@ pub struct Options {
     pub cache: Option<Vec<u8>>,
     /// `--fsync`: flush each index to disk before its rename, and the directory after.
     pub fsync: bool,
+    /// `cache = DIR` of the system configuration: runs on the live system keep one cache
+    /// per kernel version there (see [`crate::sysconfig::cache`]); `--cache` wins.
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Deprecated options seen (kmod 30 warns about them), as printed: `-u`, `--quiet`, ...
     pub deprecated: Vec<Vec<u8>>,
     /// Non-option arguments: the kernel version, then module files.
@@ -178,10 +181,15 @@ fn short_has_arg(spec: &str, c: u8) -> Option<HasArg> {
     })
 }
 
+/// Whether the command line chooses a kmod release with a valid `--compat`.
+pub fn compat_on_command_line(args: &[Vec<u8>]) -> bool {
+    prescan_compat(args).is_some()
+}
+
 /// Find `--compat` before the real parse: it decides which option table applies. Invalid
 /// values are reported by the real parse.
-fn prescan_compat(args: &[Vec<u8>]) -> KmodVersion {
-    let mut version = KmodVersion::DEFAULT;
+fn prescan_compat(args: &[Vec<u8>]) -> Option<KmodVersion> {
+    let mut version = None;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -190,11 +198,11 @@ fn prescan_compat(args: &[Vec<u8>]) -> KmodVersion {
         }
         if let Some(value) = arg.strip_prefix(b"--compat=") {
             if let Some(v) = parse_compat(value) {
-                version = v;
+                version = Some(v);
             }
         } else if arg == b"--compat" {
             if let Some(v) = args.get(i + 1).and_then(|v| parse_compat(v)) {
-                version = v;
+                version = Some(v);
             }
             i += 1;
         }
@@ -209,12 +217,19 @@ fn parse_compat(value: &[u8]) -> Option<KmodVersion> {
 
 /// Parse `args` (without `argv[0]`); `argv0` prefixes getopt's messages as glibc does.
 pub fn parse(argv0: &[u8], args: &[Vec<u8>]) -> Command {
-    let version = prescan_compat(args);
+    parse_with(argv0, args, Options::default())
+}
+
+/// [`parse`], starting from `defaults` (the system configuration's settings, see
+/// [`crate::sysconfig`]) instead of the built-in defaults: the command line overrides them.
+/// Their `compat` also decides which option table applies, unless `--compat` is given.
+pub fn parse_with(argv0: &[u8], args: &[Vec<u8>], defaults: Options) -> Command {
+    let version = prescan_compat(args).unwrap_or(defaults.compat);
     let table = long_table(version);
     let spec = short_spec(version);
     let mut options = Options {
         compat: version,
-        ..Options::default()
+        ..defaults
     };
     let fail = |msg: Vec<u8>| Command::Fail(vec![msg]);
     let getopt_msg = |text: &[u8]| -> Vec<u8> {
@@ -576,6 +591,27 @@ mod tests {
             run(&["-m", "/foo"]).moduledir.as_deref(),
             Some(&b"/foo"[..])
         );
+    }
+
+    #[test]
+    fn defaults_are_overridden_by_the_command_line() {
+        let defaults = Options {
+            compat: KmodVersion::V30,
+            fsync: false,
+            ..Options::default()
+        };
+        let parsed = |list: &[&str]| match parse_with(b"depmod", &args(list), defaults.clone()) {
+            Command::Run(o) => o,
+            other => panic!("{other:?}"),
+        };
+        let o = parsed(&["-m"]);
+        assert_eq!((o.compat, o.deprecated), (KmodVersion::V30, args(&["-m"])));
+        let o = parsed(&["--compat", "34", "--fsync", "-m", "/x"]);
+        assert_eq!(o.compat, KmodVersion::V34);
+        assert!(o.fsync);
+        assert_eq!(o.moduledir.as_deref(), Some(&b"/x"[..]));
+        assert!(compat_on_command_line(&args(&["--compat=31"])));
+        assert!(!compat_on_command_line(&args(&["--compat=29", "-a"])));
     }
 
     #[test]

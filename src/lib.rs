@@ -77,6 +77,7 @@ pub mod names;
 pub mod record;
 pub mod run;
 pub mod symvers;
+pub mod sysconfig;
 
 pub use output::OutputFile;
 pub use publish::WrittenFile;
@@ -88,6 +89,7 @@ mod fgets;
 mod fs_at;
 mod graph;
 mod incremental;
+mod lock;
 mod order;
 mod output;
 mod posix_regex;

@@ -67,6 +67,7 @@ impl Tree {
     /// adds any other option and the kernel version.
     fn command(&self, out: &Path, cached: bool) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
+        cmd.env("DEPMOD_RS_CONFIG", "/dev/null");
         cmd.arg("-b")
             .arg(self.root())
             .arg("-C")

@@ -121,6 +121,7 @@ impl IndexedTree {
             .unwrap();
         assert!(copied.success());
         let out = Command::new(depmod)
+            .env("DEPMOD_RS_CONFIG", "/dev/null")
             .args(args)
             .arg("-C")
             .arg(dir.path().join("conf"))

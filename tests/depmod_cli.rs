@@ -18,7 +18,7 @@ const KVER: &str = "4.4.4";
 
 fn ours() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
-    cmd.arg0("depmod");
+    cmd.arg0("depmod").env("DEPMOD_RS_CONFIG", "/dev/null");
     cmd
 }
 
@@ -730,7 +730,12 @@ fn detect_loop_fixture_matches_correct_txt() {
 }
 
 fn sh_output(script: &str) -> Output {
-    Command::new("sh").arg("-c").arg(script).output().unwrap()
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("DEPMOD_RS_CONFIG", "/dev/null")
+        .output()
+        .unwrap()
 }
 
 #[test]

@@ -86,6 +86,7 @@ impl Installed {
         );
         Command::new("depmod")
             .env("PATH", path)
+            .env("DEPMOD_RS_CONFIG", "/dev/null")
             .env("DEPMOD_TEST_ARGV0", "depmod")
             .current_dir(cwd)
             .args(args)
@@ -98,6 +99,7 @@ impl Installed {
     /// Runs `/full/path/to/depmod ARGS`; stderr with that directory shown as `{BIN}`.
     fn run_by_path(&self, args: &[&str]) -> (Option<i32>, String) {
         let out = Command::new(self.bin_dir.join("depmod"))
+            .env("DEPMOD_RS_CONFIG", "/dev/null")
             .args(args)
             .output()
             .unwrap();
@@ -364,7 +366,7 @@ fn progress_line_only_on_a_terminal() {
         .unwrap();
     assert!(copied.success());
     let command = format!(
-        "'{}' -C '{}' -b '{}' {kver}",
+        "DEPMOD_RS_CONFIG=/dev/null '{}' -C '{}' -b '{}' {kver}",
         env!("CARGO_BIN_EXE_depmod-rs"),
         root.path().join("conf").display(),
         root.path().display()

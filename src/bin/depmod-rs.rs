@@ -9,7 +9,16 @@ fn main() {
     let mut args = std::env::args_os().map(|a| a.into_vec());
     let argv0 = args.next().unwrap_or_else(|| b"depmod".to_vec());
     let rest: Vec<Vec<u8>> = args.collect();
-    let code = match cli::parse(&argv0, &rest) {
+    // The system configuration (/etc/depmod-rs.conf) gives the defaults the command line
+    // overrides; a bad one stops here, as a bad option does, before anything is written.
+    let defaults = match depmod_rs::sysconfig::command_line_defaults(&rest) {
+        Ok(defaults) => defaults,
+        Err(err) => {
+            eprintln!("depmod: ERROR: {err}");
+            std::process::exit(1);
+        }
+    };
+    let code = match cli::parse_with(&argv0, &rest, defaults) {
         Command::Run(options) => depmod_rs::run::run(&options),
         Command::Help(version) => {
             // kmod prints its program_invocation_short_name here; diagnostics keep `depmod:`.

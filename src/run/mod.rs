@@ -21,6 +21,7 @@ mod background;
 mod discover;
 mod encode;
 mod input;
+mod locks;
 mod plan;
 mod publish;
 mod quick;
@@ -95,15 +96,20 @@ pub fn run(options: &Options) -> i32 {
 fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
     let timer = StageTimer::from_env();
     let plan = plan::plan(options, diag)?;
+    // Held until the files are published (the end of this function), from before the tree
+    // is read: a run that starts while another writes here reads the tree after it.
+    let _output_lock = (!options.dry_run).then(|| locks::lock_output_dir(&plan.dirs, diag));
     if options.quick
         && (options.dry_run || quick::depfile_up_to_date(&plan.dirs.dirname, options.gzip, diag))
     {
         return Ok(());
     }
-    let mut incremental = options
-        .cache
-        .as_deref()
-        .map(|file| Incremental::open(os_path(file), options.compat, options.gzip));
+    let cache = plan::cache_file(options, &plan, diag);
+    let _cache_lock = match (&cache, options.dry_run) {
+        (Some(file), false) => locks::lock_cache_file(file, diag),
+        _ => None,
+    };
+    let mut incremental = cache.map(|file| Incremental::open(file, options.compat, options.gzip));
     timer.stage("start, load cache");
     let kernel = plan::kernel_symbols(options, diag)?;
     let Discovered { modules, config } =

@@ -4,11 +4,15 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
+use super::input::os_path;
 use super::Failed;
 use crate::bmsg;
 use crate::cli::Options;
+use crate::diag::Level;
 use crate::diag::{strerror, Diag};
 use crate::symvers::{parse_module_symvers, parse_system_map, KernelSymbol};
+use crate::sysconfig;
+use std::path::PathBuf;
 
 /// `PATH_MAX` on Linux.
 const PATH_MAX: usize = 4096;
@@ -204,6 +208,28 @@ pub fn kernel_symbols(options: &Options, diag: &Diag) -> Result<KernelSymbols, F
         with_crcs: is_symvers,
         print_unknown: options.errsyms,
     })
+}
+
+/// The cache file of the run: `--cache FILE`, else, for a run on the live system that
+/// writes, the configured cache directory's file for this kernel version — when it is
+/// private to this user (see [`crate::sysconfig::cache`]; otherwise `-v` says why not).
+pub(super) fn cache_file(options: &Options, plan: &RunPlan, diag: &Diag) -> Option<PathBuf> {
+    if let Some(file) = &options.cache {
+        return Some(os_path(file));
+    }
+    let dir = options.cache_dir.as_deref()?;
+    if options.dry_run || !sysconfig::cache::is_live_run(options) {
+        return None;
+    }
+    let file = sysconfig::cache::cache_file(dir, &plan.kversion)?;
+    match sysconfig::cache::check_private(&file) {
+        Ok(()) => Some(file),
+        Err(why) => {
+            let message = format!("not using the cache {}: {why}", file.display());
+            diag.log(Level::Notice, message.as_bytes());
+            None
+        }
+    }
 }
 
 #[cfg(test)]

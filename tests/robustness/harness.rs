@@ -15,7 +15,7 @@ pub const KVER: &str = "4.4.4";
 /// Our binary, named `depmod` so messages carry the same program name as kmod's.
 pub fn ours() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_depmod-rs"));
-    cmd.arg0("depmod");
+    cmd.arg0("depmod").env("DEPMOD_RS_CONFIG", "/dev/null");
     cmd
 }
 

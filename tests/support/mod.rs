@@ -144,6 +144,14 @@ pub enum Tool {
 impl Tool {
     /// Program and leading arguments to run this tool.
     fn command(self) -> Command {
+        let mut command = self.program();
+        // Never the developer's /etc/depmod-rs.conf: built-in defaults only.
+        command.env("DEPMOD_RS_CONFIG", "/dev/null");
+        command
+    }
+
+    /// Program and leading arguments, before the environment is set.
+    fn program(self) -> Command {
         match self {
             Tool::Kmod34 => Command::new(cache_dir().join("bin/depmod-kmod34")),
             Tool::Kmod30 => Command::new(cache_dir().join("bin/depmod-kmod30")),

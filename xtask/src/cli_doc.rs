@@ -28,7 +28,24 @@ depmod.d directories (/etc/depmod.d, /run/depmod.d, /usr/local/lib/depmod.d, /us
 several modules with the same name wins.
 
 Every file is written to a temporary name and renamed into place, so readers never see a \
-half-written index.";
+half-written index. A run that writes holds an advisory lock (flock) on its output directory from \
+before the tree is read until its files are published: overlapping runs take turns, and the later \
+one reads the final tree (with -v it says that it waits).
+
+SYSTEM CONFIGURATION: /etc/depmod-rs.conf, or the file named by the environment variable \
+DEPMOD_RS_CONFIG (empty: none), sets defaults that the command line overrides. It holds \
+KEY = VALUE lines; a # at the start of a line or after a blank starts a comment. A missing file \
+is no configuration. A bad line, or a file that exists but cannot be read, is an error naming the \
+file and line: depmod-rs then exits with status 1, as for a bad option, and writes nothing. Keys: \
+cache = DIR (or none): runs on the live system's modules (no -b, or -b /; no -o, no -m; not -n) \
+keep one cache per kernel version in DIR/VERSION.cache and use it as --cache does; staging runs \
+(-b DIR) never use it. The cache is used only when DIR and the file belong to the running user \
+and neither group nor others can write them; otherwise it is ignored, and left alone (-v says \
+why). --cache FILE overrides it. compat = auto | 30 | 31 | 32 | 33 | 34: which kmod release to \
+write like; auto runs the installed kmod's --version (kmod = PATH, default /usr/bin/kmod, else \
+/bin/kmod) and fails with an error when that does not name a release from 30 to 34; --compat \
+overrides it. fsync = yes | no: as --fsync (which overrides no). The Debian package ships \
+cache = /var/cache/depmod-rs and compat = auto.";
 
 /// The depmod-rs command line as a clap [`Command`] (for documentation only; parse with
 /// [`depmod_rs::cli::parse`]).

@@ -44,7 +44,7 @@
 use rustc_hash::FxHashMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::compat::KmodVersion;
 use crate::discover::DirListing;
@@ -441,13 +441,10 @@ fn save_bytes_with<T>(
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "cache path has no name")
     })?;
     std::fs::create_dir_all(dir)?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp.{}", std::process::id()));
-    let temp = dir.join(temp_name);
+    let (temp, created) = create_temp(dir, name)?;
     // No fsync: after a crash the file may be empty or partial, which its CRC reveals, and
     // a discarded cache only costs one full read.
-    let result = std::fs::File::create(&temp).and_then(|mut file| {
+    let result = Ok(created).and_then(|mut file: std::fs::File| {
         file.write_all(bytes)?;
         let value = written(&file)?;
         std::fs::rename(&temp, path)?;
@@ -457,6 +454,38 @@ fn save_bytes_with<T>(
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// Creates a new temporary file beside the cache file `name` in `dir`: `.NAME.tmp.PID.NANOS`,
+/// opened with `O_EXCL|O_NOFOLLOW` (never an existing file or a symlink planted there, nor
+/// another run's temporary file, even one in another pid namespace with the same pid) and
+/// mode 0644, so the cache stays private to its writer whatever the umask adds.
+fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut attempt = 0;
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".tmp.{}.{nanos}", std::process::id()));
+        let temp = dir.join(temp_name);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp);
+        match opened {
+            Ok(file) => return Ok((temp, file)),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 mod codec;

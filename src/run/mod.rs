@@ -12,10 +12,12 @@
 //! resulting [`ModuleGraph`] through resolve, encode and publish. A program that knows the
 //! graph without reading module files calls that last entry point itself.
 //!
-//! With `--cache`, an `Incremental` (see `docs/architecture.md`) is called at a few named
-//! points: it loads the cache,
-//! offers the walk its last listings (or the last walk's outcome), reads only the changed
-//! modules, keeps the index files when no input changed, and stores the cache at the end.
+//! With `--cache` (or the configured cache of a live-system run), an `Incremental` (see
+//! `docs/architecture.md`) is called at a few named points: it loads the cache, offers the
+//! walk its last listings (or the last walk's outcome), reads only the changed modules,
+//! keeps the index files when no input changed, and stores the cache at the end. A run that
+//! writes holds a lock on its output directory from before the tree is read until its files
+//! are published (`locks`), so overlapping runs take turns.
 
 mod background;
 mod discover;

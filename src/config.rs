@@ -148,24 +148,17 @@ pub fn parse_config_text_for(
     // The lists are kept head first, and every new entry goes to the head. Inserting at index 0
     // is quadratic on a config with millions of entries, so work on reversed lists (new
     // entries pushed at the end) and restore the order afterwards.
-    let lists = [
-        &mut config.overrides,
-        &mut config.externals,
-        &mut config.excludes,
-    ];
-    for list in lists {
-        list.reverse();
-    }
-    config.search.reverse();
+    reverse_lists(config);
     parse_config_lines(config, data, file_name, kversion, version, diag);
+    reverse_lists(config);
+}
+
+/// Reverses every list of `config` (head first ⇄ head last).
+fn reverse_lists(config: &mut Config) {
     config.search.reverse();
-    for list in [
-        &mut config.overrides,
-        &mut config.externals,
-        &mut config.excludes,
-    ] {
-        list.reverse();
-    }
+    config.overrides.reverse();
+    config.externals.reverse();
+    config.excludes.reverse();
 }
 
 /// [`parse_config_text`] on lists held in reverse (head last).

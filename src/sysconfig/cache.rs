@@ -63,7 +63,7 @@ pub fn is_live_run(options: &crate::cli::Options) -> bool {
 }
 
 /// The cache file of kernel version `kversion` under `dir`: `DIR/KVERSION.cache`. `None`
-/// when the version cannot be a file name (it contains `/`, or is `.` or `..`).
+/// when the version cannot be a file name (it is empty, or contains `/` or NUL).
 pub fn cache_file(dir: &Path, kversion: &[u8]) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     if kversion.is_empty() || kversion.contains(&b'/') || kversion.contains(&0) {

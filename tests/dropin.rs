@@ -45,6 +45,22 @@ struct Installed {
     bin_dir: PathBuf,
 }
 
+/// Runs `command` to completion. The kmod wrapper is a script this process has just written:
+/// while another test thread forks, its child holds the write descriptor until it execs, and
+/// executing the script then fails with `ETXTBSY`; such a start is tried again.
+fn output_of(command: &mut Command) -> Output {
+    let mut tries = 0;
+    loop {
+        match command.output() {
+            Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.unwrap(),
+        }
+    }
+}
+
 impl Installed {
     /// Our binary, installed as a `depmod` symlink.
     fn ours() -> Self {
@@ -84,25 +100,23 @@ impl Installed {
             self.bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        Command::new("depmod")
+        let mut command = Command::new("depmod");
+        command
             .env("PATH", path)
             .env("DEPMOD_RS_CONFIG", "/dev/null")
             .env("DEPMOD_TEST_ARGV0", "depmod")
             .current_dir(cwd)
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        output_of(&mut command)
     }
 }
 
 impl Installed {
     /// Runs `/full/path/to/depmod ARGS`; stderr with that directory shown as `{BIN}`.
     fn run_by_path(&self, args: &[&str]) -> (Option<i32>, String) {
-        let out = Command::new(self.bin_dir.join("depmod"))
-            .env("DEPMOD_RS_CONFIG", "/dev/null")
-            .args(args)
-            .output()
-            .unwrap();
+        let mut command = Command::new(self.bin_dir.join("depmod"));
+        command.env("DEPMOD_RS_CONFIG", "/dev/null").args(args);
+        let out = output_of(&mut command);
         let stderr = String::from_utf8_lossy(&out.stderr)
             .replace(&self.bin_dir.display().to_string(), "{BIN}");
         (out.status.code(), stderr)

@@ -50,27 +50,29 @@ pub enum AliasError {
 /// assert!(normalize_alias(b"a[b").is_err());
 /// ```
 pub fn normalize_alias(alias: &[u8]) -> Result<Vec<u8>, AliasError> {
-    let end = alias.iter().position(|&b| b == 0).unwrap_or(alias.len());
+    let end = memchr::memchr(0, alias).unwrap_or(alias.len());
     let alias = &alias[..end];
-    let mut out = Vec::with_capacity(alias.len().min(MAX_NAME_LEN));
+    // Every byte maps to one byte, so the result is the first `MAX_NAME_LEN` bytes with the
+    // dashes outside brackets turned into underscores (a bracket group may be cut short).
+    let len = alias.len().min(MAX_NAME_LEN);
+    let mut out = alias[..len].to_vec();
     let mut i = 0;
-    while i < alias.len() && out.len() < MAX_NAME_LEN {
-        match alias[i] {
-            b'-' => out.push(b'_'),
+    while let Some(found) = memchr::memchr3(b'-', b'[', b']', &out[i..]) {
+        i += found;
+        match out[i] {
+            b'-' => out[i] = b'_',
             b']' => return Err(AliasError::UnmatchedBracket),
-            b'[' => {
-                let close = alias[i..]
-                    .iter()
-                    .position(|&b| b == b']')
-                    .ok_or(AliasError::UnmatchedBracket)?;
-                let group = &alias[i..=i + close];
-                let room = MAX_NAME_LEN - out.len();
-                out.extend_from_slice(&group[..group.len().min(room)]);
+            // A group's closing bracket is looked for in the whole alias, past the cut too.
+            _ => {
+                let close =
+                    memchr::memchr(b']', &alias[i..]).ok_or(AliasError::UnmatchedBracket)?;
                 i += close;
             }
-            b => out.push(b),
         }
         i += 1;
+        if i >= len {
+            break;
+        }
     }
     Ok(out)
 }
@@ -93,6 +95,43 @@ mod tests {
         assert_eq!(normalize_alias(b"a-[-]-b").unwrap(), b"a_[-]_b");
         assert_eq!(normalize_alias(b"").unwrap(), b"");
         assert_eq!(normalize_alias(b"x]"), Err(AliasError::UnmatchedBracket));
+    }
+
+    /// The rule as kmod states it, byte by byte.
+    fn normalize_alias_bytewise(alias: &[u8]) -> Result<Vec<u8>, AliasError> {
+        let end = alias.iter().position(|&b| b == 0).unwrap_or(alias.len());
+        let alias = &alias[..end];
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < alias.len() && out.len() < MAX_NAME_LEN {
+            match alias[i] {
+                b'-' => out.push(b'_'),
+                b']' => return Err(AliasError::UnmatchedBracket),
+                b'[' => {
+                    let close = alias[i..]
+                        .iter()
+                        .position(|&b| b == b']')
+                        .ok_or(AliasError::UnmatchedBracket)?;
+                    let group = &alias[i..=i + close];
+                    let room = MAX_NAME_LEN - out.len();
+                    out.extend_from_slice(&group[..group.len().min(room)]);
+                    i += close;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn alias_rule_matches_the_bytewise_rule(
+            alias in proptest::collection::vec(
+                proptest::sample::select(&b"ab-[]\0*"[..]), 0..(MAX_NAME_LEN + 40)),
+        ) {
+            proptest::prop_assert_eq!(normalize_alias(&alias), normalize_alias_bytewise(&alias));
+        }
     }
 
     #[test]

@@ -76,6 +76,18 @@ impl Wanted {
 pub(crate) struct ModuleElf<'a> {
     data: ImageBytes<'a>,
     layout: ElfLayout,
+    /// The section header table and the section-name string table, once they are known and
+    /// loaded: every section lookup reads them, so they are looked up in the image once.
+    tables: LoadedTables<'a>,
+}
+
+/// The bytes of the two tables every section lookup reads, where the image has them.
+#[derive(Debug, Clone, Copy, Default)]
+struct LoadedTables<'a> {
+    /// The section header table.
+    headers: Option<&'a [u8]>,
+    /// The section-name string table (known to end with a NUL).
+    names: Option<&'a [u8]>,
 }
 
 /// What a parse found about an image, without the image: lets a partial read parse once,
@@ -120,9 +132,20 @@ impl ElfClass {
 impl<'a> ModuleElf<'a> {
     /// Validates `data` as kmod's `kmod_elf_new` does and locates the wanted sections.
     pub(crate) fn parse(data: ImageBytes<'a>, version: KmodVersion) -> Result<Self, ModuleError> {
+        Self::parse_collecting(data, version, None)
+    }
+
+    /// [`ModuleElf::parse`], which also adds to `prefixed` every section whose name starts
+    /// with the given prefix (valid header, contents and name), in the same walk over the
+    /// section headers.
+    pub(crate) fn parse_collecting(
+        data: ImageBytes<'a>,
+        version: KmodVersion,
+        prefixed: Option<(&[u8], &mut Vec<SectionRange>)>,
+    ) -> Result<Self, ModuleError> {
         let mut elf = Self::parse_header(data, version)?;
         elf.check_names()?;
-        elf.locate_wanted_sections();
+        elf.locate_wanted_sections(prefixed);
         Ok(elf)
     }
 
@@ -134,7 +157,33 @@ impl<'a> ModuleElf<'a> {
     /// The result of an earlier [`ModuleElf::parse`] of the same file, over `data` (which
     /// must hold the same bytes, possibly more of them).
     pub(crate) fn with_layout(data: ImageBytes<'a>, layout: ElfLayout) -> Self {
-        ModuleElf { data, layout }
+        let mut elf = ModuleElf {
+            data,
+            layout,
+            tables: LoadedTables::default(),
+        };
+        elf.find_section_table();
+        elf.find_names_table();
+        elf
+    }
+
+    /// Keeps the section header table's bytes, if the image has them (a partial image may not
+    /// have loaded them yet; lookups then read each header from the image).
+    fn find_section_table(&mut self) {
+        let table = self.section_table();
+        self.tables.headers = usize::try_from(table.offset)
+            .ok()
+            .and_then(|start| self.data.peek(start, start + table.size as usize));
+    }
+
+    /// Keeps the section-name string table's bytes, once [`ModuleElf::check_names`] has
+    /// found it (and if the image has them).
+    fn find_names_table(&mut self) {
+        let names = self.layout.names;
+        self.tables.names = (names.size > 0)
+            .then(|| usize::try_from(names.offset).ok())
+            .flatten()
+            .and_then(|start| self.data.peek(start, start + names.size as usize));
     }
 
     /// The first half of [`ModuleElf::parse`]: checks the file header and that the section
@@ -173,6 +222,7 @@ impl<'a> ModuleElf<'a> {
         };
         let mut elf = ModuleElf {
             data,
+            tables: LoadedTables::default(),
             layout: ElfLayout {
                 class,
                 endian,
@@ -205,6 +255,7 @@ impl<'a> ModuleElf<'a> {
         if !elf.range_valid(shoff, elf.section_table().size) {
             return Err(ModuleError::SectionOutOfRange { path: None });
         }
+        elf.find_section_table();
         Ok(elf)
     }
 
@@ -226,6 +277,7 @@ impl<'a> ModuleElf<'a> {
             return Err(ModuleError::BadStringTable { path: None });
         }
         self.layout.names = names;
+        self.find_names_table();
         Ok(())
     }
 
@@ -244,29 +296,23 @@ impl<'a> ModuleElf<'a> {
             .map(|(range, _)| range)
     }
 
-    /// Every section whose name starts with `prefix`, with valid header, contents and name.
-    pub(crate) fn sections_with_prefix<'s>(
-        &'s self,
-        prefix: &'s [u8],
-    ) -> impl Iterator<Item = SectionRange> + 's {
-        (1..self.layout.section_count).filter_map(move |index| {
-            let (range, name) = self.named_section(index)?;
-            name.starts_with(prefix).then_some(range)
-        })
-    }
-
     /// First section (index ≥ 1) of each wanted name whose contents lie in the file and
-    /// whose name offset lies in the string table.
-    fn locate_wanted_sections(&mut self) {
+    /// whose name offset lies in the string table; and, when asked, every section whose name
+    /// starts with a prefix.
+    fn locate_wanted_sections(&mut self, mut prefixed: Option<(&[u8], &mut Vec<SectionRange>)>) {
         let mut found = [false; 5];
         for index in 1..self.layout.section_count {
-            if found.iter().all(|&f| f) {
+            if prefixed.is_none() && found.iter().all(|&f| f) {
                 break;
             }
-            let Some(range) = self.named_section(index) else {
+            let Some((range, name)) = self.named_section(index) else {
                 continue;
             };
-            let (range, name) = range;
+            if let Some((prefix, ranges)) = prefixed.as_mut() {
+                if name.starts_with(prefix) {
+                    ranges.push(range);
+                }
+            }
             for wanted in Wanted::ALL {
                 let slot = wanted as usize;
                 if !found[slot] && name == wanted.name() {
@@ -286,7 +332,12 @@ impl<'a> ModuleElf<'a> {
         if name_offset >= self.layout.names.size {
             return None;
         }
-        Some((range, self.cstr_at(self.layout.names.offset + name_offset)))
+        let name = match self.tables.names {
+            // The table ends with a NUL, so the name ends inside it.
+            Some(names) => until_nul(&names[name_offset as usize..]),
+            None => self.cstr_at(self.layout.names.offset + name_offset),
+        };
+        Some((range, name))
     }
 
     /// The contents range and `sh_name` of section `index`, if the index is valid and the
@@ -296,12 +347,20 @@ impl<'a> ModuleElf<'a> {
             return None;
         }
         let entry_size = self.layout.class.section_header_size() as u64;
-        let header = self.layout.section_table_offset + u64::from(index) * entry_size;
-        if !self.range_valid(header, entry_size) {
-            return None;
-        }
         // One read of the whole header, then its fields.
-        let bytes = self.slice(header, entry_size)?;
+        let bytes = match self.tables.headers {
+            Some(table) => {
+                let at = usize::from(index) * entry_size as usize;
+                &table[at..at + entry_size as usize]
+            }
+            None => {
+                let header = self.layout.section_table_offset + u64::from(index) * entry_size;
+                if !self.range_valid(header, entry_size) {
+                    return None;
+                }
+                self.slice(header, entry_size)?
+            }
+        };
         let field = |at: u64, len: usize| {
             let at = at as usize;
             self.layout.endian.read_uint(&bytes[at..at + len])
@@ -385,5 +444,13 @@ impl<'a> ModuleElf<'a> {
 
     pub(crate) fn version(&self) -> KmodVersion {
         self.layout.version
+    }
+}
+
+/// The bytes of `rest` before its first NUL (all of them when there is none).
+fn until_nul(rest: &[u8]) -> &[u8] {
+    match memchr::memchr(0, rest) {
+        Some(end) => &rest[..end],
+        None => rest,
     }
 }

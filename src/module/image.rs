@@ -38,6 +38,22 @@ impl<'a> ImageBytes<'a> {
         }
     }
 
+    /// Like [`ImageBytes::get`], but bytes that were not loaded are simply `None`: the image
+    /// is not marked incomplete. For lookups that have a slower way to the same bytes.
+    pub(crate) fn peek(self, start: usize, end: usize) -> Option<&'a [u8]> {
+        match self {
+            ImageBytes::Whole(data) => data.get(start..end),
+            ImageBytes::Partial(image) => {
+                if start >= end {
+                    return (start == end && end as u64 <= image.file_len).then_some(&[][..]);
+                }
+                let segment = image.covering(start as u64, end as u64)?;
+                let from = segment.start + (start - segment.offset as usize);
+                image.buf.get(from..from + (end - start))
+            }
+        }
+    }
+
     /// The bytes from `start` up to (not including) the first NUL, or to the end of the
     /// image when there is none; empty when `start` lies past the end. A partial image that
     /// cannot tell where the string ends returns an empty slice and is marked incomplete.

@@ -36,6 +36,16 @@ impl ImportTable {
         Self::default()
     }
 
+    /// An empty table with room for `count` symbols.
+    pub fn with_capacity(count: usize) -> Self {
+        /// A guess at the average length of a symbol name.
+        const NAME_LEN: usize = 24;
+        ImportTable {
+            names: Vec::with_capacity(count * NAME_LEN),
+            entries: Vec::with_capacity(count),
+        }
+    }
+
     /// Appends a symbol.
     pub fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
         self.names.extend_from_slice(name);

@@ -147,10 +147,13 @@ impl ModuleInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
-    read_elf(path, opts, |elf| ModuleInfo {
-        exports: symbols::exports(elf),
-        modinfo: modinfo::modinfo(elf),
-        imports: import_list(symbols::imports(elf)),
+    read_elf(path, opts, |elf| {
+        let symbols = symbols::symbols(elf);
+        ModuleInfo {
+            exports: symbols.exports,
+            modinfo: modinfo::modinfo(elf),
+            imports: import_list(symbols.imports),
+        }
     })
 }
 
@@ -175,10 +178,13 @@ pub fn read_module_selected(
     opts: &ReadOptions,
     modinfo_keys: &[&[u8]],
 ) -> Result<SelectedInfo, ModuleError> {
-    read_elf(path, opts, |elf| SelectedInfo {
-        exports: symbols::exports(elf),
-        modinfo_values: modinfo::modinfo_selected(elf, modinfo_keys),
-        imports: symbols::imports(elf).unwrap_or_default(),
+    read_elf(path, opts, |elf| {
+        let symbols = symbols::symbols(elf);
+        SelectedInfo {
+            exports: symbols.exports,
+            modinfo_values: modinfo::modinfo_selected(elf, modinfo_keys),
+            imports: symbols.imports.unwrap_or_default(),
+        }
     })
 }
 
@@ -247,9 +253,10 @@ fn read_elf<T>(
 /// [`ModuleInfo::exports`] holds the error and the rest is still read.
 pub fn parse_module_image(image: &[u8], opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
     let elf = elf::ModuleElf::parse(ImageBytes::Whole(image), opts.version)?;
+    let symbols = symbols::symbols(&elf);
     Ok(ModuleInfo {
-        exports: symbols::exports(&elf),
+        exports: symbols.exports,
         modinfo: modinfo::modinfo(&elf),
-        imports: import_list(symbols::imports(&elf)),
+        imports: import_list(symbols.imports),
     })
 }

@@ -24,11 +24,21 @@ pub(crate) fn modinfo_selected(elf: &ModuleElf<'_>, keys: &[&[u8]]) -> Vec<Vec<V
         return values;
     };
     for s in raw_strings(elf.bytes(range)) {
-        let (key, value) = match memchr::memchr(b'=', s) {
-            Some(eq) => (&s[..eq], &s[eq + 1..]),
-            None => (s, &b""[..]),
-        };
-        if let Some(slot) = keys.iter().position(|k| *k == key) {
+        // The key is the text before the first `=`: `key` is it exactly when the string is
+        // `key` alone or `key=…` (keys hold no `=`), so no string needs to be searched.
+        let found = keys.iter().enumerate().find_map(|(slot, key)| {
+            // Most strings are told apart by their first byte (a call to `memcmp` is not).
+            if s.first() != key.first() {
+                return None;
+            }
+            let rest = s.strip_prefix(*key)?;
+            match rest.split_first() {
+                None => Some((slot, rest)),
+                Some((b'=', value)) => Some((slot, value)),
+                Some(_) => None,
+            }
+        });
+        if let Some((slot, value)) = found {
             values[slot].push(value.to_vec());
         }
     }
@@ -43,7 +53,13 @@ fn raw_strings(mut strings: &[u8]) -> impl Iterator<Item = &[u8]> {
     if strings.len() <= 1 {
         strings = &[];
     }
-    strings.split(|&b| b == 0).filter(|s| !s.is_empty())
+    let mut start = 0;
+    let ends = memchr::memchr_iter(0, strings).chain(std::iter::once(strings.len()));
+    ends.filter_map(move |end| {
+        let s = &strings[start..end];
+        start = end + 1;
+        (!s.is_empty()).then_some(s)
+    })
 }
 
 /// Splits raw `.modinfo` contents.

@@ -52,9 +52,13 @@ pub(crate) fn read_partially<T>(
 
     ranges.clear();
     let layout = {
-        let elf = parsed(image, version, ModuleElf::parse)?;
+        let mut crc_sections = Vec::new();
+        let prefixed = Some((CRC_SECTION_PREFIX, &mut crc_sections));
+        let elf = parsed(image, version, |data, version| {
+            ModuleElf::parse_collecting(data, version, prefixed)
+        })?;
         ranges.extend(Wanted::ALL.iter().filter_map(|&w| elf.section(w)));
-        ranges.extend(elf.sections_with_prefix(CRC_SECTION_PREFIX));
+        ranges.extend(crc_sections);
         elf.layout()
     };
     if image.is_incomplete() {

@@ -11,7 +11,7 @@ use super::error::ModuleError;
 use super::import_table::ImportTable;
 use super::Export;
 
-const CRC_PREFIX: &[u8] = b"__crc_";
+const CRC_PREFIX: &[u8; 6] = b"__crc_";
 
 /// One `.symtab` entry, with the fields kmod reads.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +76,24 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
             })
     }
 
+    /// Whether `st_name` lies inside `.strtab` (kmod's condition for reading the name).
+    fn name_in_range(&self, symbol: &Symbol) -> bool {
+        symbol.name_offset < self.strtab.size
+    }
+
+    /// Whether the symbol's name (its `st_name` known to be in range) starts with `prefix`,
+    /// decided from the first bytes alone: a name is the bytes up to the first NUL, so it
+    /// starts with a NUL-free `prefix` exactly when the bytes at its offset do. Names too
+    /// close to the end of `.strtab` are read whole.
+    fn name_starts_with<const N: usize>(&self, symbol: &Symbol, prefix: &[u8; N]) -> bool {
+        let start = symbol.name_offset as usize;
+        match self.strings.get(start..start + N) {
+            // A fixed-size comparison: a few instructions, not a call to `memcmp`.
+            Some(head) => <[u8; N]>::try_from(head).is_ok_and(|head| head == *prefix),
+            None => self.name(symbol).is_some_and(|n| n.starts_with(prefix)),
+        }
+    }
+
     /// The symbol's name, or `None` when `st_name` lies outside `.strtab` (the string itself
     /// may run past `.strtab`, as kmod's C-string read does).
     fn name(&self, symbol: &Symbol) -> Option<&'a [u8]> {
@@ -94,33 +112,89 @@ impl<'e, 'a> SymbolTable<'e, 'a> {
     }
 }
 
-/// The module's exports, as `kmod_module_get_symbols` returns them.
-///
-/// `__crc_<name>` symbols when there are any and the symbol table is sound; otherwise the
-/// names in `__ksymtab_strings` with CRC 0. A module with neither has no exports (`Ok`).
-pub(crate) fn exports(elf: &ModuleElf<'_>) -> Result<Vec<Export>, ModuleError> {
-    if let Some(found) = crc_exports(elf) {
-        return Ok(found);
-    }
-    ksymtab_string_exports(elf)
+/// What one walk over `.symtab` gives: the module's exports, as `kmod_module_get_symbols`
+/// returns them, and its undefined symbols, as `kmod_module_get_dependency_symbols` returns
+/// them.
+pub(crate) struct ModuleSymbols {
+    /// `__crc_<name>` symbols when there are any and every `st_name` is sound; otherwise the
+    /// names in `__ksymtab_strings` with CRC 0. A module with neither has no exports (`Ok`).
+    pub exports: Result<Vec<Export>, ModuleError>,
+    /// Each undefined symbol in `.symtab` order with the CRC of its first `__versions`
+    /// entry, then the `__versions` entries no symbol matched. `None` when kmod's call fails
+    /// (the module then silently has no dependencies).
+    pub imports: Option<ImportTable>,
 }
 
-/// Exports named by `__crc_` symbols, or `None` to fall back to `__ksymtab_strings`.
-fn crc_exports(elf: &ModuleElf<'_>) -> Option<Vec<Export>> {
-    let table = SymbolTable::new(elf)?;
-    let mut found = Vec::new();
-    for symbol in table.symbols() {
-        // Any st_name outside .strtab sends kmod to the fallback.
-        let name = table.name(&symbol)?;
-        let Some(exported) = name.strip_prefix(CRC_PREFIX) else {
-            continue;
+/// Reads the exports and the undefined symbols in one walk over `.symtab`: kmod walks it
+/// once for each, and a module has hundreds to thousands of symbols, most of them neither.
+pub(crate) fn symbols(elf: &ModuleElf<'_>) -> ModuleSymbols {
+    let versions = Versions::new(elf);
+    let Some(table) = SymbolTable::new(elf) else {
+        return ModuleSymbols {
+            exports: ksymtab_string_exports(elf),
+            imports: None,
         };
-        found.push(Export {
-            name: exported.to_vec(),
-            crc: resolve_crc(elf, symbol.value, symbol.section),
-        });
+    };
+    let lookup = VersionLookup::new(&versions);
+    let mut visited = vec![false; versions.count];
+    let skip_registers = matches!(elf.machine(), EM_SPARC | EM_SPARCV9);
+
+    // kmod's two walks fail on different symbols: the export walk on any `st_name` outside
+    // `.strtab` (it then falls back to `__ksymtab_strings`), the import walk only on such an
+    // undefined symbol.
+    let mut crc_exports = Some(Vec::new());
+    let mut imports = Some(ImportTable::with_capacity(versions.count));
+    for symbol in table.symbols() {
+        let wanted_import = imports.is_some()
+            && symbol.section == SHN_UNDEF
+            && !(skip_registers && symbol.info & 0xf == STT_REGISTER);
+        if !table.name_in_range(&symbol) {
+            crc_exports = None;
+            if wanted_import {
+                imports = None;
+            }
+            if crc_exports.is_none() && imports.is_none() {
+                break;
+            }
+            continue;
+        }
+        if let Some(found) = imports.as_mut().filter(|_| wanted_import) {
+            let name = table.name(&symbol).unwrap_or_default();
+            if !name.is_empty() {
+                let crc = match lookup.find(name) {
+                    Some(index) => {
+                        visited[index] = true;
+                        versions.crc(index)
+                    }
+                    None => 0,
+                };
+                found.push(name, crc, symbol.info >> 4 == STB_WEAK);
+            }
+        }
+        if let Some(found) = crc_exports.as_mut() {
+            if table.name_starts_with(&symbol, CRC_PREFIX) {
+                let name = table.name(&symbol).unwrap_or_default();
+                found.push(Export {
+                    name: name[CRC_PREFIX.len()..].to_vec(),
+                    crc: resolve_crc(elf, symbol.value, symbol.section),
+                });
+            }
+        }
     }
-    (!found.is_empty()).then_some(found)
+    let imports = imports.and_then(|mut found| {
+        for (index, _) in visited.iter().enumerate().filter(|(_, &v)| !v) {
+            // kmod 34 fails the whole call on an unvisited entry with an unterminated name.
+            let name = versions.name(index)?;
+            found.push(name, versions.crc(index), false);
+        }
+        found.shrink_to_fit();
+        Some(found)
+    });
+    let exports = match crc_exports {
+        Some(found) if !found.is_empty() => Ok(found),
+        _ => ksymtab_string_exports(elf),
+    };
+    ModuleSymbols { exports, imports }
 }
 
 /// A `__crc_` symbol's CRC: its value for `SHN_ABS`/`SHN_UNDEF`, otherwise the u32 at that
@@ -181,7 +255,10 @@ fn ksymtab_string_exports(elf: &ModuleElf<'_>) -> Result<Vec<Export>, ModuleErro
 /// The `__versions` table: 64-byte entries of CRC plus name.
 struct Versions<'e, 'a> {
     elf: &'e ModuleElf<'a>,
+    /// File offset of the table.
     offset: u64,
+    /// The table's bytes (`count` whole entries).
+    entries: &'a [u8],
     count: usize,
     crc_size: usize,
     strict_names: bool,
@@ -192,37 +269,42 @@ impl<'e, 'a> Versions<'e, 'a> {
         let crc_size = elf.class().version_crc_size();
         let strict_names = elf.version().strict_versions_names();
         let entry = VERSION_ENTRY_SIZE as u64;
-        let (offset, count) = match elf.section(Wanted::Versions) {
-            Some(range) if range.size % entry == 0 => (range.offset, (range.size / entry) as usize),
-            _ => (0, 0),
+        let (offset, entries) = match elf.section(Wanted::Versions) {
+            Some(range) if range.size % entry == 0 => (range.offset, elf.bytes(range)),
+            _ => (0, &[][..]),
         };
         Versions {
             elf,
             offset,
-            count,
+            entries,
+            // A partial image that did not load the table gives no bytes (and is then
+            // marked incomplete, so the result is not used).
+            count: entries.len() / VERSION_ENTRY_SIZE,
             crc_size,
             strict_names,
         }
     }
 
-    fn entry_offset(&self, index: usize) -> u64 {
-        self.offset + index as u64 * VERSION_ENTRY_SIZE as u64
-    }
-
     fn crc(&self, index: usize) -> u64 {
-        self.elf.uint(self.entry_offset(index), self.crc_size)
+        let at = index * VERSION_ENTRY_SIZE;
+        self.elf
+            .endian()
+            .read_uint(&self.entries[at..at + self.crc_size])
     }
 
     /// The entry's name: inside its field and `None` when unterminated (kmod 34), or a
     /// C string that may run into the following bytes (kmod 30–33).
     fn name(&self, index: usize) -> Option<&'a [u8]> {
-        let at = self.entry_offset(index) + self.crc_size as u64;
+        let at = index * VERSION_ENTRY_SIZE + self.crc_size;
         if self.strict_names {
-            let field_len = (VERSION_ENTRY_SIZE - self.crc_size) as u64;
-            let field = self.elf.slice(at, field_len)?;
+            let field = &self.entries[at..(index + 1) * VERSION_ENTRY_SIZE];
             memchr::memchr(0, field).map(|end| &field[..end])
         } else {
-            Some(self.elf.cstr_at(at))
+            let rest = &self.entries[at..];
+            Some(match memchr::memchr(0, rest) {
+                Some(end) => &rest[..end],
+                None => self.elf.cstr_at(self.offset + at as u64),
+            })
         }
     }
 }
@@ -258,45 +340,4 @@ impl<'a> VersionLookup<'a> {
             VersionLookup::Map(map) => map.get(name).copied(),
         }
     }
-}
-
-/// The module's undefined symbols, as `kmod_module_get_dependency_symbols` returns them:
-/// each undefined symbol in `.symtab` order with the CRC of its first `__versions` entry,
-/// then the `__versions` entries no symbol matched. `None` when kmod's call fails (the
-/// module then silently has no dependencies).
-pub(crate) fn imports(elf: &ModuleElf<'_>) -> Option<ImportTable> {
-    let versions = Versions::new(elf);
-    let table = SymbolTable::new(elf)?;
-    let lookup = VersionLookup::new(&versions);
-    let mut visited = vec![false; versions.count];
-    let skip_registers = matches!(elf.machine(), EM_SPARC | EM_SPARCV9);
-
-    let mut found = ImportTable::new();
-    for symbol in table.symbols() {
-        if symbol.section != SHN_UNDEF {
-            continue;
-        }
-        if skip_registers && symbol.info & 0xf == STT_REGISTER {
-            continue;
-        }
-        let name = table.name(&symbol)?;
-        if name.is_empty() {
-            continue;
-        }
-        let crc = match lookup.find(name) {
-            Some(index) => {
-                visited[index] = true;
-                versions.crc(index)
-            }
-            None => 0,
-        };
-        found.push(name, crc, symbol.info >> 4 == STB_WEAK);
-    }
-    for (index, _) in visited.iter().enumerate().filter(|(_, &v)| !v) {
-        // kmod 34 fails the whole call on an unvisited entry with an unterminated name.
-        let name = versions.name(index)?;
-        found.push(name, versions.crc(index), false);
-    }
-    found.shrink_to_fit();
-    Some(found)
 }

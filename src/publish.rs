@@ -168,7 +168,7 @@ pub struct PendingFile<'a> {
     file: Option<std::fs::File>,
 }
 
-impl PendingFile<'_> {
+impl<'a> PendingFile<'a> {
     /// Write `contents`, flush them to disk with fsync on, and rename over the final name.
     /// On any failure the temporary file is removed.
     pub fn commit(self, contents: &[u8]) -> Result<(), PublishError> {
@@ -178,12 +178,22 @@ impl PendingFile<'_> {
     /// Like [`PendingFile::commit`], with the contents written by `write` (in as many calls
     /// as it likes), so that large contents need not be assembled in memory first.
     pub fn commit_with(
-        mut self,
+        self,
         write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
     ) -> Result<(), PublishError> {
+        self.stage_with(write)?.rename().map(drop)
+    }
+
+    /// The first half of [`PendingFile::commit_with`]: writes the contents (and flushes them
+    /// to disk with fsync on) but leaves the file under its temporary name, so that files can
+    /// be written as soon as they are ready and still renamed in kmod's order.
+    pub fn stage_with(
+        mut self,
+        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<StagedFile<'a>, PublishError> {
         let dir = self.publisher.dir.as_os_str().as_bytes();
         let Some(mut file) = self.file.take() else {
-            return Ok(());
+            return Err(PublishError::Write(bmsg!("temporary file already closed")));
         };
         if let Err(err) = write(&mut file).and_then(|_| file.flush()) {
             return Err(PublishError::Write(bmsg!(
@@ -206,7 +216,45 @@ impl PendingFile<'_> {
             }
         }
         drop(file);
+        Ok(StagedFile {
+            publisher: self.publisher,
+            name: std::mem::take(&mut self.name),
+            tmp_name: std::mem::take(&mut self.tmp_name),
+            // The staged file owns the temporary from here on.
+            tmp: std::mem::take(&mut self.tmp),
+        })
+    }
+}
+
+/// A temporary file written in full, waiting to be renamed over its final name. Removed on
+/// drop unless renamed.
+#[derive(Debug)]
+pub struct StagedFile<'a> {
+    publisher: &'a Publisher,
+    name: String,
+    tmp_name: String,
+    tmp: PathBuf,
+}
+
+/// The file a rename replaced, still open: the kernel frees a file's pages when its last
+/// name and last descriptor are gone, which takes milliseconds for a large index. Dropping
+/// this does it, so a caller can do it off its critical path (or just drop it).
+#[derive(Debug)]
+pub struct ReplacedFile(#[allow(dead_code)] Option<std::fs::File>);
+
+impl StagedFile<'_> {
+    /// Renames the file over its final name (kmod: FATAL if that fails, and the temporary
+    /// file is removed).
+    pub fn rename(mut self) -> Result<ReplacedFile, PublishError> {
+        let dir = self.publisher.dir.as_os_str().as_bytes();
         let target = self.publisher.dir.join(OsStr::new(&self.name));
+        // A path-only descriptor keeps the old file's pages alive past the rename without
+        // opening it (nothing is read, and a device or FIFO planted there is never opened).
+        let replaced = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+            .open(&target)
+            .ok();
         std::fs::rename(&self.tmp, &target).map_err(|err| {
             PublishError::Rename(bmsg!(
                 "renameat(",
@@ -222,7 +270,15 @@ impl PendingFile<'_> {
             ))
         })?;
         self.tmp = PathBuf::new(); // renamed: nothing left to clean up
-        Ok(())
+        Ok(ReplacedFile(replaced))
+    }
+}
+
+impl Drop for StagedFile<'_> {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

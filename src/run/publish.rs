@@ -1,5 +1,12 @@
 //! The publish stage: the output directory checked, then each encoded file written into
 //! place in kmod's order, its diagnostics printed just before it.
+//!
+//! A file can also be *staged*: written under its temporary name as soon as it is encoded,
+//! on whichever core encoded it, and renamed later in its turn ([`stage_file`],
+//! [`publish_staged`]). What reaches stderr and the directory is the same as publishing it
+//! in turn: its temporary file is created before it is built (a file whose temporary cannot
+//! be created is skipped without its messages), its messages are printed when its turn
+//! comes, and a failure stops the run at the same file.
 
 use std::io::Write;
 
@@ -8,9 +15,12 @@ use super::input::os_path;
 use super::Failed;
 use crate::bmsg;
 use crate::compat::KmodVersion;
+use crate::diag::HeldMessages;
 use crate::diag::{strerror, Diag};
 use crate::output::{text, OutputFile, Resolved};
-use crate::publish::{create_dir_all, DigestWriter, PublishError, Publisher, WrittenFile};
+use crate::publish::{
+    create_dir_all, DigestWriter, PublishError, Publisher, ReplacedFile, StagedFile, WrittenFile,
+};
 
 /// What every publication shares.
 #[derive(Debug, Clone, Copy)]
@@ -23,13 +33,9 @@ pub struct PublishSettings<'a> {
     pub digests: bool,
 }
 
-/// Creates the output directory when `create` is set (kmod 31 and later, or `-o`), checks
-/// that it can be opened, and returns its publisher.
-pub fn prepare_output_dir(
-    outdirname: &[u8],
-    create: bool,
-    diag: &Diag,
-) -> Result<Publisher, Failed> {
+/// Creates the output directory when `create` is set (kmod 31 and later, or `-o`) and
+/// checks that it can be opened.
+pub fn prepare_output_dir(outdirname: &[u8], create: bool, diag: &Diag) -> Result<(), Failed> {
     let dir = os_path(outdirname);
     if create {
         if let Err(err) = create_dir_all(&dir) {
@@ -51,31 +57,7 @@ pub fn prepare_output_dir(
         ));
         return Err(Failed);
     }
-    Ok(Publisher::new(dir))
-}
-
-/// Publishes the `encoded` files in kmod's order, printing each file's diagnostics just
-/// before it is published and stopping at the first fatal one, then finishes the
-/// directory. Files of the sequence that are not in `encoded` (`modules.dep`) were
-/// published already.
-pub fn publish_in_order(
-    settings: PublishSettings<'_>,
-    publisher: &Publisher,
-    resolved: &Resolved<'_>,
-    mut encoded: Vec<EncodedFile>,
-) -> Result<Vec<WrittenFile>, Failed> {
-    let mut written = Vec::new();
-    for file in OutputFile::sequence(settings.version) {
-        if let Some(at) = encoded.iter().position(|done| done.file == file) {
-            let one = encoded.swap_remove(at);
-            written.push(publish_encoded(settings, publisher, resolved, one)?);
-        }
-    }
-    publisher.finish().map_err(|err| {
-        settings.diag.error(err.message());
-        Failed
-    })?;
-    Ok(written)
+    Ok(())
 }
 
 /// Publishes one encoded file: creates its temporary file, prints the file's diagnostics,
@@ -95,11 +77,7 @@ pub fn publish_encoded(
         encoded,
         messages,
     } = encoded;
-    let mut written = WrittenFile {
-        name: file.name().to_string(),
-        size: 0,
-        digest: 0,
-    };
+    let mut written = unwritten(file);
     let pending = match publisher.begin(file.name()) {
         Ok(pending) => pending,
         Err(err) => {
@@ -108,31 +86,12 @@ pub fn publish_encoded(
         }
     };
     messages.flush(diag);
-    // Writes through a digest when asked for one.
-    let mut write = |file: &mut std::fs::File,
-                     emit: &dyn Fn(&mut dyn Write) -> std::io::Result<()>|
-     -> std::io::Result<()> {
-        if !settings.digests {
-            return emit(file);
-        }
-        (written.size, written.digest) = DigestWriter::digest_of(file, |out| emit(out))?;
-        Ok(())
-    };
-    let committed = match encoded {
-        Encoded::Bytes(bytes) => {
-            pending.commit_with(|file| write(file, &|out| out.write_all(&bytes)))
-        }
-        Encoded::Index(index) => {
-            pending.commit_with(|file| write(file, &|out| index.write_to(out)))
-        }
-        Encoded::ModulesDep => {
-            pending.commit_with(|file| write(file, &|out| text::write_modules_dep(resolved, out)))
-        }
-        Encoded::Fatal(message) => {
-            diag.fatal(message);
-            return Err(Failed);
-        }
-    };
+    if let Encoded::Fatal(message) = encoded {
+        diag.fatal(message);
+        return Err(Failed);
+    }
+    let committed =
+        pending.commit_with(|out| write_contents(settings, out, resolved, &encoded, &mut written));
     match committed {
         Ok(()) => Ok(written),
         Err(err @ PublishError::CreateTemp(_)) => {
@@ -145,6 +104,154 @@ pub fn publish_encoded(
         }
         Err(err @ PublishError::Rename(_)) => {
             diag.fatal(err.message());
+            Err(Failed)
+        }
+    }
+}
+
+/// A file of length 0 with no digest: what a file that was not written is recorded as.
+fn unwritten(file: OutputFile) -> WrittenFile {
+    WrittenFile {
+        name: file.name().to_string(),
+        size: 0,
+        digest: 0,
+    }
+}
+
+/// Writes the contents of `encoded` to `out`, through a digest when asked for one (which
+/// then goes to `written`).
+fn write_contents(
+    settings: PublishSettings<'_>,
+    out: &mut std::fs::File,
+    resolved: &Resolved<'_>,
+    encoded: &Encoded,
+    written: &mut WrittenFile,
+) -> std::io::Result<()> {
+    let emit = |o: &mut dyn Write| match encoded {
+        Encoded::Bytes(bytes) => o.write_all(bytes),
+        Encoded::Index(index) => index.write_to(o),
+        Encoded::ModulesDep => text::write_modules_dep(resolved, o),
+        Encoded::Fatal(_) => Ok(()),
+    };
+    if !settings.digests {
+        return emit(out);
+    }
+    (written.size, written.digest) = DigestWriter::digest_of(out, |o| emit(o))?;
+    Ok(())
+}
+
+/// A file written ahead of its turn (or what stopped it), with the messages to print when
+/// its turn comes.
+pub struct StagedOutput<'p> {
+    file: OutputFile,
+    messages: HeldMessages,
+    outcome: Outcome<'p>,
+}
+
+/// How staging one file ended.
+enum Outcome<'p> {
+    /// Written in full under its temporary name, with its length and digest.
+    Ready(StagedFile<'p>, WrittenFile),
+    /// Its temporary file could not be created: kmod skips it (and never builds it).
+    NotCreated(PublishError),
+    /// Writing or flushing it failed (its temporary file is removed). It is published the
+    /// ordinary way in its turn, once the files before it have replaced theirs: a full disk
+    /// then fails where a run in sequence fails.
+    Unwritten(Encoded),
+    /// Building it failed with a FATAL index error.
+    Fatal(Vec<u8>),
+}
+
+impl StagedOutput<'_> {
+    /// Which file this is.
+    pub fn file(&self) -> OutputFile {
+        self.file
+    }
+}
+
+/// Creates `file`'s temporary file, then builds the file with `encode` and writes it there,
+/// without renaming it: [`publish_staged`] does that in its turn.
+pub fn stage_file<'p>(
+    settings: PublishSettings<'_>,
+    publisher: &'p Publisher,
+    resolved: &Resolved<'_>,
+    file: OutputFile,
+    encode: impl FnOnce() -> EncodedFile,
+) -> StagedOutput<'p> {
+    let pending = match publisher.begin(file.name()) {
+        Ok(pending) => pending,
+        Err(err) => {
+            return StagedOutput {
+                file,
+                messages: HeldMessages::default(),
+                outcome: Outcome::NotCreated(err),
+            }
+        }
+    };
+    let EncodedFile {
+        encoded, messages, ..
+    } = encode();
+    let outcome = match encoded {
+        Encoded::Fatal(message) => Outcome::Fatal(message),
+        encoded => {
+            let mut written = unwritten(file);
+            let staged = pending
+                .stage_with(|out| write_contents(settings, out, resolved, &encoded, &mut written));
+            match staged {
+                Ok(staged) => Outcome::Ready(staged, written),
+                Err(_) => Outcome::Unwritten(encoded),
+            }
+        }
+    };
+    StagedOutput {
+        file,
+        messages,
+        outcome,
+    }
+}
+
+/// Publishes a staged file in its turn: prints its diagnostics, then renames it into place
+/// (or reports why it cannot be). Returns the file as written and the file it replaced,
+/// whose pages the caller may free elsewhere.
+pub fn publish_staged(
+    settings: PublishSettings<'_>,
+    publisher: &Publisher,
+    resolved: &Resolved<'_>,
+    staged: StagedOutput<'_>,
+) -> Result<(WrittenFile, Option<ReplacedFile>), Failed> {
+    let diag = settings.diag;
+    let StagedOutput {
+        file,
+        messages,
+        outcome,
+    } = staged;
+    match outcome {
+        Outcome::NotCreated(err) => {
+            diag.error(err.message());
+            Ok((unwritten(file), None))
+        }
+        Outcome::Unwritten(encoded) => {
+            let encoded = EncodedFile {
+                file,
+                encoded,
+                messages,
+            };
+            let written = publish_encoded(settings, publisher, resolved, encoded)?;
+            Ok((written, None))
+        }
+        Outcome::Ready(staged, written) => {
+            messages.flush(diag);
+            match staged.rename() {
+                Ok(replaced) => Ok((written, Some(replaced))),
+                Err(err) => {
+                    diag.fatal(err.message());
+                    Err(Failed)
+                }
+            }
+        }
+        Outcome::Fatal(message) => {
+            messages.flush(diag);
+            diag.fatal(message);
             Err(Failed)
         }
     }

@@ -4,15 +4,20 @@
 //! files (a build system), and the second half of every depmod run.
 //!
 //! Resolving symbols is serial. Meanwhile the files that need no resolution are encoded on
-//! the other cores; once resolved, `modules.dep` is published and the files that need the
-//! graph are encoded. Every file is published in kmod's order at the end, each with its
-//! diagnostics, so stderr is as if all of it ran in sequence.
+//! the other cores, and written under their temporary names when the output directory
+//! exists already; once resolved, `modules.dep` is published and the files that need the
+//! graph are encoded and written. Every file is then renamed into place in kmod's order,
+//! each with its diagnostics, so stderr and the directory are as if all of it ran in
+//! sequence. The files they replace are freed on another thread.
 
 use rayon::prelude::*;
 
 use super::background::drop_in_background;
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
-use super::publish::{prepare_output_dir, publish_encoded, publish_in_order, PublishSettings};
+use super::input::os_path;
+use super::publish::{
+    prepare_output_dir, publish_encoded, publish_staged, stage_file, PublishSettings, StagedOutput,
+};
 use super::resolve::{resolve_graph, ResolvedGraph};
 use super::Failed;
 use crate::compat::KmodVersion;
@@ -113,8 +118,13 @@ pub fn write_index_files(
         dependencies: &[],
         symbols: &[],
     };
-    let (resolution, early_encoded) = rayon::join(
-        || -> Result<Resolution, Failed> {
+    let publisher = Publisher::new(os_path(&options.output_dir)).with_fsync(options.fsync);
+    // Files can be written before their turn only into a directory that is there already:
+    // creating it, or failing to, is reported after resolving, as kmod does.
+    let stage_early =
+        !options.dry_run && std::fs::metadata(publisher.dir()).is_ok_and(|meta| meta.is_dir());
+    let (resolution, early_prepared) = rayon::join(
+        || -> Result<Resolution<'_>, Failed> {
             let resolved = resolve_graph(
                 modules,
                 &symbols,
@@ -136,27 +146,31 @@ pub fn write_index_files(
                 let rest = Rest::ToPrint(resolved);
                 return Ok(Resolution { rest, direct });
             }
-            let publisher =
-                prepare_output_dir(&options.output_dir, options.create_output_dir, diag)?
-                    .with_fsync(options.fsync);
+            prepare_output_dir(&options.output_dir, options.create_output_dir, diag)?;
             let files =
-                publish_dep_and_encode_graph_files(encode, publish, modules, resolved, publisher)?;
+                publish_dep_and_stage_graph_files(encode, publish, modules, resolved, &publisher)?;
             let rest = Rest::ToPublish(files);
             Ok(Resolution { rest, direct })
         },
         || {
             early_files
                 .par_iter()
-                .map(|&file| encode_file(encode, &unresolved, file))
+                .map(|&file| match stage_early {
+                    true => {
+                        Prepared::Staged(stage_file(publish, &publisher, &unresolved, file, || {
+                            encode_file(encode, &unresolved, file)
+                        }))
+                    }
+                    false => Prepared::Encoded(encode_file(encode, &unresolved, file)),
+                })
                 .collect::<Vec<_>>()
         },
     );
     let Resolution { rest, direct } = resolution?;
     let files = match rest {
         Rest::ToPublish(mut output) => {
-            output.encoded.extend(early_encoded);
-            let mut files =
-                publish_in_order(publish, &output.publisher, &unresolved, output.encoded)?;
+            output.prepared.extend(early_prepared);
+            let mut files = publish_in_order(publish, &publisher, &unresolved, output.prepared)?;
             files.insert(0, output.dep);
             files
         }
@@ -180,44 +194,94 @@ pub fn write_index_files(
 
 /// What the resolving side gives: what is left to do, and each module's direct dependencies
 /// when they are wanted.
-struct Resolution {
-    rest: Rest,
+struct Resolution<'p> {
+    rest: Rest<'p>,
     direct: Option<Vec<Vec<usize>>>,
 }
 
 /// What is left to do once resolved: with `-n`, print from the graph; otherwise publish the
 /// other files, `modules.dep` being published already and the files that need the graph
-/// encoded (the graph itself is then freed).
-enum Rest {
+/// written (the graph itself is then freed).
+enum Rest<'p> {
     /// `-n`: nothing was written.
     ToPrint(ResolvedGraph),
     /// The files that need the graph, ready to publish.
-    ToPublish(GraphFiles),
+    ToPublish(GraphFiles<'p>),
 }
 
-/// The output directory once `modules.dep` is published, and the other files that need the
-/// graph, encoded.
-struct GraphFiles {
-    publisher: Publisher,
-    encoded: Vec<EncodedFile>,
+/// The other files that need the graph, written under their temporary names, once
+/// `modules.dep` is published.
+struct GraphFiles<'p> {
+    prepared: Vec<Prepared<'p>>,
     /// `modules.dep` as written.
     dep: WrittenFile,
 }
 
+/// A file ready for its turn: written under its temporary name, or only encoded (when the
+/// output directory did not exist before the run).
+enum Prepared<'p> {
+    Staged(StagedOutput<'p>),
+    Encoded(EncodedFile),
+}
+
+impl Prepared<'_> {
+    fn file(&self) -> OutputFile {
+        match self {
+            Prepared::Staged(staged) => staged.file(),
+            Prepared::Encoded(encoded) => encoded.file,
+        }
+    }
+}
+
+/// Publishes the `prepared` files in kmod's order, printing each file's diagnostics just
+/// before it is published and stopping at the first fatal one, then finishes the
+/// directory. Files of the sequence that are not in `prepared` (`modules.dep`) were
+/// published already. The replaced files are freed on another thread.
+fn publish_in_order(
+    settings: PublishSettings<'_>,
+    publisher: &Publisher,
+    resolved: &Resolved<'_>,
+    mut prepared: Vec<Prepared<'_>>,
+) -> Result<Vec<WrittenFile>, Failed> {
+    let mut written = Vec::new();
+    let mut replaced = Vec::new();
+    for file in OutputFile::sequence(settings.version) {
+        let Some(at) = prepared.iter().position(|one| one.file() == file) else {
+            continue;
+        };
+        match prepared.swap_remove(at) {
+            Prepared::Staged(staged) => {
+                let (one, old) = publish_staged(settings, publisher, resolved, staged)?;
+                written.push(one);
+                replaced.extend(old);
+            }
+            Prepared::Encoded(encoded) => {
+                written.push(publish_encoded(settings, publisher, resolved, encoded)?)
+            }
+        }
+    }
+    drop_in_background(replaced);
+    publisher.finish().map_err(|err| {
+        settings.diag.error(err.message());
+        Failed
+    })?;
+    Ok(written)
+}
+
 /// Publishes `modules.dep` (first in every release's sequence), then encodes the other files
-/// that need the dependency graph, in parallel.
+/// that need the dependency graph and writes them under their temporary names, in parallel.
 ///
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
 /// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is written and freed
 /// first, then the lines of `modules.dep.bin` are made and the dependency lists freed before
 /// its trie is built; the trie is written to its file in chunks when published.
-fn publish_dep_and_encode_graph_files(
+fn publish_dep_and_stage_graph_files<'p>(
     encode: EncodeSettings<'_>,
     publish: PublishSettings<'_>,
     modules: &[GraphModule],
     resolved: ResolvedGraph,
-    publisher: Publisher,
-) -> Result<GraphFiles, Failed> {
+    publisher: &'p Publisher,
+) -> Result<GraphFiles<'p>, Failed> {
     let ResolvedGraph {
         dependencies,
         symbols,
@@ -233,7 +297,7 @@ fn publish_dep_and_encode_graph_files(
         encoded: Encoded::ModulesDep,
         messages: Default::default(),
     };
-    let dep = publish_encoded(publish, &publisher, &graph, dep)?;
+    let dep = publish_encoded(publish, publisher, &graph, dep)?;
     let dep_entries = binout::dep_entries(&graph);
     drop_in_background(dependencies);
     let graph = Resolved {
@@ -245,22 +309,30 @@ fn publish_dep_and_encode_graph_files(
         .into_iter()
         .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin))
         .collect();
-    let (dep_bin, mut encoded) = rayon::join(
-        || encode_dep_bin(encode, dep_entries),
+    let (dep_bin, mut prepared) = rayon::join(
+        || {
+            Prepared::Staged(stage_file(
+                publish,
+                publisher,
+                &graph,
+                OutputFile::DepBin,
+                || encode_dep_bin(encode, dep_entries),
+            ))
+        },
         || {
             files
                 .par_iter()
-                .map(|&file| encode_file(encode, &graph, file))
+                .map(|&file| {
+                    Prepared::Staged(stage_file(publish, publisher, &graph, file, || {
+                        encode_file(encode, &graph, file)
+                    }))
+                })
                 .collect::<Vec<_>>()
         },
     );
-    encoded.push(dep_bin);
+    prepared.push(dep_bin);
     drop_in_background(symbols);
-    Ok(GraphFiles {
-        publisher,
-        encoded,
-        dep,
-    })
+    Ok(GraphFiles { prepared, dep })
 }
 
 /// `-n`: prints the text files on stdout, in kmod's order, each file's diagnostics first.

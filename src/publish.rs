@@ -1,6 +1,7 @@
-//! Writing outputs into place (spec §11.2): each file is built in memory, written with one
-//! `write` to a temporary file in the output directory and renamed over its final name, so a
-//! reader never sees a half-written file. Files are published one at a time, in kmod's order.
+//! Writing outputs into place (spec §11.2): each file is written to a temporary file in the
+//! output directory and renamed over its final name, so a reader never sees a half-written
+//! file. A file may be written early and renamed later ([`PendingFile::stage_with`],
+//! [`StagedFile::rename`]); the run renames them in kmod's order.
 //!
 //! Safety rules beyond kmod's:
 //! - the temporary file is opened with `O_CREAT|O_EXCL|O_NOFOLLOW`, so a file or symlink planted

@@ -60,6 +60,46 @@ pub fn prepare_output_dir(outdirname: &[u8], create: bool, diag: &Diag) -> Resul
     Ok(())
 }
 
+/// Free space kept beyond twice the present index files before files are written early.
+const EARLY_WRITE_MARGIN: u64 = 64 << 20;
+
+/// Whether files can be written ahead of their turn into `publisher`'s directory: only if
+/// it is there already (creating it, or failing to, is reported after resolving, as kmod
+/// does), and only with room to spare. A run in sequence needs space for one new file at a
+/// time; written early, all the new files stand beside the old ones for a moment. So the
+/// filesystem must have twice the size of the present index files free, plus a margin;
+/// a fuller disk gets the files one at a time, exactly as before.
+pub fn can_write_early(publisher: &Publisher, version: KmodVersion) -> bool {
+    let dir = publisher.dir();
+    if !std::fs::metadata(dir).is_ok_and(|meta| meta.is_dir()) {
+        return false;
+    }
+    let present: u64 = OutputFile::sequence(version)
+        .into_iter()
+        .filter_map(|file| std::fs::symlink_metadata(dir.join(file.name())).ok())
+        .map(|meta| meta.len())
+        .sum();
+    free_space(dir).is_some_and(|free| free >= present.saturating_mul(2) + EARLY_WRITE_MARGIN)
+}
+
+/// The bytes an unprivileged writer can still use on the filesystem holding `dir`.
+fn free_space(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stats` is written by the call before it is read.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    // Both are 32 bits wide on some targets.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, block_size) = (u64::from(stats.f_bavail), u64::from(stats.f_frsize));
+    Some(blocks.saturating_mul(block_size))
+}
+
 /// Publishes one encoded file: creates its temporary file, prints the file's diagnostics,
 /// then writes and renames it (or stops at its fatal error).
 ///

@@ -16,7 +16,8 @@ use super::background::drop_in_background;
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
 use super::input::os_path;
 use super::publish::{
-    prepare_output_dir, publish_encoded, publish_staged, stage_file, PublishSettings, StagedOutput,
+    can_write_early, prepare_output_dir, publish_encoded, publish_staged, stage_file,
+    PublishSettings, StagedOutput,
 };
 use super::resolve::{resolve_graph, ResolvedGraph};
 use super::Failed;
@@ -119,10 +120,7 @@ pub fn write_index_files(
         symbols: &[],
     };
     let publisher = Publisher::new(os_path(&options.output_dir)).with_fsync(options.fsync);
-    // Files can be written before their turn only into a directory that is there already:
-    // creating it, or failing to, is reported after resolving, as kmod does.
-    let stage_early =
-        !options.dry_run && std::fs::metadata(publisher.dir()).is_ok_and(|meta| meta.is_dir());
+    let stage_early = !options.dry_run && can_write_early(&publisher, options.version);
     let (resolution, early_prepared) = rayon::join(
         || -> Result<Resolution<'_>, Failed> {
             let resolved = resolve_graph(
@@ -147,8 +145,14 @@ pub fn write_index_files(
                 return Ok(Resolution { rest, direct });
             }
             prepare_output_dir(&options.output_dir, options.create_output_dir, diag)?;
-            let files =
-                publish_dep_and_stage_graph_files(encode, publish, modules, resolved, &publisher)?;
+            let files = publish_dep_and_stage_graph_files(
+                encode,
+                publish,
+                modules,
+                resolved,
+                &publisher,
+                stage_early,
+            )?;
             let rest = Rest::ToPublish(files);
             Ok(Resolution { rest, direct })
         },
@@ -269,7 +273,8 @@ fn publish_in_order(
 }
 
 /// Publishes `modules.dep` (first in every release's sequence), then encodes the other files
-/// that need the dependency graph and writes them under their temporary names, in parallel.
+/// that need the dependency graph in parallel, and with `stage` writes them under their
+/// temporary names.
 ///
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
 /// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is written and freed
@@ -281,6 +286,7 @@ fn publish_dep_and_stage_graph_files<'p>(
     modules: &[GraphModule],
     resolved: ResolvedGraph,
     publisher: &'p Publisher,
+    stage: bool,
 ) -> Result<GraphFiles<'p>, Failed> {
     let ResolvedGraph {
         dependencies,
@@ -310,22 +316,24 @@ fn publish_dep_and_stage_graph_files<'p>(
         .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin))
         .collect();
     let (dep_bin, mut prepared) = rayon::join(
-        || {
-            Prepared::Staged(stage_file(
+        || match stage {
+            true => Prepared::Staged(stage_file(
                 publish,
                 publisher,
                 &graph,
                 OutputFile::DepBin,
                 || encode_dep_bin(encode, dep_entries),
-            ))
+            )),
+            false => Prepared::Encoded(encode_dep_bin(encode, dep_entries)),
         },
         || {
             files
                 .par_iter()
-                .map(|&file| {
-                    Prepared::Staged(stage_file(publish, publisher, &graph, file, || {
+                .map(|&file| match stage {
+                    true => Prepared::Staged(stage_file(publish, publisher, &graph, file, || {
                         encode_file(encode, &graph, file)
-                    }))
+                    })),
+                    false => Prepared::Encoded(encode_file(encode, &graph, file)),
                 })
                 .collect::<Vec<_>>()
         },

@@ -35,9 +35,42 @@ pub struct BulkEntry<'a> {
 /// inserting them one by one into [`super::IndexBuilder`] and writing it gives, including
 /// which error is reported first.
 pub fn encode_bulk(entries: &[BulkEntry<'_>], order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-    let trie = BulkTrie::build(entries)?;
-    let layout = checked_layout(&trie, order)?;
-    Ok(to_vec(&trie, &layout))
+    let mut checked = CheckedEntries::with_capacity(entries.len());
+    for &entry in entries {
+        checked.push(entry)?;
+    }
+    checked.encode(order)
+}
+
+/// Entries in insertion order, each checked as [`super::IndexBuilder::insert`] checks it
+/// when it was added; [`CheckedEntries::encode`] then need not check them again.
+#[derive(Debug, Default)]
+pub struct CheckedEntries<'a> {
+    entries: Vec<BulkEntry<'a>>,
+}
+
+impl<'a> CheckedEntries<'a> {
+    /// No entries yet, with room for `capacity`.
+    pub fn with_capacity(capacity: usize) -> Self {
+        CheckedEntries {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Appends `entry`, or fails with the error inserting it into an
+    /// [`super::IndexBuilder`] gives (and then leaves the entries as they were).
+    pub fn push(&mut self, entry: BulkEntry<'a>) -> Result<(), IndexError> {
+        check_entry(entry.key, entry.value)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// The index file of the entries laid out in `order`, as [`encode_bulk`] gives it.
+    pub fn encode(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
+        let trie = BulkTrie::build(&self.entries);
+        let layout = checked_layout(&trie, order)?;
+        Ok(to_vec(&trie, &layout))
+    }
 }
 
 /// A node: its edge label and ranges of [`BulkTrie::children`] and [`BulkTrie::values`].
@@ -61,13 +94,6 @@ struct SortedKeys<'a> {
     keys: Vec<&'a [u8]>,
     ranges: Vec<(u32, u32)>,
     values: Vec<(u32, &'a [u8])>,
-}
-
-/// Checks every entry in insertion order.
-fn check(entries: &[BulkEntry<'_>]) -> Result<(), IndexError> {
-    entries
-        .iter()
-        .try_for_each(|entry| check_entry(entry.key, entry.value))
 }
 
 fn sorted_keys<'a>(entries: &[BulkEntry<'a>]) -> SortedKeys<'a> {
@@ -116,8 +142,8 @@ struct Pending {
 }
 
 impl<'a> BulkTrie<'a> {
-    fn build(entries: &[BulkEntry<'a>]) -> Result<Self, IndexError> {
-        check(entries)?;
+    /// The trie of `entries`, which have been checked ([`CheckedEntries`]).
+    fn build(entries: &[BulkEntry<'a>]) -> Self {
         let SortedKeys {
             keys,
             ranges,
@@ -182,7 +208,7 @@ impl<'a> BulkTrie<'a> {
             });
             stack.extend(groups.drain(..).rev());
         }
-        Ok(trie)
+        trie
     }
 }
 

@@ -6,7 +6,7 @@ use super::Resolved;
 use crate::bmsg;
 use crate::builtin::BuiltinAlias;
 use crate::compat::NodeOrder;
-use crate::index::{check_entry, encode_bulk, BulkEntry, IndexBuilder, IndexError};
+use crate::index::{encode_bulk, BulkEntry, CheckedEntries, IndexBuilder, IndexError};
 use crate::names::normalize_alias;
 
 /// One `(key, value, priority)` insertion, in kmod's insertion order.
@@ -131,17 +131,14 @@ pub fn encode_steps_bulk(
     order: NodeOrder,
     warnings: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, IndexError> {
-    let mut entries = Vec::with_capacity(steps.len());
+    let mut entries = CheckedEntries::with_capacity(steps.len());
     for step in steps {
         match step {
-            IndexStep::Insert(e) => {
-                check_entry(&e.key, &e.value)?;
-                entries.push(e.as_bulk());
-            }
+            IndexStep::Insert(e) => entries.push(e.as_bulk())?,
             IndexStep::Warning(w) => warnings.push(w.clone()),
         }
     }
-    encode_bulk(&entries, order)
+    entries.encode(order)
 }
 
 /// The trie of `entries`, not yet laid out. With `warn_duplicates`, each repeated (key,

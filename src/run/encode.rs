@@ -72,7 +72,7 @@ fn bulk(encoded: Result<Vec<u8>, IndexError>) -> Encoded {
 /// lists can be freed before its trie is built).
 pub fn encode_dep_bin(
     settings: EncodeSettings<'_>,
-    entries: Vec<binout::IndexEntry>,
+    entries: Vec<binout::IndexEntry<'_>>,
 ) -> EncodedFile {
     let mut messages = HeldMessages::default();
     let mut warnings = Vec::new();
@@ -114,7 +114,7 @@ fn encode_into(
     let mut warnings = Vec::new();
     let prepared = |built| prepared_index(built, order);
     // Without -w no duplicate is reported: the trie is built in one go from its entries.
-    let index = |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| {
+    let index = |entries: Vec<binout::IndexEntry<'_>>, kind, warnings: &mut Vec<Vec<u8>>| {
         if warn {
             prepared(build_index(entries, kind, warn, warnings))
         } else {

@@ -5,11 +5,11 @@ use std::borrow::Cow;
 
 use super::text::dep_line;
 use super::Resolved;
-use crate::bmsg;
 use crate::builtin::BuiltinAlias;
 use crate::compat::NodeOrder;
 use crate::index::{encode_bulk, BulkEntry, CheckedEntries, IndexBuilder, IndexError};
 use crate::names::normalize_alias_cow;
+use crate::{bappend, bmsg};
 
 /// One `(key, value, priority)` insertion, in kmod's insertion order.
 ///
@@ -101,19 +101,50 @@ pub fn alias_steps<'a>(resolved: &Resolved<'a>) -> Vec<IndexStep<'a>> {
     steps
 }
 
-/// `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner `idx`.
-pub fn symbol_entries<'a>(resolved: &Resolved<'a>) -> Vec<IndexEntry<'a>> {
-    resolved
-        .symbols
-        .iter()
-        .map(|(name, owner)| {
-            entry(
-                bmsg!("symbol:", name),
-                &resolved.modules[*owner].name,
-                *owner,
-            )
-        })
-        .collect()
+/// The prefix of every `modules.symbols.bin` key.
+const SYMBOL_KEY_PREFIX: &[u8] = b"symbol:";
+
+/// The entries of `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner
+/// `idx`, in symbol-table order. The keys are made into one buffer rather than one
+/// allocation each; [`SymbolEntries::entries`] borrows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SymbolEntries<'a> {
+    /// Every key, one after the other.
+    keys: Vec<u8>,
+    /// Per symbol: the length of its key, its owner's name and `idx`.
+    symbols: Vec<(usize, &'a [u8], usize)>,
+}
+
+impl<'a> SymbolEntries<'a> {
+    /// The entries of `resolved`'s symbols.
+    pub fn new(resolved: &Resolved<'a>) -> Self {
+        let len = resolved
+            .symbols
+            .iter()
+            .map(|(name, _)| SYMBOL_KEY_PREFIX.len() + name.len())
+            .sum();
+        let mut keys = Vec::with_capacity(len);
+        let mut symbols = Vec::with_capacity(resolved.symbols.len());
+        for (name, owner) in resolved.symbols {
+            bappend!(keys, SYMBOL_KEY_PREFIX, name);
+            let owner_name = &resolved.modules[*owner].name[..];
+            symbols.push((SYMBOL_KEY_PREFIX.len() + name.len(), owner_name, *owner));
+        }
+        SymbolEntries { keys, symbols }
+    }
+
+    /// The entries, in insertion order.
+    pub fn entries(&self) -> Vec<IndexEntry<'_>> {
+        let mut rest = &self.keys[..];
+        self.symbols
+            .iter()
+            .map(|&(key_len, owner_name, owner)| {
+                let (key, after) = rest.split_at(key_len);
+                rest = after;
+                entry(key, owner_name, owner)
+            })
+            .collect()
+    }
 }
 
 /// `modules.builtin.bin`: each key with value `""`, priority 0.

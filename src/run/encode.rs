@@ -141,11 +141,10 @@ fn encode_into(
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
         OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),
         OutputFile::Symbols => Encoded::Bytes(text::modules_symbols(r)),
-        OutputFile::SymbolsBin => index(
-            binout::symbol_entries(r),
-            DuplicateKind::Syms,
-            &mut warnings,
-        ),
+        OutputFile::SymbolsBin => {
+            let symbols = binout::SymbolEntries::new(r);
+            index(symbols.entries(), DuplicateKind::Syms, &mut warnings)
+        }
         OutputFile::BuiltinBin => match read_input(settings.dirname, "modules.builtin", messages) {
             None => Encoded::Bytes(Vec::new()),
             Some(data) => {

@@ -206,14 +206,32 @@ pub fn resolve<'p>(
         }
     }
 
-    let mut symbols: Vec<(Vec<u8>, usize)> = table
+    let owned = table
         .into_iter()
-        .filter_map(|(name, entry)| entry.owner.map(|owner| (name.to_vec(), owner)))
+        .filter_map(|(name, entry)| entry.owner.map(|owner| (name, owner)));
+    Graph {
+        deps,
+        symbols: in_symbol_table_order(owned),
+    }
+}
+
+/// `symbols` (distinct names with their owners) in kmod's symbol-hash iteration order: by
+/// bucket, then by name within a bucket.
+///
+/// The names are sorted while they are borrowed, each bucket computed once, and copied only
+/// in their final order.
+fn in_symbol_table_order<'a>(
+    symbols: impl Iterator<Item = (&'a [u8], usize)>,
+) -> Vec<(Vec<u8>, usize)> {
+    let mut keyed: Vec<(u32, &[u8], usize)> = symbols
+        .map(|(name, owner)| (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name, owner))
         .collect();
-    symbols.sort_by_cached_key(|(name, _)| {
-        (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name.clone())
-    });
-    Graph { deps, symbols }
+    // The names are distinct, so (bucket, name) orders them totally.
+    keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    keyed
+        .into_iter()
+        .map(|(_, name, owner)| (name.to_vec(), owner))
+        .collect()
 }
 
 /// The outcome of the topological sort.

@@ -2,6 +2,8 @@
 //!
 //! Both work on raw bytes: paths and aliases need not be UTF-8.
 
+use std::borrow::Cow;
+
 /// The longest name kmod keeps (`PATH_MAX - 1`); longer input is truncated.
 pub const MAX_NAME_LEN: usize = 4095;
 
@@ -50,17 +52,30 @@ pub enum AliasError {
 /// assert!(normalize_alias(b"a[b").is_err());
 /// ```
 pub fn normalize_alias(alias: &[u8]) -> Result<Vec<u8>, AliasError> {
+    normalize_alias_cow(alias).map(Cow::into_owned)
+}
+
+/// [`normalize_alias`], borrowing from `alias` when normalising changes no byte (most
+/// aliases have no `-` outside brackets), so that nothing is allocated for them.
+///
+/// ```
+/// use std::borrow::Cow;
+/// use depmod_rs::names::normalize_alias_cow;
+/// assert!(matches!(normalize_alias_cow(b"pci:v*d*"), Ok(Cow::Borrowed(b"pci:v*d*"))));
+/// assert_eq!(normalize_alias_cow(b"on-ce").unwrap().as_ref(), b"on_ce");
+/// ```
+pub fn normalize_alias_cow(alias: &[u8]) -> Result<Cow<'_, [u8]>, AliasError> {
     let end = memchr::memchr(0, alias).unwrap_or(alias.len());
     let alias = &alias[..end];
     // Every byte maps to one byte, so the result is the first `MAX_NAME_LEN` bytes with the
     // dashes outside brackets turned into underscores (a bracket group may be cut short).
     let len = alias.len().min(MAX_NAME_LEN);
-    let mut out = alias[..len].to_vec();
+    let mut out = Cow::Borrowed(&alias[..len]);
     let mut i = 0;
     while let Some(found) = memchr::memchr3(b'-', b'[', b']', &out[i..]) {
         i += found;
         match out[i] {
-            b'-' => out[i] = b'_',
+            b'-' => out.to_mut()[i] = b'_',
             b']' => return Err(AliasError::UnmatchedBracket),
             // A group's closing bracket is looked for in the whole alias, past the cut too.
             _ => {

@@ -35,9 +35,42 @@ pub struct BulkEntry<'a> {
 /// inserting them one by one into [`super::IndexBuilder`] and writing it gives, including
 /// which error is reported first.
 pub fn encode_bulk(entries: &[BulkEntry<'_>], order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-    let trie = BulkTrie::build(entries)?;
-    let layout = checked_layout(&trie, order)?;
-    Ok(to_vec(&trie, &layout))
+    let mut checked = CheckedEntries::with_capacity(entries.len());
+    for &entry in entries {
+        checked.push(entry)?;
+    }
+    checked.encode(order)
+}
+
+/// Entries in insertion order, each checked as [`super::IndexBuilder::insert`] checks it
+/// when it was added; [`CheckedEntries::encode`] then need not check them again.
+#[derive(Debug, Default)]
+pub struct CheckedEntries<'a> {
+    entries: Vec<BulkEntry<'a>>,
+}
+
+impl<'a> CheckedEntries<'a> {
+    /// No entries yet, with room for `capacity`.
+    pub fn with_capacity(capacity: usize) -> Self {
+        CheckedEntries {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Appends `entry`, or fails with the error inserting it into an
+    /// [`super::IndexBuilder`] gives (and then leaves the entries as they were).
+    pub fn push(&mut self, entry: BulkEntry<'a>) -> Result<(), IndexError> {
+        check_entry(entry.key, entry.value)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// The index file of the entries laid out in `order`, as [`encode_bulk`] gives it.
+    pub fn encode(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
+        let trie = BulkTrie::build(&self.entries);
+        let layout = checked_layout(&trie, order)?;
+        Ok(to_vec(&trie, &layout))
+    }
 }
 
 /// A node: its edge label and ranges of [`BulkTrie::children`] and [`BulkTrie::values`].
@@ -63,40 +96,75 @@ struct SortedKeys<'a> {
     values: Vec<(u32, &'a [u8])>,
 }
 
-/// Checks every entry in insertion order.
-fn check(entries: &[BulkEntry<'_>]) -> Result<(), IndexError> {
-    entries
-        .iter()
-        .try_for_each(|entry| check_entry(entry.key, entry.value))
+/// The bytes of `key` from `depth` on, eight of them as a big-endian word, padded with NULs.
+///
+/// Keys hold no NUL (they are checked), so comparing these words compares the keys' bytes
+/// from `depth` on, a key that ends first being the smaller one.
+fn key_word(key: &[u8], depth: usize) -> u64 {
+    let rest = key.get(depth..).unwrap_or_default();
+    match rest.first_chunk::<8>() {
+        Some(word) => u64::from_be_bytes(*word),
+        None => rest
+            .iter()
+            .zip((0..8).rev())
+            .fold(0, |word, (&byte, lane)| {
+                word | u64::from(byte) << (8 * lane)
+            }),
+    }
+}
+
+/// The positions of `keys` in ascending order of their bytes (equal keys in any order).
+///
+/// A most-significant-first radix sort on eight bytes at a time: the keys are sorted by
+/// their first word, then each run of keys that agree on it by the next word, and so on.
+/// Comparing words is much cheaper than comparing slices, and index keys share long prefixes
+/// (`symbol:`, `pci:v0000`). The keys must hold no NUL byte: a run whose word ends in NUL
+/// is a run of equal keys.
+fn key_order(keys: &[&[u8]]) -> Vec<u32> {
+    let mut order: Vec<(u64, u32)> = (0..keys.len() as u32).map(|i| (0, i)).collect();
+    // Runs of `order` still to sort: (start, end, depth of the bytes they agree on).
+    let mut pending = vec![(0, order.len(), 0)];
+    while let Some((start, end, depth)) = pending.pop() {
+        let run = &mut order[start..end];
+        for item in run.iter_mut() {
+            item.0 = key_word(keys[item.1 as usize], depth);
+        }
+        run.sort_unstable_by_key(|&(word, _)| word);
+        let mut at = start;
+        for same in run.chunk_by(|a, b| a.0 == b.0) {
+            let key_goes_on = same[0].0 & 0xff != 0;
+            if same.len() > 1 && key_goes_on {
+                pending.push((at, at + same.len(), depth + 8));
+            }
+            at += same.len();
+        }
+    }
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 fn sorted_keys<'a>(entries: &[BulkEntry<'a>]) -> SortedKeys<'a> {
-    let mut sorted: Vec<(&[u8], u32)> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.key, i as u32))
-        .collect();
-    sorted.sort_unstable();
+    let all_keys: Vec<&[u8]> = entries.iter().map(|e| e.key).collect();
+    let sorted = key_order(&all_keys);
     let mut keys = Vec::with_capacity(sorted.len());
     let mut ranges = Vec::with_capacity(sorted.len());
     let mut values = Vec::with_capacity(sorted.len());
     let mut group: Vec<(u32, u32, &[u8])> = Vec::new();
-    for run in sorted.chunk_by(|a, b| a.0 == b.0) {
+    for run in sorted.chunk_by(|&a, &b| all_keys[a as usize] == all_keys[b as usize]) {
         let start = values.len() as u32;
-        if let [(_, only)] = run {
+        if let [only] = run {
             let e = &entries[*only as usize];
             values.push((e.priority, e.value));
         } else {
             // kmod's value list: ascending priority, the newest insert first among equals.
             group.clear();
-            group.extend(run.iter().map(|&(_, i)| {
+            group.extend(run.iter().map(|&i| {
                 let e = &entries[i as usize];
                 (e.priority, i, e.value)
             }));
             group.sort_unstable_by_key(|&(priority, i, _)| (priority, Reverse(i)));
             values.extend(group.iter().map(|&(priority, _, value)| (priority, value)));
         }
-        keys.push(run[0].0);
+        keys.push(all_keys[run[0] as usize]);
         ranges.push((start, values.len() as u32 - start));
     }
     SortedKeys {
@@ -116,8 +184,8 @@ struct Pending {
 }
 
 impl<'a> BulkTrie<'a> {
-    fn build(entries: &[BulkEntry<'a>]) -> Result<Self, IndexError> {
-        check(entries)?;
+    /// The trie of `entries`, which have been checked ([`CheckedEntries`]).
+    fn build(entries: &[BulkEntry<'a>]) -> Self {
         let SortedKeys {
             keys,
             ranges,
@@ -182,7 +250,7 @@ impl<'a> BulkTrie<'a> {
             });
             stack.extend(groups.drain(..).rev());
         }
-        Ok(trie)
+        trie
     }
 }
 
@@ -205,5 +273,50 @@ impl TrieNodes for BulkTrie<'_> {
         self.values[start as usize..(start + len) as usize]
             .iter()
             .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Keys over a small alphabet of 1..=127, so that long shared prefixes and duplicates are
+    /// common, of lengths around the eight-byte word.
+    fn keys() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let byte = prop_oneof![Just(1u8), Just(b'a'), Just(b'b'), Just(0x7fu8), 1u8..=0x7f];
+        proptest::collection::vec(proptest::collection::vec(byte, 0..20), 0..60)
+    }
+
+    proptest! {
+        /// The radix order sorts the keys as comparing the slices does.
+        #[test]
+        fn key_order_sorts_like_slices(keys in keys()) {
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let order = key_order(&keys);
+            let mut seen: Vec<u32> = order.clone();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..keys.len() as u32).collect::<Vec<_>>());
+            let by_radix: Vec<&[u8]> = order.iter().map(|&i| keys[i as usize]).collect();
+            let mut by_slice = keys.clone();
+            by_slice.sort_unstable();
+            prop_assert_eq!(by_radix, by_slice);
+        }
+    }
+
+    #[test]
+    fn shared_prefixes_longer_than_a_word() {
+        let keys: Vec<&[u8]> = vec![
+            b"symbol:abcdefgh2",
+            b"symbol:abcdefgh",
+            b"symbol:abcdefgh1",
+            b"symbol:",
+            b"",
+            b"symbol:abcdefgh",
+        ];
+        let sorted: Vec<&[u8]> = key_order(&keys).iter().map(|&i| keys[i as usize]).collect();
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected);
     }
 }

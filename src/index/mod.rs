@@ -41,7 +41,7 @@ mod trie;
 mod write;
 
 pub use crate::compat::NodeOrder;
-pub use bulk::{encode_bulk, BulkEntry};
+pub use bulk::{encode_bulk, BulkEntry, CheckedEntries};
 pub use error::{IndexError, ReadError};
 pub use fnmatch::fnmatch;
 pub use patch::{IndexPatch, PatchError};

@@ -43,16 +43,50 @@ impl Default for IndexBuilder {
 
 /// kmod 34's `index__checkstring`, extended to NUL: the first byte outside 1..=127.
 fn check_string(string: &[u8]) -> Result<(), IndexError> {
-    match string.iter().find(|&&b| b == 0 || b >= 0x80) {
+    match first_bad_byte(string) {
         None => Ok(()),
         Some(0) => Err(IndexError::NulByte {
             string: string.to_vec(),
         }),
-        Some(&byte) => Err(IndexError::BadCharacter {
+        Some(byte) => Err(IndexError::BadCharacter {
             byte,
             string: string.to_vec(),
         }),
     }
+}
+
+/// The first byte of `string` outside 1..=127, if any.
+///
+/// Eight bytes are tested at a time; only a word that holds a bad byte (or the tail shorter
+/// than a word) is scanned byte by byte, which finds the same byte as
+/// [`first_bad_byte_bytewise`].
+fn first_bad_byte(string: &[u8]) -> Option<u8> {
+    let mut words = string.chunks_exact(8);
+    for word in words.by_ref() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        if word_has_bad_byte(u64::from_le_bytes(bytes)) {
+            return first_bad_byte_bytewise(word);
+        }
+    }
+    first_bad_byte_bytewise(words.remainder())
+}
+
+/// Whether one of the eight bytes of `word` is 0 or ≥ 0x80.
+///
+/// `(w & 0x7f..) + 0x7f..` sets a byte's high bit exactly when its low seven bits are not all
+/// zero (no carry crosses bytes, as each sum is below 0x100); a byte is good when that bit is
+/// set and its own high bit is clear.
+fn word_has_bad_byte(word: u64) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let nonzero_low7 = (word & LOW7) + LOW7;
+    (nonzero_low7 & !word & HIGH) != HIGH
+}
+
+/// [`first_bad_byte`] one byte at a time.
+fn first_bad_byte_bytewise(string: &[u8]) -> Option<u8> {
+    string.iter().copied().find(|&b| b == 0 || b >= 0x80)
 }
 
 /// Checks one entry as [`IndexBuilder::insert`] does before storing it: the key, then
@@ -185,6 +219,59 @@ fn add_value(values: &mut Vec<StoredValue>, value: Box<[u8]>, priority: u32) -> 
     }
     values.insert(at, StoredValue { priority, value });
     duplicate
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes biased towards the ones the check cares about: 0, 0x7f, 0x80 and 0xff.
+    fn edge_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => 1u8..=0x7f,
+            1 => Just(0u8),
+            1 => Just(0x7fu8),
+            1 => Just(0x80u8),
+            1 => 0x81u8..=0xff,
+        ]
+    }
+
+    proptest! {
+        /// The word-at-a-time scan finds the same first bad byte as the bytewise one.
+        #[test]
+        fn first_bad_byte_matches_bytewise(string in proptest::collection::vec(edge_byte(), 0..40)) {
+            prop_assert_eq!(first_bad_byte(&string), first_bad_byte_bytewise(&string));
+        }
+
+        /// One bad byte anywhere in an otherwise clean string is found.
+        #[test]
+        fn single_bad_byte_is_found(
+            len in 1usize..40,
+            at in 0usize..40,
+            bad in prop_oneof![Just(0u8), 0x80u8..=0xff],
+        ) {
+            let mut string = vec![b'a'; len];
+            string[at % len] = bad;
+            prop_assert_eq!(first_bad_byte(&string), Some(bad));
+        }
+    }
+
+    #[test]
+    fn every_byte_value_in_every_lane() {
+        for byte in 0..=255u8 {
+            for lane in 0..8 {
+                let mut word = [0x41u8; 8];
+                word[lane] = byte;
+                let expected = (byte == 0 || byte >= 0x80).then_some(byte);
+                assert_eq!(
+                    first_bad_byte(&word),
+                    expected,
+                    "byte {byte:#x} lane {lane}"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

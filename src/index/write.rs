@@ -257,12 +257,13 @@ fn emit<T: TrieNodes + ?Sized>(
         if let (Some(&(first, _)), Some(&(last, _))) = (children.first(), children.last()) {
             chunk.push(first);
             chunk.push(last);
-            let mut slots = children.iter().peekable();
-            for ch in first..=last {
-                match slots.next_if(|&&(c, _)| c == ch) {
-                    Some(&(_, child)) => put_u32(chunk, reference(child)),
-                    None => put_u32(chunk, 0),
-                }
+            // One zeroed slot per character in first..=last, then each child's reference in
+            // its slot (most slots of a child table are empty).
+            let table = chunk.len();
+            chunk.resize(table + 4 * (usize::from(last - first) + 1), 0);
+            for &(ch, child) in children {
+                let slot = table + 4 * usize::from(ch - first);
+                chunk[slot..slot + 4].copy_from_slice(&reference(child).to_be_bytes());
             }
         }
         let count = nodes.value_count(id);

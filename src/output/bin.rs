@@ -1,21 +1,27 @@
 //! Entries of the binary indexes (§8.3, §8.5, §8.9–§8.11) and their encoding with
 //! [`crate::index::IndexBuilder`].
 
+use std::borrow::Cow;
+
 use super::text::dep_line;
 use super::Resolved;
-use crate::bmsg;
 use crate::builtin::BuiltinAlias;
 use crate::compat::NodeOrder;
-use crate::index::{check_entry, encode_bulk, BulkEntry, IndexBuilder, IndexError};
-use crate::names::normalize_alias;
+use crate::index::{encode_bulk, BulkEntry, CheckedEntries, IndexBuilder, IndexError};
+use crate::names::normalize_alias_cow;
+use crate::{bappend, bmsg};
 
 /// One `(key, value, priority)` insertion, in kmod's insertion order.
+///
+/// Key and value borrow what they can from the resolved data (module names, raw aliases,
+/// builtin names): an index of tens of thousands of entries then allocates only the bytes
+/// that are made for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
+pub struct IndexEntry<'a> {
     /// The trie key.
-    pub key: Vec<u8>,
+    pub key: Cow<'a, [u8]>,
     /// The value stored under it.
-    pub value: Vec<u8>,
+    pub value: Cow<'a, [u8]>,
     /// Its priority (the owner's `idx`, or 0).
     pub priority: u32,
 }
@@ -33,7 +39,7 @@ pub enum DuplicateKind {
     Silent,
 }
 
-impl IndexEntry {
+impl IndexEntry<'_> {
     /// The entry as [`encode_bulk`] takes it.
     fn as_bulk(&self) -> BulkEntry<'_> {
         BulkEntry {
@@ -44,7 +50,11 @@ impl IndexEntry {
     }
 }
 
-fn entry(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, priority: usize) -> IndexEntry {
+fn entry<'a>(
+    key: impl Into<Cow<'a, [u8]>>,
+    value: impl Into<Cow<'a, [u8]>>,
+    priority: usize,
+) -> IndexEntry<'a> {
     IndexEntry {
         key: key.into(),
         value: value.into(),
@@ -53,7 +63,9 @@ fn entry(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, priority: usize) ->
 }
 
 /// `modules.dep.bin`: modname → dep line, priority `idx`.
-pub fn dep_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry> {
+///
+/// The entries own their bytes, so that the dependency lists can be freed while they live.
+pub fn dep_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry<'static>> {
     (0..resolved.modules.len())
         .map(|i| entry(resolved.modules[i].name.clone(), dep_line(resolved, i), i))
         .collect()
@@ -62,21 +74,26 @@ pub fn dep_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry> {
 /// One step of building an index: an insertion, or a warning kmod prints at that point (so
 /// warnings interleave with `-w` duplicate reports exactly as kmod's do).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexStep {
+pub enum IndexStep<'a> {
     /// Insert this entry.
-    Insert(IndexEntry),
+    Insert(IndexEntry<'a>),
     /// Print this `WARNING:` message.
     Warning(Vec<u8>),
 }
 
 /// `modules.alias.bin`: normalised alias → modname, priority `idx`; an alias with unmatched
 /// brackets is skipped with a warning at its place in the sequence.
-pub fn alias_steps(resolved: &Resolved<'_>) -> Vec<IndexStep> {
-    let mut steps = Vec::new();
+pub fn alias_steps<'a>(resolved: &Resolved<'a>) -> Vec<IndexStep<'a>> {
+    let count = resolved
+        .modules
+        .iter()
+        .map(|m| m.record.aliases.len())
+        .sum();
+    let mut steps = Vec::with_capacity(count);
     for (i, module) in resolved.modules.iter().enumerate() {
         for alias in &module.record.aliases {
-            steps.push(match normalize_alias(alias) {
-                Ok(key) => IndexStep::Insert(entry(key, module.name.clone(), i)),
+            steps.push(match normalize_alias_cow(alias) {
+                Ok(key) => IndexStep::Insert(entry(key, &module.name, i)),
                 Err(_) => IndexStep::Warning(bmsg!("Unmatched bracket in ", alias)),
             });
         }
@@ -84,40 +101,69 @@ pub fn alias_steps(resolved: &Resolved<'_>) -> Vec<IndexStep> {
     steps
 }
 
-/// `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner `idx`.
-pub fn symbol_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry> {
-    resolved
-        .symbols
-        .iter()
-        .map(|(name, owner)| {
-            entry(
-                bmsg!("symbol:", name),
-                resolved.modules[*owner].name.clone(),
-                *owner,
-            )
-        })
-        .collect()
+/// The prefix of every `modules.symbols.bin` key.
+const SYMBOL_KEY_PREFIX: &[u8] = b"symbol:";
+
+/// The entries of `modules.symbols.bin`: `symbol:<name>` → owner modname, priority owner
+/// `idx`, in symbol-table order. The keys are made into one buffer rather than one
+/// allocation each; [`SymbolEntries::entries`] borrows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SymbolEntries<'a> {
+    /// Every key, one after the other.
+    keys: Vec<u8>,
+    /// Per symbol: the length of its key, its owner's name and `idx`.
+    symbols: Vec<(usize, &'a [u8], usize)>,
+}
+
+impl<'a> SymbolEntries<'a> {
+    /// The entries of `resolved`'s symbols.
+    pub fn new(resolved: &Resolved<'a>) -> Self {
+        let len = resolved
+            .symbols
+            .iter()
+            .map(|(name, _)| SYMBOL_KEY_PREFIX.len() + name.len())
+            .sum();
+        let mut keys = Vec::with_capacity(len);
+        let mut symbols = Vec::with_capacity(resolved.symbols.len());
+        for (name, owner) in resolved.symbols {
+            bappend!(keys, SYMBOL_KEY_PREFIX, name);
+            let owner_name = &resolved.modules[*owner].name[..];
+            symbols.push((SYMBOL_KEY_PREFIX.len() + name.len(), owner_name, *owner));
+        }
+        SymbolEntries { keys, symbols }
+    }
+
+    /// The entries, in insertion order.
+    pub fn entries(&self) -> Vec<IndexEntry<'_>> {
+        let mut rest = &self.keys[..];
+        self.symbols
+            .iter()
+            .map(|&(key_len, owner_name, owner)| {
+                let (key, after) = rest.split_at(key_len);
+                rest = after;
+                entry(key, owner_name, owner)
+            })
+            .collect()
+    }
 }
 
 /// `modules.builtin.bin`: each key with value `""`, priority 0.
-pub fn builtin_entries(keys: &[Vec<u8>]) -> Vec<IndexEntry> {
-    keys.iter()
-        .map(|k| entry(k.clone(), Vec::new(), 0))
-        .collect()
+pub fn builtin_entries(keys: &[Vec<u8>]) -> Vec<IndexEntry<'_>> {
+    keys.iter().map(|k| entry(k, &b""[..], 0)).collect()
 }
 
 /// `modules.builtin.alias.bin`: alias → modname, priority 0.
-pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry> {
+pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry<'_>> {
     aliases
         .iter()
-        .map(|a| entry(a.alias.clone(), a.modname.clone(), 0))
+        .map(|a| entry(&a.alias, &a.modname, 0))
         .collect()
 }
 
 /// `entries` encoded all at once with [`encode_bulk`]: the bytes of [`build_index`] laid out
 /// in `order`, faster, for runs that report no duplicates (no `-w`).
 pub fn encode_entries_bulk(
-    entries: &[IndexEntry],
+    entries: &[IndexEntry<'_>],
     order: NodeOrder,
 ) -> Result<Vec<u8>, IndexError> {
     let entries: Vec<BulkEntry<'_>> = entries.iter().map(IndexEntry::as_bulk).collect();
@@ -127,27 +173,24 @@ pub fn encode_entries_bulk(
 /// [`encode_entries_bulk`] over steps: their warnings go to `warnings` in order, up to the
 /// first entry that cannot be stored (where the one-by-one build stops too).
 pub fn encode_steps_bulk(
-    steps: &[IndexStep],
+    steps: &[IndexStep<'_>],
     order: NodeOrder,
     warnings: &mut Vec<Vec<u8>>,
 ) -> Result<Vec<u8>, IndexError> {
-    let mut entries = Vec::with_capacity(steps.len());
+    let mut entries = CheckedEntries::with_capacity(steps.len());
     for step in steps {
         match step {
-            IndexStep::Insert(e) => {
-                check_entry(&e.key, &e.value)?;
-                entries.push(e.as_bulk());
-            }
+            IndexStep::Insert(e) => entries.push(e.as_bulk())?,
             IndexStep::Warning(w) => warnings.push(w.clone()),
         }
     }
-    encode_bulk(&entries, order)
+    entries.encode(order)
 }
 
 /// The trie of `entries`, not yet laid out. With `warn_duplicates`, each repeated (key,
 /// value) pair adds kmod's `-w` warning to `warnings`.
 pub fn build_index(
-    entries: Vec<IndexEntry>,
+    entries: Vec<IndexEntry<'_>>,
     kind: DuplicateKind,
     warn_duplicates: bool,
     warnings: &mut Vec<Vec<u8>>,
@@ -160,14 +203,14 @@ pub fn build_index(
     // dependency lines of a large tree are tens of megabytes).
     let mut builder = IndexBuilder::new();
     for e in entries {
-        builder.insert_owned(&e.key, e.value, e.priority)?;
+        builder.insert_owned(&e.key, e.value.into_owned(), e.priority)?;
     }
     Ok(builder)
 }
 
 /// [`build_index`] over steps that may carry warnings of their own.
 pub fn build_index_steps(
-    steps: &[IndexStep],
+    steps: &[IndexStep<'_>],
     kind: DuplicateKind,
     warn_duplicates: bool,
     warnings: &mut Vec<Vec<u8>>,

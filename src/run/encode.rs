@@ -72,7 +72,7 @@ fn bulk(encoded: Result<Vec<u8>, IndexError>) -> Encoded {
 /// lists can be freed before its trie is built).
 pub fn encode_dep_bin(
     settings: EncodeSettings<'_>,
-    entries: Vec<binout::IndexEntry>,
+    entries: Vec<binout::IndexEntry<'_>>,
 ) -> EncodedFile {
     let mut messages = HeldMessages::default();
     let mut warnings = Vec::new();
@@ -114,7 +114,7 @@ fn encode_into(
     let mut warnings = Vec::new();
     let prepared = |built| prepared_index(built, order);
     // Without -w no duplicate is reported: the trie is built in one go from its entries.
-    let index = |entries: Vec<binout::IndexEntry>, kind, warnings: &mut Vec<Vec<u8>>| {
+    let index = |entries: Vec<binout::IndexEntry<'_>>, kind, warnings: &mut Vec<Vec<u8>>| {
         if warn {
             prepared(build_index(entries, kind, warn, warnings))
         } else {
@@ -141,11 +141,10 @@ fn encode_into(
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),
         OutputFile::Weakdep => Encoded::Bytes(text::modules_weakdep(r)),
         OutputFile::Symbols => Encoded::Bytes(text::modules_symbols(r)),
-        OutputFile::SymbolsBin => index(
-            binout::symbol_entries(r),
-            DuplicateKind::Syms,
-            &mut warnings,
-        ),
+        OutputFile::SymbolsBin => {
+            let symbols = binout::SymbolEntries::new(r);
+            index(symbols.entries(), DuplicateKind::Syms, &mut warnings)
+        }
         OutputFile::BuiltinBin => match read_input(settings.dirname, "modules.builtin", messages) {
             None => Encoded::Bytes(Vec::new()),
             Some(data) => {

@@ -103,7 +103,7 @@ pub fn direct_dependencies(
 /// module `idx` (absolute).
 pub fn resolve<'p>(
     modules: &[ModuleRecord],
-    path_of: impl Fn(usize) -> &'p [u8],
+    path_of: impl Fn(usize) -> &'p [u8] + Sync,
     kernel_symbols: Option<&[KernelSymbol]>,
     options: &ResolveOptions,
     messages: &mut ResolveMessages,
@@ -148,62 +148,34 @@ pub fn resolve<'p>(
         }
     }
 
-    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); modules.len()];
-    for (idx, module) in modules.iter().enumerate() {
-        let path = path_of(idx);
-        for import in module.imports.iter() {
-            let lookup = import_lookup_name(import.name, options.symbol_prefix);
-            let Some((key, entry)) = table.get_key_value(lookup) else {
-                if options.debug {
-                    let bind = if import.weak { "W" } else { "U" };
-                    messages.log.push((
-                        Level::Debug,
-                        bmsg!(path, " needs (", bind, ") unknown symbol ", import.name),
-                    ));
-                }
-                if options.print_unknown && !import.weak {
-                    messages.log.push((
-                        Level::Warning,
-                        bmsg!(path, " needs unknown symbol ", import.name),
-                    ));
-                }
-                continue;
-            };
-            if options.check_symvers && entry.crc != import.crc && !import.weak {
-                if options.debug {
-                    messages.log.push((
-                        Level::Debug,
-                        bmsg!(
-                            "symbol ",
-                            key,
-                            format!(" ({:#x}) module ", entry.crc),
-                            path,
-                            format!(" ({:#x})", import.crc)
-                        ),
-                    ));
-                }
-                if options.print_unknown {
-                    messages.log.push((
-                        Level::Warning,
-                        bmsg!(path, " disagrees about version of symbol ", import.name),
-                    ));
-                }
-            }
-            let Some(owner) = entry.owner else { continue };
-            if !add_dependency(&mut deps[idx], owner) {
-                continue;
-            }
-            if options.verbose {
-                messages.verbose_lines.extend_from_slice(&bmsg!(
-                    path,
-                    " needs \"",
-                    key,
-                    "\": ",
-                    path_of(owner),
-                    "\n"
-                ));
-            }
-        }
+    // Each module's imports are looked up on its own (the table is only read), on all
+    // cores; the messages are put back in module order.
+    use rayon::prelude::*;
+    let resolved: Vec<(Vec<usize>, ResolveMessages)> = modules
+        .par_iter()
+        .enumerate()
+        .map(|(idx, module)| {
+            let mut deps = Vec::new();
+            let mut messages = ResolveMessages::default();
+            resolve_imports(
+                idx,
+                module,
+                &table,
+                &path_of,
+                options,
+                &mut deps,
+                &mut messages,
+            );
+            (deps, messages)
+        })
+        .collect();
+    let mut deps = Vec::with_capacity(modules.len());
+    for (module_deps, module_messages) in resolved {
+        deps.push(module_deps);
+        messages.log.extend(module_messages.log);
+        messages
+            .verbose_lines
+            .extend_from_slice(&module_messages.verbose_lines);
     }
 
     let owned = table
@@ -212,6 +184,73 @@ pub fn resolve<'p>(
     Graph {
         deps,
         symbols: in_symbol_table_order(owned),
+    }
+}
+
+/// Looks up the imports of module `idx` in `table`: its direct dependencies go to `deps`
+/// (in the order of their first import), its messages to `messages`.
+fn resolve_imports<'p>(
+    idx: usize,
+    module: &ModuleRecord,
+    table: &FxHashMap<&[u8], SymbolEntry>,
+    path_of: &(impl Fn(usize) -> &'p [u8] + Sync),
+    options: &ResolveOptions,
+    deps: &mut Vec<usize>,
+    messages: &mut ResolveMessages,
+) {
+    let path = path_of(idx);
+    for import in module.imports.iter() {
+        let lookup = import_lookup_name(import.name, options.symbol_prefix);
+        let Some((key, entry)) = table.get_key_value(lookup) else {
+            if options.debug {
+                let bind = if import.weak { "W" } else { "U" };
+                messages.log.push((
+                    Level::Debug,
+                    bmsg!(path, " needs (", bind, ") unknown symbol ", import.name),
+                ));
+            }
+            if options.print_unknown && !import.weak {
+                messages.log.push((
+                    Level::Warning,
+                    bmsg!(path, " needs unknown symbol ", import.name),
+                ));
+            }
+            continue;
+        };
+        if options.check_symvers && entry.crc != import.crc && !import.weak {
+            if options.debug {
+                messages.log.push((
+                    Level::Debug,
+                    bmsg!(
+                        "symbol ",
+                        key,
+                        format!(" ({:#x}) module ", entry.crc),
+                        path,
+                        format!(" ({:#x})", import.crc)
+                    ),
+                ));
+            }
+            if options.print_unknown {
+                messages.log.push((
+                    Level::Warning,
+                    bmsg!(path, " disagrees about version of symbol ", import.name),
+                ));
+            }
+        }
+        let Some(owner) = entry.owner else { continue };
+        if !add_dependency(deps, owner) {
+            continue;
+        }
+        if options.verbose {
+            messages.verbose_lines.extend_from_slice(&bmsg!(
+                path,
+                " needs \"",
+                key,
+                "\": ",
+                path_of(owner),
+                "\n"
+            ));
+        }
     }
 }
 

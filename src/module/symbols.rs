@@ -173,11 +173,15 @@ pub(crate) fn symbols(elf: &ModuleElf<'_>) -> ModuleSymbols {
         }
         if let Some(found) = crc_exports.as_mut() {
             if table.name_starts_with(&symbol, CRC_PREFIX) {
+                // A partial image that cannot tell where a name ends gives it as empty (and
+                // is marked incomplete, so this result is not used): never slice blindly.
                 let name = table.name(&symbol).unwrap_or_default();
-                found.push(Export {
-                    name: name[CRC_PREFIX.len()..].to_vec(),
-                    crc: resolve_crc(elf, symbol.value, symbol.section),
-                });
+                if let Some(exported) = name.strip_prefix(&CRC_PREFIX[..]) {
+                    found.push(Export {
+                        name: exported.to_vec(),
+                        crc: resolve_crc(elf, symbol.value, symbol.section),
+                    });
+                }
             }
         }
     }

@@ -29,7 +29,7 @@ use super::elf_types::{
     ElfClass, Endian, EI_NIDENT, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELF_MAGIC,
 };
 use super::error::ModuleError;
-use super::image::ImageBytes;
+use super::image::{until_nul, ImageBytes};
 use crate::compat::KmodVersion;
 
 /// A section's contents, known to lie inside the image.
@@ -444,13 +444,5 @@ impl<'a> ModuleElf<'a> {
 
     pub(crate) fn version(&self) -> KmodVersion {
         self.layout.version
-    }
-}
-
-/// The bytes of `rest` before its first NUL (all of them when there is none).
-fn until_nul(rest: &[u8]) -> &[u8] {
-    match memchr::memchr(0, rest) {
-        Some(end) => &rest[..end],
-        None => rest,
     }
 }

@@ -43,14 +43,7 @@ impl<'a> ImageBytes<'a> {
     pub(crate) fn peek(self, start: usize, end: usize) -> Option<&'a [u8]> {
         match self {
             ImageBytes::Whole(data) => data.get(start..end),
-            ImageBytes::Partial(image) => {
-                if start >= end {
-                    return (start == end && end as u64 <= image.file_len).then_some(&[][..]);
-                }
-                let segment = image.covering(start as u64, end as u64)?;
-                let from = segment.start + (start - segment.offset as usize);
-                image.buf.get(from..from + (end - start))
-            }
+            ImageBytes::Partial(image) => image.loaded(start, end),
         }
     }
 
@@ -65,7 +58,8 @@ impl<'a> ImageBytes<'a> {
     }
 }
 
-fn until_nul(rest: &[u8]) -> &[u8] {
+/// The bytes of `rest` before its first NUL (all of them when there is none).
+pub(crate) fn until_nul(rest: &[u8]) -> &[u8] {
     match memchr::memchr(0, rest) {
         Some(end) => &rest[..end],
         None => rest,
@@ -218,18 +212,26 @@ impl PartialImage {
         None
     }
 
-    fn get(&self, start: usize, end: usize) -> Option<&[u8]> {
+    /// Bytes `start..end`, if they lie in the file and were loaded (no miss is recorded).
+    fn loaded(&self, start: usize, end: usize) -> Option<&[u8]> {
         if start > end || end as u64 > self.file_len {
             return None;
         }
         if start == end {
             return Some(&[]);
         }
-        let Some(segment) = self.covering(start as u64, end as u64) else {
-            return self.miss_range(start, end);
-        };
+        let segment = self.covering(start as u64, end as u64)?;
         let from = segment.start + (start - segment.offset as usize);
         Some(&self.buf[from..from + (end - start)])
+    }
+
+    fn get(&self, start: usize, end: usize) -> Option<&[u8]> {
+        match self.loaded(start, end) {
+            Some(bytes) => Some(bytes),
+            // Outside the file: absent, as in the whole image, and not a miss.
+            None if start > end || end as u64 > self.file_len => None,
+            None => self.miss_range(start, end),
+        }
     }
 
     fn cstr(&self, start: usize) -> &[u8] {

@@ -194,9 +194,10 @@ enum Outcome<'p> {
     Ready(StagedFile<'p>, WrittenFile),
     /// Its temporary file could not be created: kmod skips it (and never builds it).
     NotCreated(PublishError),
-    /// Writing or flushing it failed (its temporary file is removed). It is published the
-    /// ordinary way in its turn, once the files before it have replaced theirs: a full disk
-    /// then fails where a run in sequence fails.
+    /// Only encoded: it was not to be written early, or its early write failed (and its
+    /// temporary file was removed). It is published the ordinary way in its turn, once the
+    /// files before it have replaced theirs: a full disk then fails where a run in sequence
+    /// fails.
     Unwritten(Encoded),
     /// Building it failed with a FATAL index error.
     Fatal(Vec<u8>),
@@ -209,15 +210,28 @@ impl StagedOutput<'_> {
     }
 }
 
-/// Creates `file`'s temporary file, then builds the file with `encode` and writes it there,
-/// without renaming it: [`publish_staged`] does that in its turn.
+/// Builds `file` with `encode` for its turn. With `early` (see [`can_write_early`]) its
+/// temporary file is created first and the file written there, without renaming it:
+/// [`publish_staged`] does that in its turn, or publishes an unwritten file the ordinary way.
 pub fn stage_file<'p>(
     settings: PublishSettings<'_>,
     publisher: &'p Publisher,
     resolved: &Resolved<'_>,
     file: OutputFile,
+    early: bool,
     encode: impl FnOnce() -> EncodedFile,
 ) -> StagedOutput<'p> {
+    if !early {
+        let EncodedFile {
+            encoded, messages, ..
+        } = encode();
+        let outcome = Outcome::Unwritten(encoded);
+        return StagedOutput {
+            file,
+            messages,
+            outcome,
+        };
+    }
     let pending = match publisher.begin(file.name()) {
         Ok(pending) => pending,
         Err(err) => {

@@ -159,13 +159,10 @@ pub fn write_index_files(
         || {
             early_files
                 .par_iter()
-                .map(|&file| match stage_early {
-                    true => {
-                        Prepared::Staged(stage_file(publish, &publisher, &unresolved, file, || {
-                            encode_file(encode, &unresolved, file)
-                        }))
-                    }
-                    false => Prepared::Encoded(encode_file(encode, &unresolved, file)),
+                .map(|&file| {
+                    stage_file(publish, &publisher, &unresolved, file, stage_early, || {
+                        encode_file(encode, &unresolved, file)
+                    })
                 })
                 .collect::<Vec<_>>()
         },
@@ -213,28 +210,12 @@ enum Rest<'p> {
     ToPublish(GraphFiles<'p>),
 }
 
-/// The other files that need the graph, written under their temporary names, once
-/// `modules.dep` is published.
+/// The other files that need the graph, ready for their turn (written under their temporary
+/// names when files are written early), once `modules.dep` is published.
 struct GraphFiles<'p> {
-    prepared: Vec<Prepared<'p>>,
+    prepared: Vec<StagedOutput<'p>>,
     /// `modules.dep` as written.
     dep: WrittenFile,
-}
-
-/// A file ready for its turn: written under its temporary name, or only encoded (when the
-/// output directory did not exist before the run).
-enum Prepared<'p> {
-    Staged(StagedOutput<'p>),
-    Encoded(EncodedFile),
-}
-
-impl Prepared<'_> {
-    fn file(&self) -> OutputFile {
-        match self {
-            Prepared::Staged(staged) => staged.file(),
-            Prepared::Encoded(encoded) => encoded.file,
-        }
-    }
 }
 
 /// Publishes the `prepared` files in kmod's order, printing each file's diagnostics just
@@ -245,7 +226,7 @@ fn publish_in_order(
     settings: PublishSettings<'_>,
     publisher: &Publisher,
     resolved: &Resolved<'_>,
-    mut prepared: Vec<Prepared<'_>>,
+    mut prepared: Vec<StagedOutput<'_>>,
 ) -> Result<Vec<WrittenFile>, Failed> {
     let mut written = Vec::new();
     let mut replaced = Vec::new();
@@ -253,16 +234,10 @@ fn publish_in_order(
         let Some(at) = prepared.iter().position(|one| one.file() == file) else {
             continue;
         };
-        match prepared.swap_remove(at) {
-            Prepared::Staged(staged) => {
-                let (one, old) = publish_staged(settings, publisher, resolved, staged)?;
-                written.push(one);
-                replaced.extend(old);
-            }
-            Prepared::Encoded(encoded) => {
-                written.push(publish_encoded(settings, publisher, resolved, encoded)?)
-            }
-        }
+        let staged = prepared.swap_remove(at);
+        let (one, old) = publish_staged(settings, publisher, resolved, staged)?;
+        written.push(one);
+        replaced.extend(old);
     }
     drop_in_background(replaced);
     publisher.finish().map_err(|err| {
@@ -316,24 +291,23 @@ fn publish_dep_and_stage_graph_files<'p>(
         .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin))
         .collect();
     let (dep_bin, mut prepared) = rayon::join(
-        || match stage {
-            true => Prepared::Staged(stage_file(
+        || {
+            stage_file(
                 publish,
                 publisher,
                 &graph,
                 OutputFile::DepBin,
+                stage,
                 || encode_dep_bin(encode, dep_entries),
-            )),
-            false => Prepared::Encoded(encode_dep_bin(encode, dep_entries)),
+            )
         },
         || {
             files
                 .par_iter()
-                .map(|&file| match stage {
-                    true => Prepared::Staged(stage_file(publish, publisher, &graph, file, || {
+                .map(|&file| {
+                    stage_file(publish, publisher, &graph, file, stage, || {
                         encode_file(encode, &graph, file)
-                    })),
-                    false => Prepared::Encoded(encode_file(encode, &graph, file)),
+                    })
                 })
                 .collect::<Vec<_>>()
         },

@@ -183,14 +183,54 @@ struct Pending {
     slot: Option<usize>,
 }
 
+/// How many leading bytes `a` and `b` share, compared eight at a time.
+fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+    let len = a.len().min(b.len());
+    let mut at = 0;
+    while at + 8 <= len {
+        let x = u64::from_ne_bytes(a[at..at + 8].try_into().unwrap_or_default());
+        let y = u64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
+        if x != y {
+            let differ = (x ^ y).to_le();
+            return at + (differ.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + a[at..len]
+        .iter()
+        .zip(&b[at..len])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// For each sorted key, how many leading bytes it shares with the one before it (0 for the
+/// first).
+///
+/// The trie is the tree of these values: the keys below a node that ends at byte `end` form
+/// a run in which every value after the first is at least `end`, and its children start
+/// exactly where the value is `end`. Finding them scans this array of integers instead of
+/// reading the keys, and the scans of all nodes together read no more entries than the keys
+/// hold bytes.
+fn shared_with_previous(keys: &[&[u8]]) -> Vec<u32> {
+    let mut shared = Vec::with_capacity(keys.len());
+    shared.extend(keys.first().map(|_| 0));
+    shared.extend(
+        keys.windows(2)
+            .map(|pair| common_prefix_len(pair[0], pair[1]) as u32),
+    );
+    shared
+}
+
 impl<'a> BulkTrie<'a> {
-    /// The trie of `entries`, which have been checked ([`CheckedEntries`]).
+    /// The trie of `entries`, which have been checked ([`CheckedEntries`]). Nodes are
+    /// numbered in pre-order.
     fn build(entries: &[BulkEntry<'a>]) -> Self {
         let SortedKeys {
             keys,
             ranges,
             values,
         } = sorted_keys(entries);
+        let shared = shared_with_previous(&keys);
         let mut trie = BulkTrie {
             nodes: Vec::with_capacity(keys.len() * 2),
             children: Vec::with_capacity(keys.len() * 2),
@@ -215,13 +255,11 @@ impl<'a> BulkTrie<'a> {
                 trie.children[slot].1 = id;
             }
             // The root's label is always empty; below it, a node's label runs as far as all
-            // its keys agree (the first and last of a sorted run bound the others).
+            // its keys agree: a lone key's whole rest, else the least that neighbours share.
             let end = match slot {
                 None => 0,
-                Some(_) => {
-                    let (first, last) = (&keys[lo][depth..], &keys[hi - 1][depth..]);
-                    depth + first.iter().zip(last).take_while(|(a, b)| a == b).count()
-                }
+                Some(_) if hi - lo == 1 => keys[lo].len(),
+                Some(_) => shared[lo + 1..hi].iter().copied().min().unwrap_or(0) as usize,
             };
             let mut next = lo;
             let mut node_values = (0, 0);
@@ -233,7 +271,10 @@ impl<'a> BulkTrie<'a> {
             groups.clear();
             while next < hi {
                 let ch = keys[next][end];
-                let len = keys[next..hi].partition_point(|key| key[end] <= ch);
+                let len = 1 + shared[next + 1..hi]
+                    .iter()
+                    .take_while(|&&n| n as usize != end)
+                    .count();
                 groups.push(Pending {
                     lo: next,
                     hi: next + len,
@@ -274,6 +315,9 @@ impl TrieNodes for BulkTrie<'_> {
             .iter()
             .copied()
     }
+    fn numbered_in_preorder(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +345,36 @@ mod tests {
             let mut by_slice = keys.clone();
             by_slice.sort_unstable();
             prop_assert_eq!(by_radix, by_slice);
+        }
+    }
+
+    proptest! {
+        /// The word-at-a-time prefix length is the byte-by-byte one.
+        #[test]
+        fn common_prefix_len_counts_like_bytes(a in keys(), b in keys()) {
+            for (x, y) in a.iter().zip(&b) {
+                let naive = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+                prop_assert_eq!(common_prefix_len(x, y), naive);
+                prop_assert_eq!(common_prefix_len(x, x), x.len());
+            }
+        }
+
+        /// Over keys that share prefixes longer than a word, the bulk trie gives the bytes of
+        /// inserting one by one, in both layouts.
+        #[test]
+        fn long_shared_prefixes_encode_like_inserting(keys in keys()) {
+            let entries: Vec<BulkEntry<'_>> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| BulkEntry { key, value: &key[..key.len() / 2], priority: i as u32 % 3 })
+                .collect();
+            let mut builder = crate::index::IndexBuilder::new();
+            for e in &entries {
+                builder.insert(e.key, e.value, e.priority).unwrap();
+            }
+            for order in [NodeOrder::Pre, NodeOrder::Post] {
+                prop_assert_eq!(encode_bulk(&entries, order).unwrap(), builder.to_bytes(order).unwrap());
+            }
         }
     }
 

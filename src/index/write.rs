@@ -29,6 +29,11 @@ pub(crate) trait TrieNodes {
     fn value_count(&self, id: NodeId) -> usize;
     /// `id`'s values, `(priority, value)`, in kmod's order.
     fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])>;
+    /// Whether the nodes are numbered in pre-order (node 0, then its children's subtrees by
+    /// ascending character), so that the layout need not work the order out.
+    fn numbered_in_preorder(&self) -> bool {
+        false
+    }
 }
 
 impl TrieNodes for [Node] {
@@ -122,6 +127,9 @@ pub(crate) fn checked_layout<T: TrieNodes + ?Sized>(
 }
 
 fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
+    if nodes.numbered_in_preorder() && order == NodeOrder::Pre {
+        return numbered_preorder_layout(nodes);
+    }
     let pre = preorder(nodes);
     let size: Vec<u64> = (0..nodes.node_count() as NodeId)
         .map(|id| node_size(nodes, id))
@@ -169,6 +177,23 @@ fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
     }
 }
 
+/// The pre-order layout of nodes numbered in pre-order: each node right after the one
+/// numbered before it.
+fn numbered_preorder_layout<T: TrieNodes + ?Sized>(nodes: &T) -> Layout {
+    let count = nodes.node_count();
+    let mut offset = Vec::with_capacity(count);
+    let mut at = HEADER_LEN as u64;
+    for id in 0..count as NodeId {
+        offset.push(at);
+        at += node_size(nodes, id);
+    }
+    Layout {
+        offset,
+        emit_order: (0..count as NodeId).collect(),
+        file_len: at,
+    }
+}
+
 fn put_u32(out: &mut Vec<u8>, word: u32) {
     out.extend_from_slice(&word.to_be_bytes());
 }
@@ -211,7 +236,8 @@ impl PreparedIndex {
             self.builder.nodes.as_slice(),
             &self.layout,
             &mut chunk,
-            |chunk| out.write_all(chunk),
+            CHUNK,
+            |chunk| write_chunk(&mut out, chunk),
         )?;
         out.flush()
     }
@@ -223,24 +249,22 @@ impl PreparedIndex {
 }
 
 pub(crate) fn to_vec<T: TrieNodes + ?Sized>(nodes: &T, layout: &Layout) -> Vec<u8> {
+    // Emitted straight into the file's buffer: no chunk is ever handed on.
     let mut bytes = Vec::with_capacity(layout.file_len as usize);
-    let mut staging = Vec::with_capacity(CHUNK + 4096);
-    let result: std::io::Result<()> = emit(nodes, layout, &mut staging, |chunk| {
-        bytes.extend_from_slice(chunk);
-        Ok(())
-    });
+    let result: std::io::Result<()> = emit(nodes, layout, &mut bytes, usize::MAX, |_| Ok(()));
     debug_assert!(result.is_ok());
     debug_assert_eq!(bytes.len() as u64, layout.file_len);
     bytes
 }
 
-/// Appends the file to `chunk` node by node, handing it to `flush` whenever it holds
-/// [`CHUNK`] bytes or more, and once at the end.
+/// Appends the file to `chunk` node by node, handing it to `flush` (which empties it)
+/// whenever it holds `flush_at` bytes or more, and once at the end.
 fn emit<T: TrieNodes + ?Sized>(
     nodes: &T,
     layout: &Layout,
     chunk: &mut Vec<u8>,
-    mut flush: impl FnMut(&[u8]) -> std::io::Result<()>,
+    flush_at: usize,
+    mut flush: impl FnMut(&mut Vec<u8>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     // Every offset is below file_len ≤ 2^28, so it fits the 28-bit field.
     let reference = |id: NodeId| layout.offset[id as usize] as u32 | flags(nodes, id);
@@ -275,12 +299,16 @@ fn emit<T: TrieNodes + ?Sized>(
                 chunk.push(0);
             }
         }
-        if chunk.len() >= CHUNK {
+        if chunk.len() >= flush_at {
             flush(chunk)?;
-            chunk.clear();
         }
     }
-    flush(chunk)?;
+    flush(chunk)
+}
+
+/// Hands `chunk` to `out` and empties it.
+fn write_chunk(out: &mut impl Write, chunk: &mut Vec<u8>) -> std::io::Result<()> {
+    out.write_all(chunk)?;
     chunk.clear();
     Ok(())
 }
@@ -314,8 +342,8 @@ impl IndexBuilder {
     pub fn write_to<W: Write>(&self, order: NodeOrder, mut out: W) -> Result<(), IndexError> {
         let layout = self.checked_layout(order)?;
         let mut chunk = Vec::with_capacity(CHUNK + 4096);
-        emit(self.nodes.as_slice(), &layout, &mut chunk, |chunk| {
-            out.write_all(chunk)
+        emit(self.nodes.as_slice(), &layout, &mut chunk, CHUNK, |chunk| {
+            write_chunk(&mut out, chunk)
         })?;
         out.flush()?;
         Ok(())

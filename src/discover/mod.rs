@@ -19,8 +19,8 @@ pub struct DiscoveredModule {
     pub path: Vec<u8>,
     /// The path relative to the module directory, if the module is inside it.
     pub relpath: Option<Vec<u8>>,
-    /// The key `modules.order` lines are matched against (§3.5), if `relpath` exists.
-    pub uncrelpath: Option<Vec<u8>>,
+    /// How many bytes of `relpath` the key of [`DiscoveredModule::uncrelpath`] takes.
+    uncrelpath_len: usize,
     /// The file's identity, when the walk was asked to `stat` modules (for `--cache`).
     pub key: Option<FileKey>,
 }
@@ -33,21 +33,33 @@ impl DiscoveredModule {
             && path.starts_with(dirname)
             && path[dirname.len()] == b'/')
             .then(|| path[dirname.len() + 1..].to_vec());
-        let uncrelpath = relpath.as_ref().map(|rel| {
+        let uncrelpath_len = relpath.as_ref().map_or(0, |rel| {
             // (position of the last '/' relative to relpath) + modname + NUL + ".ko"
             let slash = path.iter().rposition(|&b| b == b'/').unwrap_or(0) as isize;
             let rel_start = (dirname.len() + 1) as isize;
             let len = slash - rel_start + modname.len() as isize + 1 + 3;
-            let len = len.clamp(0, rel.len() as isize) as usize;
-            rel[..len].to_vec()
+            len.clamp(0, rel.len() as isize) as usize
         });
         DiscoveredModule {
             modname,
             path,
             relpath,
-            uncrelpath,
+            uncrelpath_len,
             key: None,
         }
+    }
+
+    /// The module with its file's identity.
+    pub fn with_key(self, key: Option<FileKey>) -> Self {
+        DiscoveredModule { key, ..self }
+    }
+
+    /// The key `modules.order` lines are matched against (§3.5), if `relpath` exists: a
+    /// prefix of it (no copy is kept, as the run has one per module).
+    pub fn uncrelpath(&self) -> Option<&[u8]> {
+        self.relpath
+            .as_deref()
+            .map(|rel| &rel[..self.uncrelpath_len])
     }
 
     /// The module with `record`, as the index files see it: the path they give is relative
@@ -258,8 +270,8 @@ mod tests {
     fn registration_paths() {
         let m = module("kernel/x/foo-bar.ko.xz");
         assert_eq!(m.modname, b"foo_bar");
-        assert_eq!(m.uncrelpath.as_deref(), Some(&b"kernel/x/foo-bar.ko"[..]));
-        assert_eq!(module("top.ko").uncrelpath.as_deref(), Some(&b"top.ko"[..]));
+        assert_eq!(m.uncrelpath(), Some(&b"kernel/x/foo-bar.ko"[..]));
+        assert_eq!(module("top.ko").uncrelpath(), Some(&b"top.ko"[..]));
         let ext = DiscoveredModule::new(b"/ext/foo.ko".to_vec(), DIR);
         assert_eq!(ext.relpath, None);
         assert_eq!(

@@ -176,7 +176,7 @@ fn module_digests(
             .field(&module.modname)
             .field(&module.path)
             .optional(module.relpath.as_deref())
-            .optional(module.uncrelpath.as_deref())
+            .optional(module.uncrelpath())
             .digest(digest);
     }
     inputs.digest(builtin);

@@ -153,10 +153,7 @@ pub fn rewalk(
         .par_iter()
         .zip(keys.par_iter())
         .with_min_len(64)
-        .map(|(path, key)| DiscoveredModule {
-            key: Some(*key),
-            ..DiscoveredModule::new(path.to_vec(), dirname)
-        })
+        .map(|(path, key)| DiscoveredModule::new(path.to_vec(), dirname).with_key(Some(*key)))
         .collect();
     Some(Rewalk {
         modules,

@@ -120,7 +120,7 @@ fn order_modules(
     if let Some(data) = &order_file {
         match parse_modules_order(data) {
             OrderFile::Lines(lines) => {
-                apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath.as_deref())
+                apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath())
             }
             OrderFile::Corrupted { line } => diag.error(bmsg!(
                 dirname,

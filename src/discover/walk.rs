@@ -140,6 +140,7 @@ pub fn search(
     let mut result = SearchResult::default();
     let rules = ListRules {
         config,
+        dirname,
         gzip,
         cache,
     };
@@ -154,6 +155,8 @@ pub fn search(
 #[derive(Clone, Copy)]
 struct ListRules<'a> {
     config: &'a Config,
+    /// The module directory, which module paths are made relative to.
+    dirname: &'a [u8],
     /// Whether `.ko.gz` files are modules.
     gzip: bool,
     /// With `--cache`: module files are `stat`ed for their [`FileKey`], and listings are
@@ -212,13 +215,39 @@ struct Listing {
 
 /// One entry of a [`Listing`].
 struct Listed {
+    /// The entry's name (empty for a module file: its path ends with it).
     name: Vec<u8>,
     kind: ListedKind,
 }
 
+impl Listed {
+    /// A module file `name` of the directory `prefix`, with its key if asked for. The module
+    /// is made here, on the listing's thread, so that the walk's replay only registers it.
+    fn module(rules: ListRules<'_>, prefix: &[u8], name: &[u8], key: Option<FileKey>) -> Listed {
+        let module = DiscoveredModule::new(bmsg!(prefix, name), rules.dirname).with_key(key);
+        Listed {
+            name: Vec::new(),
+            kind: ListedKind::Module(module),
+        }
+    }
+
+    /// The entry's name in its directory.
+    fn name(&self) -> &[u8] {
+        match &self.kind {
+            ListedKind::Module(module) => {
+                let path = &module.path;
+                let start = path.iter().rposition(|&b| b == b'/').map_or(0, |s| s + 1);
+                &path[start..]
+            }
+            _ => &self.name,
+        }
+    }
+}
+
 enum ListedKind {
-    /// A regular file with a module extension, and its key if asked for.
-    Module(Option<FileKey>),
+    /// A regular file with a module extension, as the walk registers it (with its key if
+    /// asked for).
+    Module(DiscoveredModule),
     /// A subdirectory, listed, or the error opening it.
     Dir(Result<Listing, std::io::Error>),
     /// A subdirectory still to be listed (only while a [`Listing`] is made).
@@ -277,18 +306,18 @@ impl Listing {
     ) -> Option<Listing> {
         let mut listed = Vec::new();
         for (name, is_dir) in known.entries() {
-            let kind = if is_dir {
-                ListedKind::Pending
+            let entry = if is_dir {
+                Listed {
+                    name: name.to_vec(),
+                    kind: ListedKind::Pending,
+                }
             } else {
                 match dir.stat_entry(name) {
-                    Ok(stat) if stat.is_file => ListedKind::Module(Some(stat.key)),
+                    Ok(stat) if stat.is_file => Listed::module(rules, prefix, name, Some(stat.key)),
                     _ => return None,
                 }
             };
-            listed.push(Listed {
-                name: name.to_vec(),
-                kind,
-            });
+            listed.push(entry);
         }
         let mut listing = Listing {
             entries: listed,
@@ -329,7 +358,8 @@ impl Listing {
                         .flatten()
                         .map(|meta| FileKey::from_metadata(&meta));
                     plain &= key.is_some();
-                    ListedKind::Module(key)
+                    listed.push(Listed::module(rules, prefix, name, key));
+                    continue;
                 }
                 EntryClass::Dir => ListedKind::Pending,
                 EntryClass::Other => {
@@ -340,7 +370,9 @@ impl Listing {
                             if !has_module_extension(name, gzip) {
                                 continue;
                             }
-                            ListedKind::Module(keys.then(|| FileKey::from_metadata(&meta)))
+                            let key = keys.then(|| FileKey::from_metadata(&meta));
+                            listed.push(Listed::module(rules, prefix, name, key));
+                            continue;
                         }
                         Ok(meta) if meta.is_dir() => ListedKind::Pending,
                         Ok(meta) => ListedKind::Unsupported(file_type_bits(meta.file_type())),
@@ -355,7 +387,7 @@ impl Listing {
         let kept = dir_key.filter(|_| plain).and_then(|(key, settled)| {
             let entries = listed.iter().map(|entry| {
                 let is_dir = matches!(entry.kind, ListedKind::Pending);
-                (entry.name.as_slice(), is_dir)
+                (entry.name(), is_dir)
             });
             Some((DirListing::new(key, settled, entries)?, true))
         });
@@ -489,14 +521,7 @@ impl Walk<'_> {
         let fd_text = fd.to_string();
         for Listed { name, kind } in listing.entries {
             match kind {
-                ListedKind::Module(key) => {
-                    let path = bmsg!(prefix, name);
-                    let module = DiscoveredModule {
-                        key,
-                        ..DiscoveredModule::new(path, dirname)
-                    };
-                    result.registry.offer(config, dirname, module, diag);
-                }
+                ListedKind::Module(module) => result.registry.offer(config, dirname, module, diag),
                 ListedKind::Dir(Ok(sub)) => {
                     self.replay(result, sub, bmsg!(prefix, name, "/"), fd + 1)
                 }

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStringExt;
 use depmod_rs::cli::{self, Command};
 
 fn main() {
+    depmod_rs::run::tune_allocator_for_one_run();
     let mut args = std::env::args_os().map(|a| a.into_vec());
     let argv0 = args.next().unwrap_or_else(|| b"depmod".to_vec());
     let rest: Vec<Vec<u8>> = args.collect();

@@ -19,6 +19,7 @@
 //! writes holds a lock on its output directory from before the tree is read until its files
 //! are published (`locks`), so overlapping runs take turns.
 
+mod allocator;
 mod background;
 mod discover;
 mod encode;
@@ -32,6 +33,7 @@ mod resolve;
 mod timer;
 mod write;
 
+pub use allocator::tune_allocator_for_one_run;
 pub(crate) use background::drop_in_background;
 pub(crate) use discover::Walked;
 pub(crate) use input::os_path;

@@ -38,16 +38,17 @@ pub fn modules_dep(resolved: &Resolved<'_>) -> Vec<u8> {
     out
 }
 
-/// Writes [`modules_dep`] to `out` in chunks of about 64 KiB (on deep trees the file is tens
-/// of megabytes, and need not exist in memory).
-pub fn write_modules_dep(
-    resolved: &Resolved<'_>,
+/// Writes `lines` (the lines of [`modules_dep`], made once for it and `modules.dep.bin`) to
+/// `out`, each with its newline, in chunks of about 64 KiB: on deep trees the file is tens
+/// of megabytes, and need not exist in memory twice.
+pub fn write_dep_lines<'a>(
+    lines: impl Iterator<Item = &'a [u8]>,
     mut out: impl std::io::Write,
 ) -> std::io::Result<()> {
     const CHUNK: usize = 64 * 1024;
     let mut chunk = Vec::with_capacity(CHUNK + 4096);
-    for i in 0..resolved.modules.len() {
-        append_dep_line(resolved, i, &mut chunk);
+    for line in lines {
+        chunk.extend_from_slice(line);
         chunk.push(b'\n');
         if chunk.len() >= CHUNK {
             out.write_all(&chunk)?;

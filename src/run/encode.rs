@@ -27,8 +27,6 @@ pub enum Encoded {
     Bytes(Vec<u8>),
     /// An index, written to its file in chunks when it is published.
     Index(PreparedIndex),
-    /// `modules.dep`, written in chunks from the resolved graph when it is published.
-    ModulesDep,
     /// A FATAL index error: the run stops with exit 1.
     Fatal(Vec<u8>),
 }

@@ -17,7 +17,7 @@ use crate::bmsg;
 use crate::compat::KmodVersion;
 use crate::diag::HeldMessages;
 use crate::diag::{strerror, Diag};
-use crate::output::{text, OutputFile, Resolved};
+use crate::output::OutputFile;
 use crate::publish::{
     create_dir_all, DigestWriter, PublishError, Publisher, ReplacedFile, StagedFile, WrittenFile,
 };
@@ -108,15 +108,34 @@ fn free_space(dir: &std::path::Path) -> Option<u64> {
 pub fn publish_encoded(
     settings: PublishSettings<'_>,
     publisher: &Publisher,
-    resolved: &Resolved<'_>,
     encoded: EncodedFile,
 ) -> Result<WrittenFile, Failed> {
-    let diag = settings.diag;
     let EncodedFile {
         file,
         encoded,
         messages,
     } = encoded;
+    let fatal = match &encoded {
+        Encoded::Fatal(message) => Some(message.clone()),
+        _ => None,
+    };
+    publish_with(settings, publisher, file, messages, fatal, |out| {
+        emit_encoded(out, &encoded)
+    })
+}
+
+/// Publishes `file` with the contents `emit` writes, as [`publish_encoded`] does: its
+/// temporary file first, then `messages`, then the contents and the rename; or, with
+/// `fatal`, the fatal error instead of the contents.
+pub fn publish_with(
+    settings: PublishSettings<'_>,
+    publisher: &Publisher,
+    file: OutputFile,
+    messages: HeldMessages,
+    fatal: Option<Vec<u8>>,
+    emit: impl Fn(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<WrittenFile, Failed> {
+    let diag = settings.diag;
     let mut written = unwritten(file);
     let pending = match publisher.begin(file.name()) {
         Ok(pending) => pending,
@@ -126,12 +145,11 @@ pub fn publish_encoded(
         }
     };
     messages.flush(diag);
-    if let Encoded::Fatal(message) = encoded {
+    if let Some(message) = fatal {
         diag.fatal(message);
         return Err(Failed);
     }
-    let committed =
-        pending.commit_with(|out| write_contents(settings, out, resolved, &encoded, &mut written));
+    let committed = pending.commit_with(|out| write_contents(settings, out, &emit, &mut written));
     match committed {
         Ok(()) => Ok(written),
         Err(err @ PublishError::CreateTemp(_)) => {
@@ -158,21 +176,23 @@ fn unwritten(file: OutputFile) -> WrittenFile {
     }
 }
 
-/// Writes the contents of `encoded` to `out`, through a digest when asked for one (which
-/// then goes to `written`).
+/// Writes the contents of `encoded` to `out`.
+fn emit_encoded(out: &mut dyn Write, encoded: &Encoded) -> std::io::Result<()> {
+    match encoded {
+        Encoded::Bytes(bytes) => out.write_all(bytes),
+        Encoded::Index(index) => index.write_to(out),
+        Encoded::Fatal(_) => Ok(()),
+    }
+}
+
+/// Writes what `emit` writes to `out`, through a digest when asked for one (which then
+/// goes to `written`).
 fn write_contents(
     settings: PublishSettings<'_>,
     out: &mut std::fs::File,
-    resolved: &Resolved<'_>,
-    encoded: &Encoded,
+    emit: &impl Fn(&mut dyn Write) -> std::io::Result<()>,
     written: &mut WrittenFile,
 ) -> std::io::Result<()> {
-    let emit = |o: &mut dyn Write| match encoded {
-        Encoded::Bytes(bytes) => o.write_all(bytes),
-        Encoded::Index(index) => index.write_to(o),
-        Encoded::ModulesDep => text::write_modules_dep(resolved, o),
-        Encoded::Fatal(_) => Ok(()),
-    };
     if !settings.digests {
         return emit(out);
     }
@@ -216,7 +236,6 @@ impl StagedOutput<'_> {
 pub fn stage_file<'p>(
     settings: PublishSettings<'_>,
     publisher: &'p Publisher,
-    resolved: &Resolved<'_>,
     file: OutputFile,
     early: bool,
     encode: impl FnOnce() -> EncodedFile,
@@ -249,8 +268,9 @@ pub fn stage_file<'p>(
         Encoded::Fatal(message) => Outcome::Fatal(message),
         encoded => {
             let mut written = unwritten(file);
-            let staged = pending
-                .stage_with(|out| write_contents(settings, out, resolved, &encoded, &mut written));
+            let staged = pending.stage_with(|out| {
+                write_contents(settings, out, &|o| emit_encoded(o, &encoded), &mut written)
+            });
             match staged {
                 Ok(staged) => Outcome::Ready(staged, written),
                 Err(_) => Outcome::Unwritten(encoded),
@@ -270,7 +290,6 @@ pub fn stage_file<'p>(
 pub fn publish_staged(
     settings: PublishSettings<'_>,
     publisher: &Publisher,
-    resolved: &Resolved<'_>,
     staged: StagedOutput<'_>,
 ) -> Result<(WrittenFile, Option<ReplacedFile>), Failed> {
     let diag = settings.diag;
@@ -290,7 +309,7 @@ pub fn publish_staged(
                 encoded,
                 messages,
             };
-            let written = publish_encoded(settings, publisher, resolved, encoded)?;
+            let written = publish_encoded(settings, publisher, encoded)?;
             Ok((written, None))
         }
         Outcome::Ready(staged, written) => {

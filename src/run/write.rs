@@ -16,13 +16,13 @@ use super::background::drop_in_background;
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
 use super::input::os_path;
 use super::publish::{
-    can_write_early, prepare_output_dir, publish_encoded, publish_staged, stage_file,
-    PublishSettings, StagedOutput,
+    can_write_early, prepare_output_dir, publish_staged, publish_with, stage_file, PublishSettings,
+    StagedOutput,
 };
 use super::resolve::{resolve_graph, ResolvedGraph};
 use super::Failed;
 use crate::compat::KmodVersion;
-use crate::diag::Diag;
+use crate::diag::{Diag, HeldMessages};
 use crate::graph::ResolveOptions;
 use crate::output::bin as binout;
 use crate::output::{text, OutputFile, Resolved};
@@ -160,7 +160,7 @@ pub fn write_index_files(
             early_files
                 .par_iter()
                 .map(|&file| {
-                    stage_file(publish, &publisher, &unresolved, file, stage_early, || {
+                    stage_file(publish, &publisher, file, stage_early, || {
                         encode_file(encode, &unresolved, file)
                     })
                 })
@@ -171,7 +171,7 @@ pub fn write_index_files(
     let files = match rest {
         Rest::ToPublish(mut output) => {
             output.prepared.extend(early_prepared);
-            let mut files = publish_in_order(publish, &publisher, &unresolved, output.prepared)?;
+            let mut files = publish_in_order(publish, &publisher, output.prepared)?;
             files.insert(0, output.dep);
             files
         }
@@ -225,7 +225,6 @@ struct GraphFiles<'p> {
 fn publish_in_order(
     settings: PublishSettings<'_>,
     publisher: &Publisher,
-    resolved: &Resolved<'_>,
     mut prepared: Vec<StagedOutput<'_>>,
 ) -> Result<Vec<WrittenFile>, Failed> {
     let mut written = Vec::new();
@@ -235,7 +234,7 @@ fn publish_in_order(
             continue;
         };
         let staged = prepared.swap_remove(at);
-        let (one, old) = publish_staged(settings, publisher, resolved, staged)?;
+        let (one, old) = publish_staged(settings, publisher, staged)?;
         written.push(one);
         replaced.extend(old);
     }
@@ -252,9 +251,10 @@ fn publish_in_order(
 /// temporary names.
 ///
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
-/// `modules.dep` and `modules.dep.bin` carry them. So `modules.dep` is written and freed
-/// first, then the lines of `modules.dep.bin` are made and the dependency lists freed before
-/// its trie is built; the trie is written to its file in chunks when published.
+/// `modules.dep` and `modules.dep.bin` carry them. So the lines are made once, the
+/// dependency lists freed, and both files written from the same lines: `modules.dep` in
+/// chunks, then the trie of `modules.dep.bin`, which is written to its file in chunks when
+/// published.
 fn publish_dep_and_stage_graph_files<'p>(
     encode: EncodeSettings<'_>,
     publish: PublishSettings<'_>,
@@ -273,14 +273,17 @@ fn publish_dep_and_stage_graph_files<'p>(
         dependencies: &dependencies,
         symbols: &symbols,
     };
-    let dep = EncodedFile {
-        file: OutputFile::Dep,
-        encoded: Encoded::ModulesDep,
-        messages: Default::default(),
-    };
-    let dep = publish_encoded(publish, publisher, &graph, dep)?;
     let dep_entries = binout::dep_entries(&graph);
     drop_in_background(dependencies);
+    let lines = || dep_entries.iter().map(|entry| &entry.value[..]);
+    let dep = publish_with(
+        publish,
+        publisher,
+        OutputFile::Dep,
+        HeldMessages::default(),
+        None,
+        |out| text::write_dep_lines(lines(), out),
+    )?;
     let graph = Resolved {
         modules,
         dependencies: &[],
@@ -292,20 +295,15 @@ fn publish_dep_and_stage_graph_files<'p>(
         .collect();
     let (dep_bin, mut prepared) = rayon::join(
         || {
-            stage_file(
-                publish,
-                publisher,
-                &graph,
-                OutputFile::DepBin,
-                stage,
-                || encode_dep_bin(encode, dep_entries),
-            )
+            stage_file(publish, publisher, OutputFile::DepBin, stage, || {
+                encode_dep_bin(encode, dep_entries)
+            })
         },
         || {
             files
                 .par_iter()
                 .map(|&file| {
-                    stage_file(publish, publisher, &graph, file, stage, || {
+                    stage_file(publish, publisher, file, stage, || {
                         encode_file(encode, &graph, file)
                     })
                 })
@@ -336,7 +334,6 @@ fn write_to_stdout(
         match encoded {
             Encoded::Bytes(bytes) => out.extend_from_slice(&bytes),
             Encoded::Index(_) => {}
-            Encoded::ModulesDep => out.extend_from_slice(&text::modules_dep(resolved)),
             Encoded::Fatal(message) => {
                 diag.fatal(message);
                 return Err(Failed);

@@ -9,6 +9,7 @@ use crate::builtin::BuiltinAlias;
 use crate::compat::NodeOrder;
 use crate::index::{encode_bulk, BulkEntry, CheckedEntries, IndexBuilder, IndexError};
 use crate::names::normalize_alias_cow;
+use crate::record::GraphModule;
 use crate::{bappend, bmsg};
 
 /// One `(key, value, priority)` insertion, in kmod's insertion order.
@@ -64,10 +65,13 @@ fn entry<'a>(
 
 /// `modules.dep.bin`: modname → dep line, priority `idx`.
 ///
-/// The entries own their bytes, so that the dependency lists can be freed while they live.
-pub fn dep_entries(resolved: &Resolved<'_>) -> Vec<IndexEntry<'static>> {
-    (0..resolved.modules.len())
-        .map(|i| entry(resolved.modules[i].name.clone(), dep_line(resolved, i), i))
+/// The keys borrow the names of `modules` (those of `resolved`) and the lines are owned,
+/// so that the dependency lists can be freed while the entries live.
+pub fn dep_entries<'m>(modules: &'m [GraphModule], resolved: &Resolved<'_>) -> Vec<IndexEntry<'m>> {
+    modules
+        .iter()
+        .enumerate()
+        .map(|(i, module)| entry(&module.name[..], dep_line(resolved, i), i))
         .collect()
 }
 

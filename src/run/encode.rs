@@ -121,7 +121,11 @@ fn encode_into(
     };
     let encoded = match file {
         OutputFile::Dep => Encoded::Bytes(text::modules_dep(r)),
-        OutputFile::DepBin => index(binout::dep_entries(r), DuplicateKind::Deps, &mut warnings),
+        OutputFile::DepBin => index(
+            binout::dep_entries(r.modules, r),
+            DuplicateKind::Deps,
+            &mut warnings,
+        ),
         OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
         OutputFile::AliasBin => {
             let steps = binout::alias_steps(r);

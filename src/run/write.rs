@@ -273,7 +273,7 @@ fn publish_dep_and_stage_graph_files<'p>(
         dependencies: &dependencies,
         symbols: &symbols,
     };
-    let dep_entries = binout::dep_entries(&graph);
+    let dep_entries = binout::dep_entries(modules, &graph);
     drop_in_background(dependencies);
     let lines = || dep_entries.iter().map(|entry| &entry.value[..]);
     let dep = publish_with(

@@ -144,8 +144,12 @@ pub fn read_all(
     diag: &Diag,
 ) -> Vec<ModuleRecord> {
     let mut slots: Vec<Option<ReadModule>> = (0..modules.len()).map(|_| None).collect();
+    // Each module is a task of its own: read times differ a hundredfold, and with larger
+    // runs of modules per task one thread was often left finishing a run while the other
+    // had nothing to take.
     let results: Vec<(usize, ReadModule)> = read_schedule(modules)
         .into_par_iter()
+        .with_max_len(1)
         .map(|i| (i, read_module(&modules[i], version, gzip)))
         .collect();
     for (i, result) in results {

@@ -4,7 +4,7 @@
 /// shrinks.
 const HEAP_PAD: i32 = 16 << 20;
 
-/// Sets glibc's `M_TOP_PAD` to [`HEAP_PAD`]: each arena's heap then grows in 16 MiB steps
+/// Sets glibc's `M_TOP_PAD` to `HEAP_PAD` (16 MiB): each arena's heap then grows in 16 MiB steps
 /// and keeps 16 MiB when memory is freed, instead of growing and shrinking by what each
 /// allocation needs.
 ///

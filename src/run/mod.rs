@@ -23,6 +23,7 @@ mod allocator;
 mod background;
 mod discover;
 mod encode;
+mod huge_pages;
 mod input;
 mod locks;
 mod plan;

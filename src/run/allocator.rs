@@ -17,14 +17,8 @@ const HEAP_PAD: i32 = 16 << 20;
 /// bookworm-amd64 and 7.4% less on the `.ko.zst` tree (paired runs; see
 /// `docs/performance.md`).
 ///
-/// Then asks for transparent huge pages on the heaps, if the kernel has them free (see
-/// `huge_pages`): about 6,600 page faults become 1,400 on bookworm-amd64, and a run took 6%
-/// less wall time there, 2–3% less on the `.ko.zst` and `.ko.xz` trees (paired runs), for a
-/// few MB more peak memory.
-///
-/// For the binaries' `main` only: it changes the allocator of the whole process and builds
-/// rayon's global pool, which a library must leave to its caller. Elsewhere than glibc it
-/// does nothing.
+/// For the binaries' `main` only: it changes the allocator of the whole process, which a
+/// library must leave to its caller. Elsewhere than glibc it does nothing.
 pub fn tune_allocator_for_one_run() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -33,6 +27,5 @@ pub fn tune_allocator_for_one_run() {
         unsafe {
             libc::mallopt(libc::M_TOP_PAD, HEAP_PAD);
         }
-        super::huge_pages::advise_heaps();
     }
 }

@@ -23,7 +23,6 @@ mod allocator;
 mod background;
 mod discover;
 mod encode;
-mod huge_pages;
 mod input;
 mod locks;
 mod plan;

@@ -174,6 +174,26 @@ impl DirHandle {
     pub fn stat_entry(&self, name: &[u8]) -> io::Result<Stat> {
         with_c_name(name, |name| stat_at(self.fd.as_raw_fd(), name, 0))
     }
+
+    /// Opens the file at `path` below the directory (a relative path, which may name
+    /// subdirectories) for reading, symbolic links followed.
+    pub fn open_file(&self, path: &[u8]) -> io::Result<std::fs::File> {
+        with_c_name(path, |path| {
+            // SAFETY: `path` is NUL-terminated; the returned descriptor is new and ours.
+            let fd = unsafe {
+                libc::openat(
+                    self.fd.as_raw_fd(),
+                    path.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a freshly opened descriptor nothing else owns.
+            Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -202,5 +222,17 @@ mod tests {
         assert!(root.open_dir(b"sub/a.ko").is_err());
         let long = vec![b'x'; 300];
         assert!(sub.stat_entry(&long).is_err());
+
+        let mut read = String::new();
+        use std::io::Read;
+        root.open_file(b"sub/link.ko")
+            .unwrap()
+            .read_to_string(&mut read)
+            .unwrap();
+        assert_eq!(read, "data");
+        let missing = root.open_file(b"sub/missing.ko").unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        assert!(root.open_file(b"sub").unwrap().read(&mut [0; 4]).is_err());
+        assert!(root.open_file(b"sub/a\0b").is_err());
     }
 }

@@ -21,7 +21,9 @@ pub struct DiscoveredModule {
     pub relpath: Option<Vec<u8>>,
     /// How many bytes of `relpath` the key of [`DiscoveredModule::uncrelpath`] takes.
     uncrelpath_len: usize,
-    /// The file's identity, when the walk was asked to `stat` modules (for `--cache`).
+    /// The file's identity as the walk saw it: for every module when the walk was asked to
+    /// `stat` them (for `--cache`), otherwise for compressed ones, whose size orders and
+    /// sizes their reads.
     pub key: Option<FileKey>,
 }
 
@@ -86,12 +88,18 @@ impl DiscoveredModule {
 
 /// Whether `name` ends with a module extension kmod was built with (`.ko.gz` only if `gzip`).
 pub fn has_module_extension(name: &[u8], gzip: bool) -> bool {
-    let mut exts: Vec<&[u8]> = vec![b".ko", b".ko.xz", b".ko.zst"];
-    if gzip {
-        exts.push(b".ko.gz");
-    }
-    exts.iter()
+    let exts: [&[u8]; 4] = [b".ko", b".ko.xz", b".ko.zst", b".ko.gz"];
+    let known = if gzip { &exts[..] } else { &exts[..3] };
+    known
+        .iter()
         .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// Whether a module's name says it is compressed (decoding then dominates its read time).
+pub fn looks_compressed(path: &[u8]) -> bool {
+    [&b".xz"[..], b".zst", b".gz"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
 }
 
 /// The prefix of `path` compared by search/override rules, relative to `dirname`.

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileTypeExt;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use super::{has_module_extension, is_excluded, DiscoveredModule, Registry};
+use super::{has_module_extension, is_excluded, looks_compressed, DiscoveredModule, Registry};
 use crate::bmsg;
 use crate::config::Config;
 use crate::diag::{strerror, Diag};
@@ -352,8 +352,9 @@ impl Listing {
                 EntryClass::Skipped => continue,
                 EntryClass::Module => {
                     // A regular file: its own `stat` (relative to the open directory) is
-                    // the one a read through the path sees.
-                    let key = keys
+                    // the one a read through the path sees. A compressed one is read
+                    // whole, largest first, so its size is wanted in any case.
+                    let key = (keys || looks_compressed(name))
                         .then(|| entry.metadata().ok())
                         .flatten()
                         .map(|meta| FileKey::from_metadata(&meta));
@@ -370,7 +371,8 @@ impl Listing {
                             if !has_module_extension(name, gzip) {
                                 continue;
                             }
-                            let key = keys.then(|| FileKey::from_metadata(&meta));
+                            let key = (keys || looks_compressed(name))
+                                .then(|| FileKey::from_metadata(&meta));
                             listed.push(Listed::module(rules, prefix, name, key));
                             continue;
                         }

@@ -31,7 +31,9 @@ use crate::diag::Diag;
 use crate::discover::{DiscoveredModule, ListingCache};
 use crate::fs_at::now_ns;
 use crate::record::ModuleRecord;
-use crate::run::{Directories, KernelSymbols, StageTimer, Walked, WriteOptions, WrittenIndexes};
+use crate::run::{
+    Directories, KernelSymbols, ModuleReader, StageTimer, Walked, WriteOptions, WrittenIndexes,
+};
 use inputs::InputDigests;
 use reads::{CachedReads, PendingMemo, WalkListings};
 use store::{Listings, Memo, ModuleCache, ReadSettings};
@@ -191,7 +193,7 @@ impl Incremental {
 
     /// After discovery: compares every module with its entry and reads the changed ones.
     /// What the run prints from here on is recorded, for the memo.
-    pub fn examine(&mut self, modules: &[DiscoveredModule], diag: &Diag) {
+    pub fn examine(&mut self, modules: &[DiscoveredModule], reader: &ModuleReader, diag: &Diag) {
         diag.start_recording();
         let Stage::Discovered { cache, walk } = std::mem::replace(&mut self.stage, Stage::Done)
         else {
@@ -204,6 +206,7 @@ impl Incremental {
             self.settings,
             self.started,
             modules,
+            reader,
         );
         self.stage = Stage::Examined(reads);
     }
@@ -260,10 +263,15 @@ impl Incremental {
     /// The read stage: loads every module not read yet (compressed ones from their stored
     /// records), reports the modules that could not be read, and returns the records in
     /// module order.
-    pub fn read_modules(&mut self, modules: &[DiscoveredModule], diag: &Diag) -> Vec<ModuleRecord> {
+    pub fn read_modules(
+        &mut self,
+        modules: &[DiscoveredModule],
+        reader: &ModuleReader,
+        diag: &Diag,
+    ) -> Vec<ModuleRecord> {
         match &mut self.stage {
-            Stage::Examined(reads) => reads.finish_reads(modules, diag),
-            _ => crate::run::read_all(modules, self.settings.version, self.settings.gzip, diag),
+            Stage::Examined(reads) => reads.finish_reads(modules, reader, diag),
+            _ => crate::run::read_all(modules, reader, diag),
         }
     }
 

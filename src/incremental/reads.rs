@@ -21,12 +21,12 @@ use super::store::{
 };
 use crate::bmsg;
 use crate::diag::{strerror, Diag};
-use crate::discover::DiscoveredModule;
+use crate::discover::{looks_compressed, DiscoveredModule};
 use crate::fs_at::FileKey;
 use crate::module::ImportTable;
 use crate::output::text::{alias_lines_len, devname_line};
 use crate::record::ModuleRecord;
-use crate::run::{looks_compressed, read_module, read_schedule, report_failures, ReadModule};
+use crate::run::{read_schedule, report_failures, ModuleReader, ReadModule};
 
 /// What is known about one module before the memo check.
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +135,7 @@ impl CachedReads {
         settings: ReadSettings,
         started: i128,
         modules: &[DiscoveredModule],
+        reader: &ModuleReader,
     ) -> Self {
         // Keys from the walk, or taken here (file-list mode), once per module.
         let keys: Vec<Option<FileKey>> = modules
@@ -169,7 +170,7 @@ impl CachedReads {
             .map(|i| {
                 let module = &modules[i];
                 let key = keys[i];
-                let loaded = read_module(module, settings.version, settings.gzip);
+                let loaded = reader.read(module);
                 let ok = loaded.failure.is_none();
                 let (bytes, digest) = encoded_record(&loaded.record);
                 let record = looks_compressed(&module.path).then_some(bytes);
@@ -278,8 +279,12 @@ impl CachedReads {
     /// Loads every module not read yet — compressed ones from their records, the others from
     /// their files — reports the modules that could not be read, and returns the records,
     /// in module order.
-    pub fn finish_reads(&mut self, modules: &[DiscoveredModule], diag: &Diag) -> Vec<ModuleRecord> {
-        let settings = self.settings;
+    pub fn finish_reads(
+        &mut self,
+        modules: &[DiscoveredModule],
+        reader: &ModuleReader,
+        diag: &Diag,
+    ) -> Vec<ModuleRecord> {
         let cache = &self.cache;
         // What was read already is moved in afterwards (in place of an empty module).
         let mut results: Vec<(ReadModule, bool)> = self
@@ -297,7 +302,7 @@ impl CachedReads {
                         };
                         return (read, true);
                     }
-                    let loaded = read_module(module, settings.version, settings.gzip);
+                    let loaded = reader.read(module);
                     let held = loaded.failure.is_none()
                         && encoded_record(&loaded.record).1 == entry.digest;
                     (loaded, held)

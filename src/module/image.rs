@@ -149,6 +149,13 @@ impl PartialImage {
         self.file_len
     }
 
+    /// Sets the length of the file, once a read has found where it ends (no loaded byte
+    /// lies past `file_len`).
+    pub(crate) fn set_file_len(&mut self, file_len: u64) {
+        debug_assert!(self.segments.iter().all(|s| s.end() <= file_len));
+        self.file_len = file_len;
+    }
+
     /// Adds a range of `len` bytes at file offset `offset` and returns the buffer to fill.
     /// Ranges may overlap ones already added (they hold the same file bytes). If fewer bytes
     /// could be read, call [`PartialImage::shorten_last`].

@@ -41,6 +41,7 @@ pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
 pub use error::{strerror, Compression, ModuleError};
 pub use import_table::{ImportRef, ImportTable};
 pub use modinfo::parse_modinfo;
+pub(crate) use source::ModuleFile;
 pub use source::{load_image, ModuleImage};
 
 use crate::compat::KmodVersion;
@@ -147,7 +148,7 @@ impl ModuleInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_module(path: &Path, opts: &ReadOptions) -> Result<ModuleInfo, ModuleError> {
-    read_elf(path, opts, |elf| {
+    read_elf(ModuleFile::at_path(path), opts, |elf| {
         let symbols = symbols::symbols(elf);
         ModuleInfo {
             exports: symbols.exports,
@@ -170,15 +171,16 @@ pub struct SelectedInfo {
     pub imports: ImportTable,
 }
 
-/// Like [`read_module`], for depmod's own use: only the values of the modinfo keys in
-/// `modinfo_keys` are copied (depmod needs 3 of a module's typically 20–40 entries), and
-/// the import names share one buffer.
-pub fn read_module_selected(
-    path: &Path,
+/// Like [`read_module`], for depmod's own use: the file is opened where the walk found it
+/// (see [`ModuleFile`]), only the values of the modinfo keys in `modinfo_keys` are copied
+/// (depmod needs 3 of a module's typically 20–40 entries), and the import names share one
+/// buffer.
+pub(crate) fn read_module_selected(
+    module: ModuleFile<'_>,
     opts: &ReadOptions,
     modinfo_keys: &[&[u8]],
 ) -> Result<SelectedInfo, ModuleError> {
-    read_elf(path, opts, |elf| {
+    read_elf(module, opts, |elf| {
         let symbols = symbols::symbols(elf);
         SelectedInfo {
             exports: symbols.exports,
@@ -215,14 +217,15 @@ thread_local! {
     static PARTIAL_IMAGE: RefCell<PartialImage> = RefCell::new(PartialImage::default());
 }
 
-/// Opens `path` and applies `read` to its validated ELF image: for an uncompressed file
+/// Opens `module` and applies `read` to its validated ELF image: for an uncompressed file
 /// usually to the few byte ranges it needs (see `partial.rs`), otherwise to the whole
 /// (mapped or decoded) image. Both give the same result.
 fn read_elf<T>(
-    path: &Path,
+    module: ModuleFile<'_>,
     opts: &ReadOptions,
     read: impl Fn(&elf::ModuleElf<'_>) -> T,
 ) -> Result<T, ModuleError> {
+    let path = module.path;
     PARTIAL_IMAGE.with(|cell| {
         let mut fresh = PartialImage::default();
         let mut borrowed = cell.try_borrow_mut();
@@ -230,7 +233,7 @@ fn read_elf<T>(
             Ok(image) => image,
             Err(_) => &mut fresh,
         };
-        let (file, format) = source::open_module(path, opts, image)?;
+        let (file, format) = source::open_module(module, opts, image)?;
         if format == Compression::None {
             if let Some(value) = partial::read_partially(&file, image, opts.version, &read) {
                 return Ok(value);

@@ -14,6 +14,7 @@ use super::elf::SectionRange;
 use super::error::{Compression, ModuleError};
 use super::image::{ImageBytes, PartialImage};
 use super::ReadOptions;
+use crate::fs_at::DirHandle;
 
 /// The bytes of a module's ELF image: the mapped file, or a decompressed buffer.
 #[derive(Debug)]
@@ -37,28 +38,76 @@ impl ModuleImage {
 /// Opens `path` and produces its ELF image, decompressing when its magic says so.
 pub fn load_image(path: &Path, opts: &ReadOptions) -> Result<ModuleImage, ModuleError> {
     let mut head = PartialImage::default();
-    let (file, format) = open_module(path, opts, &mut head)?;
+    let (file, format) = open_module(ModuleFile::at_path(path), opts, &mut head)?;
     whole_image(&file, format, path, opts)
+}
+
+/// A module file to read: its path, and what the walk that found it knows already.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModuleFile<'a> {
+    /// The path kmod opens; messages name it.
+    pub path: &'a Path,
+    /// A directory held open and the file's path below it. The file is opened there, which
+    /// spares the kernel looking up the leading directories again for every module.
+    pub below: Option<(&'a DirHandle, &'a [u8])>,
+    /// The file's size when the walk saw it, given for files whose name says they are
+    /// compressed: such a file is read whole at once (see [`open_module`]).
+    pub expected_size: Option<u64>,
+}
+
+impl<'a> ModuleFile<'a> {
+    /// The file at `path`, nothing else known.
+    pub fn at_path(path: &'a Path) -> Self {
+        ModuleFile {
+            path,
+            below: None,
+            expected_size: None,
+        }
+    }
+
+    /// Opens the file for reading: below its directory handle if it has one, else by its
+    /// path. A failure below the handle is retried by path, so any error is the one
+    /// opening the path gives.
+    fn open(&self) -> io::Result<File> {
+        if let Some((dir, relative)) = self.below {
+            if let Ok(file) = dir.open_file(relative) {
+                return Ok(file);
+            }
+        }
+        File::open(self.path)
+    }
 }
 
 /// Bytes read from the start of every module before anything else: the magic and the ELF
 /// file header.
 const HEAD_LEN: usize = 64;
 
-/// Opens `path` as libkmod does: checks that it has at least the magic and picks the
-/// decoder. `image` is reset to the file's length and holds its first bytes.
+/// Opens a module file as libkmod does: checks that it has at least the magic and picks the
+/// decoder. `image` is reset to the file's length and holds its first bytes; with an
+/// [`ModuleFile::expected_size`] that still holds, the whole file.
 pub(crate) fn open_module(
-    path: &Path,
+    module: ModuleFile<'_>,
     opts: &ReadOptions,
     image: &mut PartialImage,
 ) -> Result<(File, Compression), ModuleError> {
+    let path = module.path;
     let io_error = |err: io::Error| ModuleError::io(Some(path), err);
-    let file = File::open(path).map_err(io_error)?;
-    let len = file.metadata().map_err(io_error)?.len();
-    image.reset(len);
-    let want = usize::try_from(len).map_or(HEAD_LEN, |len| len.min(HEAD_LEN));
-    let got = read_full_at(&file, image.add(0, want), 0).map_err(io_error)?;
-    image.shorten_last(got);
+    let file = module.open().map_err(io_error)?;
+    let whole = match module.expected_size {
+        Some(size) => read_whole_if_size(&file, image, size).map_err(io_error)?,
+        None => None,
+    };
+    let got = match whole {
+        Some(len) => len,
+        None => {
+            let len = file.metadata().map_err(io_error)?.len();
+            image.reset(len);
+            let want = usize::try_from(len).map_or(HEAD_LEN, |len| len.min(HEAD_LEN));
+            let got = read_full_at(&file, image.add(0, want), 0).map_err(io_error)?;
+            image.shorten_last(got);
+            got
+        }
+    };
     let head = (got >= MAGIC_LEN)
         .then(|| ImageBytes::Partial(image).get(0, MAGIC_LEN))
         .flatten();
@@ -76,6 +125,44 @@ pub(crate) fn open_module(
     }
     Ok((file, format))
 }
+
+/// Reads all of `file` into `image` if it holds at most `size` bytes (the size the walk
+/// saw), asking for one byte more: a read that stops short of that byte found the end of
+/// the file, so the image then has the file's length and all its bytes, as a `stat` and a
+/// read would give them. When the first `pread` returns exactly `size` bytes, that is taken
+/// as the end (a regular file reads short only at its end); otherwise reading goes on until
+/// the end or the extra byte. Returns the file's length, or `None` (and `image` to be
+/// reset) when the file is longer, or too large to read whole.
+fn read_whole_if_size(
+    file: &File,
+    image: &mut PartialImage,
+    size: u64,
+) -> io::Result<Option<usize>> {
+    let Some(want) = size
+        .checked_add(1)
+        .filter(|&want| want <= MAX_WHOLE_READ)
+        .and_then(|want| usize::try_from(want).ok())
+    else {
+        return Ok(None);
+    };
+    image.reset(size + 1);
+    let buf = image.add(0, want);
+    let first = read_some_at(file, buf, 0)?;
+    let got = match first as u64 == size || first == 0 {
+        true => first,
+        false => first + read_full_at(file, &mut buf[first..], first as u64)?,
+    };
+    if got == want {
+        return Ok(None);
+    }
+    image.shorten_last(got);
+    image.set_file_len(got as u64);
+    Ok(Some(got))
+}
+
+/// Compressed files larger than this (no real module comes near) are mapped instead of
+/// read, so that reading one does not need a buffer of its size.
+const MAX_WHOLE_READ: u64 = 64 << 20;
 
 /// The whole ELF image of an opened module: the mapped file, or its decoded contents.
 pub(crate) fn whole_image(
@@ -103,14 +190,16 @@ pub(crate) fn decoded_image(
     opts: &ReadOptions,
     image: &mut PartialImage,
 ) -> Result<ModuleImage, ModuleError> {
-    /// Larger files (no real module comes near) are mapped instead, so that reading one
-    /// does not need a buffer of its size.
-    const MAX_READ: u64 = 64 << 20;
     let len = image.file_len();
-    if len > MAX_READ {
+    if len > MAX_WHOLE_READ {
         return whole_image(file, format, path, opts);
     }
-    let loaded = load_range(file, image, 0, len)
+    let loaded = if image.has(0, len) {
+        Ok(())
+    } else {
+        load_range(file, image, 0, len)
+    };
+    let loaded = loaded
         .ok()
         .and_then(|()| usize::try_from(len).ok())
         .and_then(|len| ImageBytes::Partial(image).get(0, len));
@@ -182,14 +271,22 @@ fn load_range(file: &File, image: &mut PartialImage, start: u64, end: u64) -> io
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+        match read_some_at(file, &mut buf[done..], offset + done as u64)? {
+            0 => break,
+            n => done += n,
         }
     }
     Ok(done)
+}
+
+/// One `pread` into `buf` from file offset `offset` (again if a signal interrupted it).
+fn read_some_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, offset) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
 }
 
 /// Maps the whole file read-only.
@@ -199,4 +296,84 @@ fn map_file(file: &File) -> io::Result<Mmap> {
     // exposure libkmod accepts by mapping modules. Module trees are not modified while
     // depmod runs; all parsing is bounds-checked against the length taken at map time.
     unsafe { Mmap::map(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compat::KmodVersion;
+    use crate::fs_at::DirHandle;
+    use std::os::unix::ffi::OsStrExt;
+    use testkit::synth::SynthModule;
+
+    /// What reading `module` gives: the format and the decoded image, or the error.
+    fn read(module: ModuleFile<'_>, version: KmodVersion) -> Result<Vec<u8>, String> {
+        let opts = ReadOptions {
+            version,
+            ..ReadOptions::default()
+        };
+        let mut image = PartialImage::default();
+        let (file, format) = open_module(module, &opts, &mut image).map_err(|e| e.to_string())?;
+        let decoded = match format {
+            Compression::None => whole_image(&file, format, module.path, &opts),
+            _ => decoded_image(&file, format, module.path, &opts, &mut image),
+        };
+        decoded
+            .map(|image| image.as_bytes().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A module read below its directory with the size the walk saw gives what a read by
+    /// path gives, also when the file changed size since (grew, shrank, or was cut below
+    /// the magic), in every way the walk can be wrong about it.
+    #[test]
+    fn expected_size_and_directory_read_as_a_path_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("kernel")).unwrap();
+        let elf = SynthModule::x86_64()
+            .with_export("demo_register", Some(0x1234))
+            .to_elf();
+        let zst = zstd::bulk::compress(&elf, 3).unwrap();
+        let handle = DirHandle::open(dir.path().as_os_str().as_bytes()).unwrap();
+        let relative = b"kernel/demo.ko.zst";
+        let path = dir.path().join("kernel/demo.ko.zst");
+        let contents: [&[u8]; 5] = [&zst, &zst[..zst.len() - 3], &zst[..4], b"", &elf];
+        for bytes in contents {
+            std::fs::write(&path, bytes).unwrap();
+            let len = bytes.len() as u64;
+            for version in [KmodVersion::V30, KmodVersion::V34] {
+                let by_path = read(ModuleFile::at_path(&path), version);
+                for expected in [
+                    None,
+                    Some(0),
+                    Some(len.saturating_sub(1)),
+                    Some(len),
+                    Some(len + 1),
+                    Some(len + 1000),
+                ] {
+                    let module = ModuleFile {
+                        path: &path,
+                        below: Some((&handle, relative)),
+                        expected_size: expected,
+                    };
+                    assert_eq!(
+                        read(module, version),
+                        by_path,
+                        "{len} bytes, expected {expected:?}, v{version}"
+                    );
+                }
+            }
+        }
+        // A file missing below the handle gives the error of its path.
+        let missing = ModuleFile {
+            path: &dir.path().join("kernel/missing.ko.zst"),
+            below: Some((&handle, b"kernel/missing.ko.zst")),
+            expected_size: Some(10),
+        };
+        assert_eq!(
+            read(missing, KmodVersion::V34),
+            read(ModuleFile::at_path(missing.path), KmodVersion::V34)
+        );
+        assert!(read(missing, KmodVersion::V34).is_err());
+    }
 }

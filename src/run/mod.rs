@@ -40,7 +40,7 @@ pub(crate) use input::os_path;
 pub use plan::is_version_number;
 pub(crate) use plan::{Directories, KernelSymbols, Mode, RunPlan};
 pub(crate) use read::ReadModule;
-pub(crate) use read::{looks_compressed, read_all, read_module, read_schedule, report_failures};
+pub(crate) use read::{read_all, read_schedule, report_failures, ModuleReader};
 pub(crate) use timer::StageTimer;
 pub use write::{write_index_files, WriteOptions, WrittenIndexes};
 
@@ -121,8 +121,9 @@ fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
     let write_options = write_options(options, &plan, &kernel, incremental.is_some());
 
     let progress = Progress::start("reading modules", modules.len(), options.verbose);
+    let reader = ModuleReader::new(&plan.dirs.dirname, options.compat, options.gzip);
     if let Some(mut kept) = incremental.take() {
-        kept.examine(&modules, diag);
+        kept.examine(&modules, &reader, diag);
         timer.stage("check cache");
         let (dirs, config) = (&plan.dirs, config.as_ref());
         if kept.keep_index_files(
@@ -141,8 +142,8 @@ fn run_with(options: &Options, diag: &Diag) -> Result<(), Failed> {
         incremental = Some(kept);
     }
     let records = match incremental.as_mut() {
-        Some(incremental) => incremental.read_modules(&modules, diag),
-        None => read::read_all(&modules, options.compat, options.gzip, diag),
+        Some(incremental) => incremental.read_modules(&modules, &reader, diag),
+        None => read::read_all(&modules, &reader, diag),
     };
     drop(progress);
     timer.stage("read modules");

@@ -10,9 +10,10 @@ use rayon::prelude::*;
 use crate::bmsg;
 use crate::compat::KmodVersion;
 use crate::diag::Diag;
-use crate::discover::DiscoveredModule;
+use crate::discover::{looks_compressed, DiscoveredModule};
+use crate::fs_at::DirHandle;
 use crate::graph::ExportedSymbol;
-use crate::module::{read_module_selected, ModuleError, ReadOptions};
+use crate::module::{read_module_selected, ModuleError, ModuleFile, ReadOptions};
 use crate::record::ModuleRecord;
 
 /// What reading one module file gave.
@@ -56,18 +57,56 @@ fn decoder_messages(path: &Path, err: &ModuleError, version: KmodVersion) -> Vec
 /// The modinfo keys depmod uses.
 const MODINFO_KEYS: [&[u8]; 3] = [b"alias", b"softdep", b"weakdep"];
 
-/// Reads one module file under the reading rules of `version` (`gzip`: `.ko.gz` files are
-/// decoded).
-pub fn read_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) -> ReadModule {
+/// How the read stage reads module files: under the reading rules of a kmod release, and
+/// below the module directory, held open.
+#[derive(Debug)]
+pub struct ModuleReader {
+    version: KmodVersion,
+    /// Whether `.ko.gz` files are decoded.
+    gzip: bool,
+    /// The module directory, if it could be opened: the modules inside it are opened below
+    /// it, each lookup starting there rather than at `/`.
+    module_dir: Option<DirHandle>,
+}
+
+impl ModuleReader {
+    /// A reader for the modules of `module_dir`, under the rules of `version` (`gzip`:
+    /// `.ko.gz` files are decoded).
+    pub fn new(module_dir: &[u8], version: KmodVersion, gzip: bool) -> Self {
+        ModuleReader {
+            version,
+            gzip,
+            module_dir: DirHandle::open(module_dir).ok(),
+        }
+    }
+
+    /// Reads one module file.
+    pub fn read(&self, module: &DiscoveredModule) -> ReadModule {
+        read_module(self, module)
+    }
+}
+
+/// Reads one module file with `reader`'s rules.
+fn read_module(reader: &ModuleReader, module: &DiscoveredModule) -> ReadModule {
     crate::progress::tick();
+    let version = reader.version;
     let mut read = ReadModule::default();
     let options = ReadOptions {
         version,
-        gzip,
+        gzip: reader.gzip,
         ..ReadOptions::default()
     };
     let path = Path::new(OsStr::from_bytes(&module.path));
-    let info = match read_module_selected(path, &options, &MODINFO_KEYS) {
+    let file = ModuleFile {
+        path,
+        below: reader.module_dir.as_ref().zip(module.relpath.as_deref()),
+        // A compressed file is read whole: the size the walk saw makes that one read.
+        expected_size: module
+            .key
+            .filter(|_| looks_compressed(&module.path))
+            .map(|key| key.size),
+    };
+    let info = match read_module_selected(file, &options, &MODINFO_KEYS) {
         Ok(info) => info,
         Err(err) => {
             read.failure = Some(ReadFailure {
@@ -107,13 +146,6 @@ pub fn read_module(module: &DiscoveredModule, version: KmodVersion, gzip: bool) 
     read
 }
 
-/// Whether a module's name says it is compressed (decoding dominates its read time).
-pub fn looks_compressed(path: &[u8]) -> bool {
-    [&b".xz"[..], b".zst", b".gz"]
-        .iter()
-        .any(|ext| path.ends_with(ext))
-}
-
 /// The order in which modules are handed to the reading threads: largest compressed files
 /// first, so that no big decode starts last and leaves the other cores idle. Uncompressed
 /// trees keep module order (their reads are short and even; a `stat` each would cost more
@@ -139,8 +171,7 @@ pub fn read_schedule(modules: &[DiscoveredModule]) -> Vec<usize> {
 /// records, in module order.
 pub fn read_all(
     modules: &[DiscoveredModule],
-    version: KmodVersion,
-    gzip: bool,
+    reader: &ModuleReader,
     diag: &Diag,
 ) -> Vec<ModuleRecord> {
     let mut slots: Vec<Option<ReadModule>> = (0..modules.len()).map(|_| None).collect();
@@ -150,7 +181,7 @@ pub fn read_all(
     let results: Vec<(usize, ReadModule)> = read_schedule(modules)
         .into_par_iter()
         .with_max_len(1)
-        .map(|i| (i, read_module(&modules[i], version, gzip)))
+        .map(|i| (i, reader.read(&modules[i])))
         .collect();
     for (i, result) in results {
         slots[i] = Some(result);

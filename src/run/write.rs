@@ -228,7 +228,6 @@ fn publish_in_order(
     mut prepared: Vec<StagedOutput<'_>>,
 ) -> Result<Vec<WrittenFile>, Failed> {
     let mut written = Vec::new();
-    let mut replaced = Vec::new();
     for file in OutputFile::sequence(settings.version) {
         let Some(at) = prepared.iter().position(|one| one.file() == file) else {
             continue;
@@ -236,9 +235,10 @@ fn publish_in_order(
         let staged = prepared.swap_remove(at);
         let (one, old) = publish_staged(settings, publisher, staged)?;
         written.push(one);
-        replaced.extend(old);
+        if let Some(old) = old {
+            drop_in_background(old);
+        }
     }
-    drop_in_background(replaced);
     publisher.finish().map_err(|err| {
         settings.diag.error(err.message());
         Failed

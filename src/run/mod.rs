@@ -30,6 +30,7 @@ mod publish;
 mod quick;
 mod read;
 mod resolve;
+mod threads;
 mod timer;
 mod write;
 
@@ -41,6 +42,7 @@ pub use plan::is_version_number;
 pub(crate) use plan::{Directories, KernelSymbols, Mode, RunPlan};
 pub(crate) use read::ReadModule;
 pub(crate) use read::{read_all, read_schedule, report_failures, ModuleReader};
+pub use threads::start_thread_pool;
 pub(crate) use timer::StageTimer;
 pub use write::{write_index_files, WriteOptions, WrittenIndexes};
 

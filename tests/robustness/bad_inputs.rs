@@ -6,7 +6,7 @@ use depmod_rs::module::Compression;
 use testkit::synth::{compress, SynthModule};
 
 use crate::harness::{
-    assert_same_as_kmod, assert_same_as_kmod_with, sh, x86, Compare, RunResult, Tree,
+    assert_same_as_kmod, assert_same_as_kmod_with, clip, sh, x86, Compare, RunResult, Tree,
 };
 
 /// Runs must finish normally (no panic: a panicking Rust binary exits 101).
@@ -511,6 +511,55 @@ fn dangling_symlinks_and_symlink_loops() {
     result.assert_good_indexed();
     assert_names(&result, "self.ko", "Too many levels of symbolic links");
     assert_names(&result, "dangling.ko", "No such file or directory");
+}
+
+#[test]
+fn very_deep_tree_ends_without_exhausting_the_stack() {
+    // 6,000 nested directories, made one level at a time below an open directory, as only a
+    // program that never names the whole path can make them. kmod opens one name at a time
+    // and goes all the way down; depmod-rs opens a directory below its parent until the path
+    // reaches PATH_MAX, then by its path, so the walk ends there (ENAMETOOLONG) with its
+    // recursion bounded, as it always did when it opened every directory by path.
+    let tree = Tree::new();
+    use std::os::unix::ffi::OsStrExt;
+    let top = std::ffi::CString::new(tree.moddir().join("kernel").as_os_str().as_bytes()).unwrap();
+    // SAFETY: plain system calls on NUL-terminated names; every descriptor opened is closed.
+    unsafe {
+        let mut fd = libc::open(top.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        assert!(fd >= 0);
+        for _ in 0..6000 {
+            assert_eq!(libc::mkdirat(fd, c"d".as_ptr(), 0o755), 0);
+            let next = libc::openat(fd, c"d".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+            assert!(next >= 0);
+            libc::close(fd);
+            fd = next;
+        }
+        libc::close(fd);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = crate::harness::ours()
+        .arg("-b")
+        .arg(tree.root())
+        .arg("-C")
+        .arg(tree.conf())
+        .arg("-o")
+        .arg(out.path())
+        .arg(crate::harness::KVER)
+        .output()
+        .unwrap();
+    let result = crate::harness::collect(
+        run,
+        &out.path().join("lib/modules").join(crate::harness::KVER),
+        &[],
+    );
+    assert_no_panic(&result);
+    assert_eq!(result.code, Some(0), "{}", clip(&result.stderr));
+    assert!(
+        result.stderr.contains("File name too long"),
+        "{}",
+        clip(&result.stderr)
+    );
+    result.assert_good_indexed();
 }
 
 #[test]

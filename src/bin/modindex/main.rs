@@ -38,6 +38,8 @@ pub(crate) enum Command {
 }
 
 fn main() -> ExitCode {
+    // `verify DIR` and `graph --run` walk module trees as depmod does.
+    depmod_rs::run::start_thread_pool();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Dump(args) => dump::run(args),

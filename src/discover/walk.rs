@@ -2,10 +2,6 @@
 //! order so that registrations and messages are those of a sequential walk; with `--cache`,
 //! unchanged directories are listed from the last walk's listings.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
-
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -13,7 +9,8 @@ use super::{has_module_extension, is_excluded, looks_compressed, DiscoveredModul
 use crate::bmsg;
 use crate::config::Config;
 use crate::diag::{strerror, Diag};
-use crate::fs_at::{DirHandle, FileKey};
+use crate::fgets::PATH_MAX;
+use crate::fs_at::{DirEntry, DirHandle, EntryKind, FileKey};
 
 /// Failure to open the module directory itself (kmod: FATAL "could not search modules").
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +170,7 @@ fn search_root(
 ) -> Result<(), SearchError> {
     let config = rules.config;
     let prefix = bmsg!(root, "/");
-    let listing = match Listing::list(rules, &prefix, None) {
+    let listing = match Listing::list(rules, &prefix, None, false) {
         Ok(listing) => listing,
         Err(err) => {
             diag.error(bmsg!(
@@ -250,8 +247,9 @@ enum ListedKind {
     Module(DiscoveredModule),
     /// A subdirectory, listed, or the error opening it.
     Dir(Result<Listing, std::io::Error>),
-    /// A subdirectory still to be listed (only while a [`Listing`] is made).
-    Pending,
+    /// A subdirectory still to be listed (only while a [`Listing`] is made), and whether
+    /// the entry is a symbolic link to it.
+    Pending { link: bool },
     /// An entry of unknown type whose `stat` failed.
     StatFailed(std::io::Error),
     /// Not a regular file nor a directory: its `st_mode` file type bits.
@@ -261,26 +259,25 @@ enum ListedKind {
 impl Listing {
     /// Lists the directory `prefix` (which ends in `/`) and, in parallel, every subdirectory
     /// below it — from a known listing where one holds. `parent` is the directory holding
-    /// this one and its name there, when it is held open.
+    /// this one and its name there, when it is held open: the directory is then opened
+    /// below it, as kmod's walk opens it (`openat` of the name), else by its path.
+    /// `by_path`: a symbolic link led here, and everything below is opened by its path (see
+    /// [`Listing::list_subdirectories`]).
     fn list(
         rules: ListRules<'_>,
         prefix: &[u8],
         parent: Option<(&DirHandle, &[u8])>,
+        by_path: bool,
     ) -> std::io::Result<Listing> {
         let path = &prefix[..prefix.len() - 1];
-        let read_dir = || std::fs::read_dir(OsStr::from_bytes(path));
+        let dir = match parent {
+            Some((parent, name)) => parent.open_listing_dir(name)?,
+            None => DirHandle::open_listing(path)?,
+        };
         let Some(cache) = rules.cache else {
-            return Listing::read(rules, read_dir()?, prefix, None, None);
+            return Ok(Listing::read(rules, &dir, prefix, None, by_path));
         };
-        let handle = match parent {
-            Some((dir, name)) => dir.open_dir(name),
-            None => DirHandle::open(path),
-        };
-        let Ok(handle) = handle else {
-            // Reading it fails the same way, with the error kmod's walk reports.
-            return Listing::read(rules, read_dir()?, prefix, None, None);
-        };
-        let dir_key = handle.stat().ok().map(|stat| stat.key);
+        let dir_key = dir.stat().ok().map(|stat| stat.key);
         let known = dir_key.and_then(|key| {
             cache
                 .known?
@@ -288,12 +285,12 @@ impl Listing {
                 .filter(|listing| listing.settled && listing.key == key)
         });
         if let Some(known) = known {
-            if let Some(listing) = Listing::reuse(rules, known, prefix, &handle) {
+            if let Some(listing) = Listing::reuse(rules, known, prefix, &dir, by_path) {
                 return Ok(listing);
             }
         }
         let dir_key = dir_key.map(|key| (key, key.is_settled(cache.started)));
-        Listing::read(rules, read_dir()?, prefix, dir_key, Some(&handle))
+        Ok(Listing::read(rules, &dir, prefix, dir_key, by_path))
     }
 
     /// The listing of `prefix` (open as `dir`) from `known`, with each module file `stat`ed;
@@ -303,13 +300,14 @@ impl Listing {
         known: &DirListing,
         prefix: &[u8],
         dir: &DirHandle,
+        by_path: bool,
     ) -> Option<Listing> {
         let mut listed = Vec::new();
         for (name, is_dir) in known.entries() {
             let entry = if is_dir {
                 Listed {
                     name: name.to_vec(),
-                    kind: ListedKind::Pending,
+                    kind: ListedKind::Pending { link: false },
                 }
             } else {
                 match dir.stat_entry(name) {
@@ -323,61 +321,59 @@ impl Listing {
             entries: listed,
             kept: Some((known.clone(), false)),
         };
-        listing.list_subdirectories(rules, prefix, Some(dir));
+        listing.list_subdirectories(rules, prefix, dir, by_path);
         Some(listing)
     }
 
-    /// Lists `entries` (the directory `prefix`, open as `dir` if held) and its
-    /// subdirectories. With `dir_key` (the directory's key, and whether it has settled) a
-    /// plain listing is kept.
+    /// Lists the directory `prefix`, open as `dir`, and its subdirectories. With `dir_key`
+    /// (the directory's key, and whether it has settled) a plain listing is kept.
     fn read(
         rules: ListRules<'_>,
-        entries: std::fs::ReadDir,
+        dir: &DirHandle,
         prefix: &[u8],
         dir_key: Option<(FileKey, bool)>,
-        dir: Option<&DirHandle>,
-    ) -> std::io::Result<Listing> {
+        by_path: bool,
+    ) -> Listing {
         let ListRules { config, gzip, .. } = rules;
         let keys = rules.cache.is_some();
         let mut listed = Vec::new();
         let mut plain = true;
-        for entry in entries {
-            let Ok(entry) = entry else {
+        let entries = dir.entries();
+        for entry in entries.iter() {
+            let Ok(DirEntry { name, d_type }) = entry else {
                 plain = false;
                 continue;
             };
-            let name = entry.file_name();
-            let name = name.as_bytes();
-            let kind = match classify(config, gzip, name, entry.file_type()) {
+            let kind = match classify(config, gzip, name, dir.entry_kind(name, d_type)) {
                 EntryClass::Skipped => continue,
                 EntryClass::Module => {
                     // A regular file: its own `stat` (relative to the open directory) is
                     // the one a read through the path sees. A compressed one is read
                     // whole, largest first, so its size is wanted in any case.
                     let key = (keys || looks_compressed(name))
-                        .then(|| entry.metadata().ok())
+                        .then(|| dir.lstat_entry(name).ok())
                         .flatten()
-                        .map(|meta| FileKey::from_metadata(&meta));
+                        .map(|stat| stat.key);
                     plain &= key.is_some();
                     listed.push(Listed::module(rules, prefix, name, key));
                     continue;
                 }
-                EntryClass::Dir => ListedKind::Pending,
+                EntryClass::Dir => ListedKind::Pending { link: false },
                 EntryClass::Other => {
                     plain = false;
-                    match std::fs::metadata(OsStr::from_bytes(&bmsg!(prefix, name))) {
+                    // kmod's `fstatat(dirfd, name, 0)`: symbolic links followed.
+                    match dir.stat_entry(name) {
                         Err(err) => ListedKind::StatFailed(err),
-                        Ok(meta) if meta.is_file() => {
+                        Ok(stat) if stat.is_file => {
                             if !has_module_extension(name, gzip) {
                                 continue;
                             }
-                            let key = (keys || looks_compressed(name))
-                                .then(|| FileKey::from_metadata(&meta));
+                            let key = (keys || looks_compressed(name)).then_some(stat.key);
                             listed.push(Listed::module(rules, prefix, name, key));
                             continue;
                         }
-                        Ok(meta) if meta.is_dir() => ListedKind::Pending,
-                        Ok(meta) => ListedKind::Unsupported(file_type_bits(meta.file_type())),
+                        Ok(stat) if stat.is_dir() => ListedKind::Pending { link: true },
+                        Ok(stat) => ListedKind::Unsupported(stat.file_type),
                     }
                 }
             };
@@ -388,7 +384,7 @@ impl Listing {
         }
         let kept = dir_key.filter(|_| plain).and_then(|(key, settled)| {
             let entries = listed.iter().map(|entry| {
-                let is_dir = matches!(entry.kind, ListedKind::Pending);
+                let is_dir = matches!(entry.kind, ListedKind::Pending { .. });
                 (entry.name(), is_dir)
             });
             Some((DirListing::new(key, settled, entries)?, true))
@@ -397,22 +393,31 @@ impl Listing {
             entries: listed,
             kept,
         };
-        listing.list_subdirectories(rules, prefix, dir);
-        Ok(listing)
+        listing.list_subdirectories(rules, prefix, dir, by_path);
+        listing
     }
 
-    /// Lists the pending subdirectories (of `prefix`, open as `dir` if held), in parallel.
+    /// Lists the pending subdirectories of `prefix` (open as `dir`), in parallel.
+    ///
+    /// Each is opened below `dir`, except below a symbolic link (`by_path`, or the entry is
+    /// one) or where its path reaches `PATH_MAX`: there every directory is opened by its
+    /// whole path. A loop of links (`sub/up -> ..`) then ends where the kernel stops
+    /// following links in one path (`ELOOP`), and a tree nested thousands of levels deep
+    /// where its paths grow too long (`ENAMETOOLONG`), which bounds the walk's recursion;
+    /// kmod, which opens one name at a time, goes on until it runs out of file descriptors.
     fn list_subdirectories(
         &mut self,
         rules: ListRules<'_>,
         prefix: &[u8],
-        dir: Option<&DirHandle>,
+        dir: &DirHandle,
+        by_path: bool,
     ) {
         self.entries.par_iter_mut().for_each(|entry| {
-            if matches!(entry.kind, ListedKind::Pending) {
+            if let ListedKind::Pending { link } = entry.kind {
                 let path = bmsg!(prefix, entry.name, "/");
-                let parent = dir.map(|dir| (dir, entry.name.as_slice()));
-                entry.kind = ListedKind::Dir(Listing::list(rules, &path, parent));
+                let below = !(by_path || link) && path.len() < PATH_MAX;
+                let parent = below.then_some((dir, entry.name.as_slice()));
+                entry.kind = ListedKind::Dir(Listing::list(rules, &path, parent, !below));
             }
         });
     }
@@ -435,17 +440,17 @@ fn classify(
     config: &Config,
     gzip: bool,
     name: &[u8],
-    file_type: std::io::Result<std::fs::FileType>,
+    kind: std::io::Result<EntryKind>,
 ) -> EntryClass {
     if is_excluded(config, name) {
         return EntryClass::Skipped;
     }
-    match file_type {
-        Ok(t) if t.is_file() => match has_module_extension(name, gzip) {
+    match kind {
+        Ok(EntryKind::File) => match has_module_extension(name, gzip) {
             true => EntryClass::Module,
             false => EntryClass::Skipped,
         },
-        Ok(t) if t.is_dir() => EntryClass::Dir,
+        Ok(EntryKind::Dir) => EntryClass::Dir,
         _ => EntryClass::Other,
     }
 }
@@ -460,11 +465,12 @@ pub fn plain_listing(
     key: FileKey,
     settled: bool,
 ) -> Option<DirListing> {
+    let dir = DirHandle::open_listing(path).ok()?;
+    let entries = dir.entries();
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(OsStr::from_bytes(path)).ok()? {
-        let entry = entry.ok()?;
-        let name = entry.file_name();
-        let is_dir = match classify(config, gzip, name.as_bytes(), entry.file_type()) {
+    for entry in entries.iter() {
+        let DirEntry { name, d_type } = entry.ok()?;
+        let is_dir = match classify(config, gzip, name, dir.entry_kind(name, d_type)) {
             EntryClass::Skipped => continue,
             EntryClass::Module => false,
             EntryClass::Dir => true,
@@ -472,27 +478,7 @@ pub fn plain_listing(
         };
         names.push((name, is_dir));
     }
-    let entries = names
-        .iter()
-        .map(|(name, is_dir)| (name.as_bytes(), *is_dir));
-    DirListing::new(key, settled, entries)
-}
-
-/// The `S_IFMT` bits kmod prints for an unsupported file type.
-fn file_type_bits(ft: std::fs::FileType) -> u32 {
-    if ft.is_symlink() {
-        0o120000
-    } else if ft.is_block_device() {
-        0o060000
-    } else if ft.is_char_device() {
-        0o020000
-    } else if ft.is_fifo() {
-        0o010000
-    } else if ft.is_socket() {
-        0o140000
-    } else {
-        0
-    }
+    DirListing::new(key, settled, names.into_iter())
 }
 
 /// The fixed context of one walk.
@@ -553,7 +539,7 @@ impl Walk<'_> {
                     ": ",
                     format!("{mode:o}")
                 )),
-                ListedKind::Pending => {}
+                ListedKind::Pending { .. } => {}
             }
         }
     }

@@ -91,6 +91,7 @@ fn stat_path(root: &DirHandle, dirname: &[u8], path: &[u8]) -> Option<Stat> {
             Some(Stat {
                 key: FileKey::from_metadata(&meta),
                 is_file: meta.is_file(),
+                file_type: std::os::unix::fs::MetadataExt::mode(&meta) & libc::S_IFMT,
             })
         }
     }

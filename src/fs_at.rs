@@ -90,13 +90,16 @@ pub struct DirHandle {
 pub struct Stat {
     /// The file's identity.
     pub key: FileKey,
-    /// `S_ISREG`.
-    pub is_file: bool,
     /// The file type bits of `st_mode` (`S_IFMT`).
     pub file_type: u32,
 }
 
 impl Stat {
+    /// `S_ISREG`.
+    pub fn is_file(&self) -> bool {
+        self.file_type == libc::S_IFREG
+    }
+
     /// `S_ISDIR`.
     pub fn is_dir(&self) -> bool {
         self.file_type == libc::S_IFDIR
@@ -153,7 +156,6 @@ fn stat_at(dirfd: i32, name: &CStr, flags: i32) -> io::Result<Stat> {
             mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
             ctime_ns: i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec),
         },
-        is_file: st.st_mode & libc::S_IFMT == libc::S_IFREG,
         file_type: st.st_mode & libc::S_IFMT,
     })
 }
@@ -363,10 +365,10 @@ mod tests {
         let sub = root.open_listing_dir(b"sub").unwrap();
         let by_path = |rel: &str| FileKey::of(&dir.path().join(rel)).unwrap();
         assert_eq!(sub.stat().unwrap().key, by_path("sub"));
-        assert!(!sub.stat().unwrap().is_file);
+        assert!(!sub.stat().unwrap().is_file());
         let file = sub.stat_entry(b"a.ko").unwrap();
         assert_eq!(file.key, by_path("sub/a.ko"));
-        assert!(file.is_file);
+        assert!(file.is_file());
         assert_eq!(sub.stat_entry(b"link.ko").unwrap(), file);
         let missing = sub.stat_entry(b"missing.ko").unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
@@ -433,7 +435,7 @@ mod tests {
         assert_eq!(ours, theirs);
         let lstat = listing.lstat_entry(b"link.ko").unwrap();
         assert_eq!(lstat.file_type, libc::S_IFLNK);
-        assert!(listing.stat_entry(b"link.ko").unwrap().is_file);
+        assert!(listing.stat_entry(b"link.ko").unwrap().is_file());
         assert_eq!(
             listing.stat_entry(b"fifo").unwrap().file_type,
             libc::S_IFIFO

@@ -311,7 +311,9 @@ impl Listing {
                 }
             } else {
                 match dir.stat_entry(name) {
-                    Ok(stat) if stat.is_file => Listed::module(rules, prefix, name, Some(stat.key)),
+                    Ok(stat) if stat.is_file() => {
+                        Listed::module(rules, prefix, name, Some(stat.key))
+                    }
                     _ => return None,
                 }
             };
@@ -364,7 +366,7 @@ impl Listing {
                     // kmod's `fstatat(dirfd, name, 0)`: symbolic links followed.
                     match dir.stat_entry(name) {
                         Err(err) => ListedKind::StatFailed(err),
-                        Ok(stat) if stat.is_file => {
+                        Ok(stat) if stat.is_file() => {
                             if !has_module_extension(name, gzip) {
                                 continue;
                             }

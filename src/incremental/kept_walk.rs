@@ -90,7 +90,6 @@ fn stat_path(root: &DirHandle, dirname: &[u8], path: &[u8]) -> Option<Stat> {
             let meta = std::fs::metadata(OsStr::from_bytes(path)).ok()?;
             Some(Stat {
                 key: FileKey::from_metadata(&meta),
-                is_file: meta.is_file(),
                 file_type: std::os::unix::fs::MetadataExt::mode(&meta) & libc::S_IFMT,
             })
         }
@@ -124,7 +123,7 @@ pub fn rewalk(
                 .with_min_len(64)
                 .map(|path| {
                     let stat = stat_path(&root, dirname, path)?;
-                    stat.is_file.then_some(stat.key)
+                    stat.is_file().then_some(stat.key)
                 })
                 .collect()
         },

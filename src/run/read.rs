@@ -82,68 +82,63 @@ impl ModuleReader {
 
     /// Reads one module file.
     pub fn read(&self, module: &DiscoveredModule) -> ReadModule {
-        read_module(self, module)
-    }
-}
-
-/// Reads one module file with `reader`'s rules.
-fn read_module(reader: &ModuleReader, module: &DiscoveredModule) -> ReadModule {
-    crate::progress::tick();
-    let version = reader.version;
-    let mut read = ReadModule::default();
-    let options = ReadOptions {
-        version,
-        gzip: reader.gzip,
-        ..ReadOptions::default()
-    };
-    let path = Path::new(OsStr::from_bytes(&module.path));
-    let file = ModuleFile {
-        path,
-        below: reader.module_dir.as_ref().zip(module.relpath.as_deref()),
-        // A compressed file is read whole: the size the walk saw makes that one read.
-        expected_size: module
-            .key
-            .filter(|_| looks_compressed(&module.path))
-            .map(|key| key.size),
-    };
-    let info = match read_module_selected(file, &options, &MODINFO_KEYS) {
-        Ok(info) => info,
-        Err(err) => {
-            read.failure = Some(ReadFailure {
-                error: err.kmod_strerror().to_string(),
-                decoder_messages: decoder_messages(path, &err, version),
-            });
-            return read;
-        }
-    };
-    let record = &mut read.record;
-    match info.exports {
-        Ok(exports) => {
-            record.exports = exports
-                .into_iter()
-                .map(|e| ExportedSymbol {
-                    name: e.name,
-                    crc: e.crc,
+        crate::progress::tick();
+        let version = self.version;
+        let mut read = ReadModule::default();
+        let options = ReadOptions {
+            version,
+            gzip: self.gzip,
+            ..ReadOptions::default()
+        };
+        let path = Path::new(OsStr::from_bytes(&module.path));
+        let file = ModuleFile {
+            path,
+            below: self.module_dir.as_ref().zip(module.relpath.as_deref()),
+            // A compressed file is read whole: the size the walk saw makes that one read.
+            expected_size: module
+                .key
+                .filter(|_| looks_compressed(&module.path))
+                .map(|key| key.size),
+        };
+        let info = match read_module_selected(file, &options, &MODINFO_KEYS) {
+            Ok(info) => info,
+            Err(err) => {
+                read.failure = Some(ReadFailure {
+                    error: err.kmod_strerror().to_string(),
+                    decoder_messages: decoder_messages(path, &err, version),
+                });
+                return read;
+            }
+        };
+        let record = &mut read.record;
+        match info.exports {
+            Ok(exports) => {
+                record.exports = exports
+                    .into_iter()
+                    .map(|e| ExportedSymbol {
+                        name: e.name,
+                        crc: e.crc,
+                    })
+                    .collect()
+            }
+            Err(err) => {
+                read.failure = Some(ReadFailure {
+                    error: err.kmod_strerror().to_string(),
+                    decoder_messages: Vec::new(),
                 })
-                .collect()
+            }
         }
-        Err(err) => {
-            read.failure = Some(ReadFailure {
-                error: err.kmod_strerror().to_string(),
-                decoder_messages: Vec::new(),
-            })
+        // In MODINFO_KEYS order.
+        let [aliases, softdeps, weakdeps]: [Vec<Vec<u8>>; 3] =
+            info.modinfo_values.try_into().unwrap_or_default();
+        record.aliases = aliases;
+        record.softdeps = softdeps;
+        if version.has_weakdep() {
+            record.weakdeps = weakdeps;
         }
+        record.imports = info.imports;
+        read
     }
-    // In MODINFO_KEYS order.
-    let [aliases, softdeps, weakdeps]: [Vec<Vec<u8>>; 3] =
-        info.modinfo_values.try_into().unwrap_or_default();
-    record.aliases = aliases;
-    record.softdeps = softdeps;
-    if version.has_weakdep() {
-        record.weakdeps = weakdeps;
-    }
-    record.imports = info.imports;
-    read
 }
 
 /// The order in which modules are handed to the reading threads: largest compressed files

@@ -135,9 +135,13 @@ pub fn resolve<'p>(
             );
         }
     }
+    // The exported names are looked up about seven times each: copied next to each other,
+    // the bytes each lookup compares are mostly in cache, where each in its own allocation
+    // was a cache miss.
+    let export_names = ExportNames::new(modules, options.symbol_prefix);
+    let mut names = export_names.iter();
     for (idx, module) in modules.iter().enumerate() {
-        for export in &module.exports {
-            let name = strip_one(&export.name, options.symbol_prefix);
+        for (export, name) in module.exports.iter().zip(names.by_ref()) {
             table.insert(
                 name,
                 SymbolEntry {
@@ -184,6 +188,41 @@ pub fn resolve<'p>(
     Graph {
         deps,
         symbols: in_symbol_table_order(owned),
+    }
+}
+
+/// Every exported name (without the symbol prefix), in module order, back to back in one
+/// buffer.
+struct ExportNames {
+    bytes: Vec<u8>,
+    /// Where each name ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl ExportNames {
+    fn new(modules: &[ModuleRecord], symbol_prefix: Option<u8>) -> Self {
+        let names = || {
+            modules
+                .iter()
+                .flat_map(|module| &module.exports)
+                .map(|export| strip_one(&export.name, symbol_prefix))
+        };
+        let mut bytes = Vec::with_capacity(names().map(<[u8]>::len).sum());
+        let mut ends = Vec::with_capacity(names().count());
+        for name in names() {
+            bytes.extend_from_slice(name);
+            ends.push(bytes.len());
+        }
+        ExportNames { bytes, ends }
+    }
+
+    /// The names, in module order.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.ends.iter().scan(0, |start, &end| {
+            let name = &self.bytes[*start..end];
+            *start = end;
+            Some(name)
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use depmod_rs::cli::{self, Command};
 
 fn main() {
     depmod_rs::run::tune_allocator_for_one_run();
+    depmod_rs::run::leave_memory_to_exit();
     depmod_rs::run::start_thread_pool();
     let mut args = std::env::args_os().map(|a| a.into_vec());
     let argv0 = args.next().unwrap_or_else(|| b"depmod".to_vec());

@@ -10,9 +10,10 @@
 
 use std::io::Write;
 
+use super::background::close_in_background;
 use super::encode::{Encoded, EncodedFile};
 use super::input::os_path;
-use super::{drop_in_background, Failed};
+use super::Failed;
 use crate::bmsg;
 use crate::compat::KmodVersion;
 use crate::diag::HeldMessages;
@@ -156,7 +157,7 @@ pub fn publish_with(
         .and_then(|staged| staged.rename());
     match committed {
         Ok(replaced) => {
-            drop_in_background(replaced);
+            close_in_background(replaced);
             Ok(written)
         }
         Err(err @ PublishError::CreateTemp(_)) => {

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::background::drop_in_background;
+use super::background::{close_in_background, drop_in_background};
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
 use super::input::os_path;
 use super::publish::{
@@ -236,7 +236,7 @@ fn publish_in_order(
         let (one, old) = publish_staged(settings, publisher, staged)?;
         written.push(one);
         if let Some(old) = old {
-            drop_in_background(old);
+            close_in_background(old);
         }
     }
     publisher.finish().map_err(|err| {

@@ -26,8 +26,6 @@ use crate::publish::{
 /// What every publication shares.
 #[derive(Debug, Clone, Copy)]
 pub struct PublishSettings<'a> {
-    /// The kmod release whose files are written (their order).
-    pub version: KmodVersion,
     /// Where messages go.
     pub diag: &'a Diag,
     /// Whether each file's digest is taken as it is written.

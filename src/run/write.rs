@@ -12,12 +12,12 @@
 
 use rayon::prelude::*;
 
-use super::background::{close_in_background, drop_in_background};
+use super::background::drop_in_background;
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
+use super::in_order::InOrder;
 use super::input::os_path;
 use super::publish::{
-    can_write_early, prepare_output_dir, publish_staged, publish_with, stage_file, PublishSettings,
-    StagedOutput,
+    can_write_early, prepare_output_dir, publish_with, stage_file, PublishSettings,
 };
 use super::resolve::{resolve_graph, ResolvedGraph};
 use super::Failed;
@@ -102,7 +102,6 @@ pub fn write_index_files(
         warn: options.warn,
     };
     let publish = PublishSettings {
-        version: options.version,
         diag,
         digests: options.file_digests,
     };
@@ -121,8 +120,9 @@ pub fn write_index_files(
     };
     let publisher = Publisher::new(os_path(&options.output_dir)).with_fsync(options.fsync);
     let stage_early = !options.dry_run && can_write_early(&publisher, options.version);
-    let (resolution, early_prepared) = rayon::join(
-        || -> Result<Resolution<'_>, Failed> {
+    let in_order = InOrder::new(publish, &publisher, OutputFile::sequence(options.version));
+    let (resolution, ()) = rayon::join(
+        || -> Result<Resolution, Failed> {
             let resolved = resolve_graph(
                 modules,
                 &symbols,
@@ -145,34 +145,34 @@ pub fn write_index_files(
                 return Ok(Resolution { rest, direct });
             }
             prepare_output_dir(&options.output_dir, options.create_output_dir, diag)?;
-            let files = publish_dep_and_stage_graph_files(
+            publish_graph_files(
                 encode,
                 publish,
                 modules,
                 resolved,
                 &publisher,
                 stage_early,
+                &in_order,
             )?;
-            let rest = Rest::ToPublish(files);
+            let rest = Rest::Published;
             Ok(Resolution { rest, direct })
         },
         || {
-            early_files
-                .par_iter()
-                .map(|&file| {
-                    stage_file(publish, &publisher, file, stage_early, || {
-                        encode_file(encode, &unresolved, file)
-                    })
-                })
-                .collect::<Vec<_>>()
+            early_files.par_iter().for_each(|&file| {
+                in_order.offer(stage_file(publish, &publisher, file, stage_early, || {
+                    encode_file(encode, &unresolved, file)
+                }))
+            })
         },
     );
     let Resolution { rest, direct } = resolution?;
     let files = match rest {
-        Rest::ToPublish(mut output) => {
-            output.prepared.extend(early_prepared);
-            let mut files = publish_in_order(publish, &publisher, output.prepared)?;
-            files.insert(0, output.dep);
+        Rest::Published => {
+            let files = in_order.finish()?;
+            publisher.finish().map_err(|err| {
+                diag.error(err.message());
+                Failed
+            })?;
             files
         }
         Rest::ToPrint(graph) => {
@@ -195,74 +195,37 @@ pub fn write_index_files(
 
 /// What the resolving side gives: what is left to do, and each module's direct dependencies
 /// when they are wanted.
-struct Resolution<'p> {
-    rest: Rest<'p>,
+struct Resolution {
+    rest: Rest,
     direct: Option<Vec<Vec<usize>>>,
 }
 
-/// What is left to do once resolved: with `-n`, print from the graph; otherwise publish the
-/// other files, `modules.dep` being published already and the files that need the graph
-/// written (the graph itself is then freed).
-enum Rest<'p> {
-    /// `-n`: nothing was written.
+/// What is left to do once resolved.
+enum Rest {
+    /// `-n`: nothing was written; print from the graph.
     ToPrint(ResolvedGraph),
-    /// The files that need the graph, ready to publish.
-    ToPublish(GraphFiles<'p>),
-}
-
-/// The other files that need the graph, ready for their turn (written under their temporary
-/// names when files are written early), once `modules.dep` is published.
-struct GraphFiles<'p> {
-    prepared: Vec<StagedOutput<'p>>,
-    /// `modules.dep` as written.
-    dep: WrittenFile,
-}
-
-/// Publishes the `prepared` files in kmod's order, printing each file's diagnostics just
-/// before it is published and stopping at the first fatal one, then finishes the
-/// directory. Files of the sequence that are not in `prepared` (`modules.dep`) were
-/// published already. The replaced files are freed on another thread.
-fn publish_in_order(
-    settings: PublishSettings<'_>,
-    publisher: &Publisher,
-    mut prepared: Vec<StagedOutput<'_>>,
-) -> Result<Vec<WrittenFile>, Failed> {
-    let mut written = Vec::new();
-    for file in OutputFile::sequence(settings.version) {
-        let Some(at) = prepared.iter().position(|one| one.file() == file) else {
-            continue;
-        };
-        let staged = prepared.swap_remove(at);
-        let (one, old) = publish_staged(settings, publisher, staged)?;
-        written.push(one);
-        if let Some(old) = old {
-            close_in_background(old);
-        }
-    }
-    publisher.finish().map_err(|err| {
-        settings.diag.error(err.message());
-        Failed
-    })?;
-    Ok(written)
+    /// Every file was handed to the [`InOrder`] (which has published those it could).
+    Published,
 }
 
 /// Publishes `modules.dep` (first in every release's sequence), then encodes the other files
 /// that need the dependency graph in parallel, and with `stage` writes them under their
-/// temporary names.
+/// temporary names; each goes to `in_order`, which publishes it in its turn.
 ///
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
 /// `modules.dep` and `modules.dep.bin` carry them. So the lines are made once, the
 /// dependency lists freed, and both files written from the same lines: `modules.dep` in
 /// chunks, then the trie of `modules.dep.bin`, which is written to its file in chunks when
 /// published.
-fn publish_dep_and_stage_graph_files<'p>(
+fn publish_graph_files<'p>(
     encode: EncodeSettings<'_>,
     publish: PublishSettings<'_>,
     modules: &[GraphModule],
     resolved: ResolvedGraph,
     publisher: &'p Publisher,
     stage: bool,
-) -> Result<GraphFiles<'p>, Failed> {
+    in_order: &InOrder<'_, 'p>,
+) -> Result<(), Failed> {
     let ResolvedGraph {
         dependencies,
         symbols,
@@ -284,6 +247,7 @@ fn publish_dep_and_stage_graph_files<'p>(
         None,
         |out| text::write_dep_lines(lines(), out),
     )?;
+    in_order.published(dep);
     let graph = Resolved {
         modules,
         dependencies: &[],
@@ -293,26 +257,26 @@ fn publish_dep_and_stage_graph_files<'p>(
         .into_iter()
         .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin))
         .collect();
-    let (dep_bin, mut prepared) = rayon::join(
+    rayon::join(
         || {
-            stage_file(publish, publisher, OutputFile::DepBin, stage, || {
-                encode_dep_bin(encode, dep_entries)
+            in_order.offer(stage_file(
+                publish,
+                publisher,
+                OutputFile::DepBin,
+                stage,
+                || encode_dep_bin(encode, dep_entries),
+            ))
+        },
+        || {
+            files.par_iter().for_each(|&file| {
+                in_order.offer(stage_file(publish, publisher, file, stage, || {
+                    encode_file(encode, &graph, file)
+                }))
             })
         },
-        || {
-            files
-                .par_iter()
-                .map(|&file| {
-                    stage_file(publish, publisher, file, stage, || {
-                        encode_file(encode, &graph, file)
-                    })
-                })
-                .collect::<Vec<_>>()
-        },
     );
-    prepared.push(dep_bin);
     drop_in_background(symbols);
-    Ok(GraphFiles { prepared, dep })
+    Ok(())
 }
 
 /// `-n`: prints the text files on stdout, in kmod's order, each file's diagnostics first.

@@ -5,16 +5,63 @@
 //! the largest costs of reading a tree, so depmod's own read path keeps them here.
 
 /// Undefined symbols in order, each with its CRC and weak flag.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// A tree has hundreds of thousands of imports, all kept until the symbols are resolved, so
+/// each takes 8 bytes besides its name: the name's length and weak flag in one `u32`, the
+/// CRC in another. CRCs are 32-bit values; a table given a wider one (a forged `__versions`)
+/// or a name of 2 GiB or more keeps every symbol in full instead.
+#[derive(Debug, Clone, Default)]
 pub struct ImportTable {
     names: Vec<u8>,
-    entries: Vec<Entry>,
+    entries: Entries,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    /// End of the name in `names` (it starts where the previous one ends).
-    end: usize,
+#[derive(Debug, Clone)]
+enum Entries {
+    Narrow(Vec<Narrow>),
+    Wide(Vec<Wide>),
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries::Narrow(Vec::new())
+    }
+}
+
+/// A symbol whose name is shorter than 2 GiB and whose CRC fits in 32 bits.
+#[derive(Debug, Clone, Copy)]
+struct Narrow {
+    /// The name's length, with the weak flag in the top bit.
+    len_and_weak: u32,
+    crc: u32,
+}
+
+impl Narrow {
+    const WEAK: u32 = 1 << 31;
+
+    fn new(len: usize, crc: u64, weak: bool) -> Option<Narrow> {
+        let len = u32::try_from(len).ok().filter(|&len| len < Self::WEAK)?;
+        let crc = u32::try_from(crc).ok()?;
+        let weak = if weak { Self::WEAK } else { 0 };
+        Some(Narrow {
+            len_and_weak: len | weak,
+            crc,
+        })
+    }
+
+    fn wide(self) -> Wide {
+        Wide {
+            len: (self.len_and_weak & !Self::WEAK) as usize,
+            crc: u64::from(self.crc),
+            weak: self.len_and_weak & Self::WEAK != 0,
+        }
+    }
+}
+
+/// Any symbol.
+#[derive(Debug, Clone, Copy)]
+struct Wide {
+    len: usize,
     crc: u64,
     weak: bool,
 }
@@ -42,36 +89,51 @@ impl ImportTable {
         const NAME_LEN: usize = 24;
         ImportTable {
             names: Vec::with_capacity(count * NAME_LEN),
-            entries: Vec::with_capacity(count),
+            entries: Entries::Narrow(Vec::with_capacity(count)),
         }
     }
 
     /// Appends a symbol.
     pub fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
         self.names.extend_from_slice(name);
-        self.entries.push(Entry {
-            end: self.names.len(),
-            crc,
-            weak,
-        });
+        let len = name.len();
+        match &mut self.entries {
+            Entries::Narrow(narrow) => match Narrow::new(len, crc, weak) {
+                Some(entry) => narrow.push(entry),
+                None => {
+                    let mut wide: Vec<Wide> = narrow.iter().map(|n| n.wide()).collect();
+                    wide.push(Wide { len, crc, weak });
+                    self.entries = Entries::Wide(wide);
+                }
+            },
+            Entries::Wide(wide) => wide.push(Wide { len, crc, weak }),
+        }
     }
 
     /// Number of symbols.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match &self.entries {
+            Entries::Narrow(narrow) => narrow.len(),
+            Entries::Wide(wide) => wide.len(),
+        }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The symbols in order.
     pub fn iter(&self) -> impl Iterator<Item = ImportRef<'_>> + '_ {
+        let (narrow, wide) = match &self.entries {
+            Entries::Narrow(narrow) => (&narrow[..], &[][..]),
+            Entries::Wide(wide) => (&[][..], &wide[..]),
+        };
+        let entries = narrow.iter().map(|n| n.wide()).chain(wide.iter().copied());
         let mut start = 0;
-        self.entries.iter().map(move |entry| {
-            let name = &self.names[start..entry.end];
-            start = entry.end;
+        entries.map(move |entry| {
+            let name = &self.names[start..start + entry.len];
+            start += entry.len;
             ImportRef {
                 name,
                 crc: entry.crc,
@@ -83,9 +145,20 @@ impl ImportTable {
     /// Releases spare capacity (tables live until the symbols are resolved).
     pub fn shrink_to_fit(&mut self) {
         self.names.shrink_to_fit();
-        self.entries.shrink_to_fit();
+        match &mut self.entries {
+            Entries::Narrow(narrow) => narrow.shrink_to_fit(),
+            Entries::Wide(wide) => wide.shrink_to_fit(),
+        }
     }
 }
+
+impl PartialEq for ImportTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ImportTable {}
 
 impl<'a> FromIterator<ImportRef<'a>> for ImportTable {
     fn from_iter<I: IntoIterator<Item = ImportRef<'a>>>(iter: I) -> Self {
@@ -117,6 +190,27 @@ mod tests {
             ]
         );
         assert_eq!(table.len(), 3);
+        assert_eq!(table.iter().collect::<ImportTable>(), table);
+    }
+
+    #[test]
+    fn wide_crcs_keep_every_symbol_whole() {
+        let symbols: [(&[u8], u64, bool); 4] = [
+            (b"printk", 0xffff_ffff, true),
+            (b"kfree", 1 << 32, false),
+            (b"", u64::MAX, true),
+            (b"kmalloc", 9, false),
+        ];
+        let mut table = ImportTable::with_capacity(1);
+        for (name, crc, weak) in symbols {
+            table.push(name, crc, weak);
+        }
+        let all: Vec<_> = table.iter().map(|i| (i.name, i.crc, i.weak)).collect();
+        assert_eq!(all, symbols);
+        let narrow: ImportTable = table.iter().filter(|i| i.crc >> 32 == 0).collect();
+        assert_eq!(narrow.len(), 2);
+        assert_ne!(narrow, table);
+        table.shrink_to_fit();
         assert_eq!(table.iter().collect::<ImportTable>(), table);
     }
 }

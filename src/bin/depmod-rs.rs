@@ -44,5 +44,6 @@ fn main() {
             1
         }
     };
+    depmod_rs::run::wait_for_closes();
     std::process::exit(code);
 }

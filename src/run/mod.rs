@@ -37,7 +37,7 @@ mod write;
 
 pub use allocator::tune_allocator_for_one_run;
 pub(crate) use background::drop_in_background;
-pub use background::leave_memory_to_exit;
+pub use background::{leave_memory_to_exit, wait_for_closes};
 pub(crate) use discover::Walked;
 pub(crate) use input::os_path;
 pub use plan::is_version_number;

@@ -8,7 +8,7 @@
 //! exists already; once resolved, `modules.dep` is published and the files that need the
 //! graph are encoded and written. Every file is then renamed into place in kmod's order,
 //! each with its diagnostics, so stderr and the directory are as if all of it ran in
-//! sequence. The files they replace are freed on another thread.
+//! sequence. The files they replace are freed on threads of their own.
 
 use rayon::prelude::*;
 

@@ -68,9 +68,10 @@ pub(crate) fn close_in_background(file: ReplacedFile) {
 /// The threads closing replaced files (see [`close_in_background`]).
 static CLOSING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
-/// Waits until every replaced file handed to a closing thread is closed. The binaries call
-/// this before they exit: the files are then freed side by side, where the exit would
-/// free them one after the other.
+/// Waits until every replaced file handed to a closing thread is closed. The `depmod-rs`
+/// binary calls this before it exits: the files are then freed side by side, where the
+/// exit would free them one after the other. A library caller need not: the threads finish
+/// on their own.
 pub fn wait_for_closes() {
     let closing = std::mem::take(&mut *CLOSING.lock().unwrap_or_else(PoisonError::into_inner));
     for thread in closing {

@@ -16,6 +16,7 @@ pub struct ImportTable {
     entries: Entries,
 }
 
+/// The symbols' lengths, CRCs and weak flags: all narrow until one does not fit.
 #[derive(Debug, Clone)]
 enum Entries {
     Narrow(Vec<Narrow>),
@@ -39,10 +40,13 @@ struct Narrow {
 impl Narrow {
     const WEAK: u32 = 1 << 31;
 
-    fn new(len: usize, crc: u64, weak: bool) -> Option<Narrow> {
-        let len = u32::try_from(len).ok().filter(|&len| len < Self::WEAK)?;
-        let crc = u32::try_from(crc).ok()?;
-        let weak = if weak { Self::WEAK } else { 0 };
+    /// `symbol` in 8 bytes, if it fits.
+    fn new(symbol: Wide) -> Option<Narrow> {
+        let len = u32::try_from(symbol.len)
+            .ok()
+            .filter(|&len| len < Self::WEAK)?;
+        let crc = u32::try_from(symbol.crc).ok()?;
+        let weak = if symbol.weak { Self::WEAK } else { 0 };
         Some(Narrow {
             len_and_weak: len | weak,
             crc,
@@ -96,17 +100,21 @@ impl ImportTable {
     /// Appends a symbol.
     pub fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
         self.names.extend_from_slice(name);
-        let len = name.len();
+        let symbol = Wide {
+            len: name.len(),
+            crc,
+            weak,
+        };
         match &mut self.entries {
-            Entries::Narrow(narrow) => match Narrow::new(len, crc, weak) {
+            Entries::Narrow(narrow) => match Narrow::new(symbol) {
                 Some(entry) => narrow.push(entry),
                 None => {
                     let mut wide: Vec<Wide> = narrow.iter().map(|n| n.wide()).collect();
-                    wide.push(Wide { len, crc, weak });
+                    wide.push(symbol);
                     self.entries = Entries::Wide(wide);
                 }
             },
-            Entries::Wide(wide) => wide.push(Wide { len, crc, weak }),
+            Entries::Wide(wide) => wide.push(symbol),
         }
     }
 

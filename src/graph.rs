@@ -5,6 +5,7 @@
 //! order), its `dep_sort_idx`, and the symbol table in kmod's iteration order.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -14,6 +15,7 @@ use crate::order::{superfast_hash, SYMBOL_BUCKETS};
 use crate::record::ModuleRecord;
 use crate::symvers::KernelSymbol;
 
+use crate::module::ImportNames;
 pub use crate::module::ImportTable;
 pub use crate::record::ExportedSymbol;
 
@@ -152,6 +154,8 @@ pub fn resolve<'p>(
         }
     }
 
+    // Imports whose names are numbered in shared names are looked up once per name.
+    let found = FoundNames::new(modules, &table, options.symbol_prefix);
     // Each module's imports are looked up on its own (the table is only read), on all
     // cores; the messages are put back in module order.
     use rayon::prelude::*;
@@ -161,10 +165,14 @@ pub fn resolve<'p>(
         .map(|(idx, module)| {
             let mut deps = Vec::new();
             let mut messages = ResolveMessages::default();
+            let lookup = Lookup {
+                table: &table,
+                found: found.for_table(&module.imports),
+            };
             resolve_imports(
                 idx,
                 module,
-                &table,
+                lookup,
                 &path_of,
                 options,
                 &mut deps,
@@ -173,6 +181,7 @@ pub fn resolve<'p>(
             (deps, messages)
         })
         .collect();
+    drop(found);
     let mut deps = Vec::with_capacity(modules.len());
     for (module_deps, module_messages) in resolved {
         deps.push(module_deps);
@@ -226,21 +235,97 @@ impl ExportNames {
     }
 }
 
-/// Looks up the imports of module `idx` in `table`: its direct dependencies go to `deps`
+/// The symbol table entries of every name in shared import names (see
+/// [`ImportTable::share_names`]), found once per name instead of once per import.
+struct FoundNames<'t> {
+    /// The names the entries are for, if the modules' tables share names.
+    names: Option<Arc<ImportNames>>,
+    /// Per shard, per name number: its entry (8 bytes a name: the name the table has for it
+    /// is the looked-up name itself).
+    found: Vec<Vec<Option<&'t SymbolEntry>>>,
+}
+
+impl<'t> FoundNames<'t> {
+    /// Finds the names the import tables of `modules` share in `table` (all in parallel),
+    /// as imports are looked up (see [`import_lookup_name`]).
+    fn new(
+        modules: &[ModuleRecord],
+        table: &'t FxHashMap<&[u8], SymbolEntry>,
+        symbol_prefix: Option<u8>,
+    ) -> Self {
+        use rayon::prelude::*;
+        let names = modules
+            .iter()
+            .find_map(|module| module.imports.shared_names())
+            .map(|(names, _)| Arc::clone(names));
+        let found = match &names {
+            None => Vec::new(),
+            Some(names) => (0..names.shard_count())
+                .map(|shard| {
+                    (0..names.len(shard))
+                        .into_par_iter()
+                        .with_min_len(1024)
+                        .map(|id| {
+                            let name = names.name(shard, id);
+                            table.get(import_lookup_name(name, symbol_prefix))
+                        })
+                        .collect()
+                })
+                .collect(),
+        };
+        FoundNames { names, found }
+    }
+
+    /// The entries by name number for the names of `imports`, if they are the ones found.
+    fn for_table(&self, imports: &ImportTable) -> Option<&[Option<&'t SymbolEntry>]> {
+        let (names, shard) = imports.shared_names()?;
+        let same = self.names.as_ref().is_some_and(|n| Arc::ptr_eq(n, names));
+        same.then(|| self.found.get(shard).map(Vec::as_slice))
+            .flatten()
+    }
+}
+
+/// How a module's imports are looked up: in the symbol table, or by name number where the
+/// entries of its names were found beforehand.
+#[derive(Clone, Copy)]
+struct Lookup<'a, 't> {
+    table: &'t FxHashMap<&'t [u8], SymbolEntry>,
+    found: Option<&'a [Option<&'t SymbolEntry>]>,
+}
+
+impl<'t> Lookup<'_, 't> {
+    /// The entry of the import named `name` (number `id` in the shared names if it has one),
+    /// with the name it is looked up under, which is the table's name for it.
+    fn find<'n>(
+        &self,
+        name: &'n [u8],
+        id: Option<usize>,
+        symbol_prefix: Option<u8>,
+    ) -> Option<(&'n [u8], &'t SymbolEntry)> {
+        let lookup = import_lookup_name(name, symbol_prefix);
+        if let (Some(found), Some(id)) = (self.found, id) {
+            if let Some(&entry) = found.get(id) {
+                return entry.map(|entry| (lookup, entry));
+            }
+        }
+        self.table.get(lookup).map(|entry| (lookup, entry))
+    }
+}
+
+/// Looks up the imports of module `idx` with `lookup`: its direct dependencies go to `deps`
 /// (in the order of their first import), its messages to `messages`.
 fn resolve_imports<'p>(
     idx: usize,
     module: &ModuleRecord,
-    table: &FxHashMap<&[u8], SymbolEntry>,
+    lookup: Lookup<'_, '_>,
     path_of: &(impl Fn(usize) -> &'p [u8] + Sync),
     options: &ResolveOptions,
     deps: &mut Vec<usize>,
     messages: &mut ResolveMessages,
 ) {
     let path = path_of(idx);
-    for import in module.imports.iter() {
-        let lookup = import_lookup_name(import.name, options.symbol_prefix);
-        let Some((key, entry)) = table.get_key_value(lookup) else {
+    for (import, id) in module.imports.iter_numbered() {
+        let Some((key, entry)) = lookup.find(import.name, id, options.symbol_prefix) else {
             if options.debug {
                 let bind = if import.weak { "W" } else { "U" };
                 messages.log.push((
@@ -570,6 +655,101 @@ mod tests {
             messages.verbose_lines,
             b"/user needs \"shared\": /p2\n".to_vec()
         );
+    }
+
+    /// `tables` (names, CRC and weak flag per import) as tables of numbered names: the
+    /// first half numbered in shard 0, the rest in shard 1, all sharing the names.
+    fn numbered_tables(tables: &[Vec<(&str, u64, bool)>]) -> Vec<ImportTable> {
+        use crate::module::NameShard;
+        let mut shards = [NameShard::default(), NameShard::default()];
+        let half = tables.len() / 2;
+        let mut numbered: Vec<ImportTable> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, imports)| {
+                let number = usize::from(i >= half);
+                let mut table = ImportTable::numbered(imports.len(), number);
+                for &(name, crc, weak) in imports {
+                    let id = shards[number].intern(name.as_bytes()).unwrap();
+                    table.push_numbered(id, crc, weak);
+                }
+                table
+            })
+            .collect();
+        let [first, second] = shards;
+        let names = Arc::new(ImportNames::new(vec![first.freeze(), second.freeze()]));
+        for table in &mut numbered {
+            table.share_names(&names);
+        }
+        numbered
+    }
+
+    #[test]
+    fn numbered_imports_resolve_as_named_ones_do() {
+        let tables: Vec<Vec<(&str, u64, bool)>> = vec![
+            vec![("other", 2, false)],
+            vec![("shared", 1, false), ("missing", 0, false)],
+            vec![
+                (".shared", 1, false),
+                ("other", 3, false),
+                ("gone", 0, true),
+            ],
+            vec![
+                ("shared", 5, false),
+                ("missing", 0, true),
+                ("_other", 2, false),
+            ],
+        ];
+        let exports = [
+            vec![export("shared")],
+            vec![export("other")],
+            vec![],
+            vec![],
+        ];
+        let records = |imports: Vec<ImportTable>| -> Vec<ModuleRecord> {
+            exports
+                .iter()
+                .zip(imports)
+                .map(|(exports, imports)| ModuleRecord {
+                    exports: exports.clone(),
+                    imports,
+                    ..ModuleRecord::default()
+                })
+                .collect()
+        };
+        let named: Vec<ImportTable> = tables
+            .iter()
+            .map(|imports| {
+                let mut table = ImportTable::new();
+                for &(name, crc, weak) in imports {
+                    table.push(name.as_bytes(), crc, weak);
+                }
+                table
+            })
+            .collect();
+        let numbered = numbered_tables(&tables);
+        assert_eq!(named, numbered);
+        let paths: [&[u8]; 4] = [b"/a", b"/b", b"/c", b"/d"];
+        for symbol_prefix in [None, Some(b'_')] {
+            let options = ResolveOptions {
+                symbol_prefix,
+                check_symvers: true,
+                print_unknown: true,
+                verbose: true,
+                debug: true,
+            };
+            let resolve_with = |imports: &[ImportTable]| {
+                let modules = records(imports.to_vec());
+                let mut messages = ResolveMessages::default();
+                let graph = resolve(&modules, |i| paths[i], None, &options, &mut messages);
+                (graph, messages)
+            };
+            let (named_graph, named_messages) = resolve_with(&named);
+            let (numbered_graph, numbered_messages) = resolve_with(&numbered);
+            assert_eq!(named_graph, numbered_graph);
+            assert_eq!(named_messages, numbered_messages);
+            assert!(!named_messages.log.is_empty());
+        }
     }
 
     #[test]

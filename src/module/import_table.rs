@@ -1,19 +1,45 @@
-//! A module's undefined symbols, with the names stored back to back in one buffer.
+//! A module's undefined symbols, with the names stored back to back in one buffer, or
+//! numbered in names the tables of a run share.
 //!
 //! A module imports tens to hundreds of symbols; a tree has hundreds of thousands of
 //! imports in all. Keeping each name in its own allocation made `malloc` and `free` one of
 //! the largest costs of reading a tree, so depmod's own read path keeps them here.
 
+use std::sync::Arc;
+
+use super::import_names::ImportNames;
+
 /// Undefined symbols in order, each with its CRC and weak flag.
 ///
 /// A tree has hundreds of thousands of imports, all kept until the symbols are resolved, so
-/// each takes 8 bytes besides its name: the name's length and weak flag in one `u32`, the
-/// CRC in another. CRCs are 32-bit values; a table given a wider one (a forged `__versions`)
-/// or a name of 2 GiB or more keeps every symbol in full instead.
+/// each takes 8 bytes besides its name: the name's length (or its number in the shared
+/// names) and weak flag in one `u32`, the CRC in another. CRCs are 32-bit values; a table
+/// given a wider one (a forged `__versions`) or a name of 2 GiB or more keeps every symbol
+/// in full instead.
 #[derive(Debug, Clone, Default)]
 pub struct ImportTable {
-    names: Vec<u8>,
+    names: Names,
     entries: Entries,
+}
+
+/// Where a table's names are.
+#[derive(Debug, Clone)]
+enum Names {
+    /// Back to back, in symbol order; an entry's key is its name's length.
+    Inline(Vec<u8>),
+    /// In shard `shard` of names shared with other tables; an entry's key is its name's
+    /// number there. `names` is set when the run's reading is done (see
+    /// [`ImportTable::share_names`]); until then the names read as empty.
+    Shared {
+        shard: usize,
+        names: Option<Arc<ImportNames>>,
+    },
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::Inline(Vec::new())
+    }
 }
 
 /// The symbols' lengths, CRCs and weak flags: all narrow until one does not fit.
@@ -29,10 +55,10 @@ impl Default for Entries {
     }
 }
 
-/// A symbol whose name is shorter than 2 GiB and whose CRC fits in 32 bits.
+/// A symbol whose key (name length or number) is below 2^31 and whose CRC fits in 32 bits.
 #[derive(Debug, Clone, Copy)]
 struct Narrow {
-    /// The name's length, with the weak flag in the top bit.
+    /// The key, with the weak flag in the top bit.
     len_and_weak: u32,
     crc: u32,
 }
@@ -65,6 +91,7 @@ impl Narrow {
 /// Any symbol.
 #[derive(Debug, Clone, Copy)]
 struct Wide {
+    /// The name's length, or its number in the shared names.
     len: usize,
     crc: u64,
     weak: bool,
@@ -92,19 +119,58 @@ impl ImportTable {
         /// A guess at the average length of a symbol name.
         const NAME_LEN: usize = 24;
         ImportTable {
-            names: Vec::with_capacity(count * NAME_LEN),
+            names: Names::Inline(Vec::with_capacity(count * NAME_LEN)),
+            entries: Entries::Narrow(Vec::with_capacity(count)),
+        }
+    }
+
+    /// An empty table with room for `count` symbols whose names are numbered in shard
+    /// `shard` of the names the run's tables will share.
+    pub(crate) fn numbered(count: usize, shard: usize) -> Self {
+        ImportTable {
+            names: Names::Shared { shard, names: None },
             entries: Entries::Narrow(Vec::with_capacity(count)),
         }
     }
 
     /// Appends a symbol.
+    ///
+    /// In a table of [numbered](ImportTable::numbered) names the name is not kept: use
+    /// [`ImportTable::push_numbered`] there.
     pub fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
-        self.names.extend_from_slice(name);
-        let symbol = Wide {
-            len: name.len(),
-            crc,
-            weak,
-        };
+        if let Names::Inline(names) = &mut self.names {
+            names.extend_from_slice(name);
+        }
+        self.push_key(name.len(), crc, weak);
+    }
+
+    /// Appends a symbol whose name is number `id` in the table's shard.
+    pub(crate) fn push_numbered(&mut self, id: usize, crc: u64, weak: bool) {
+        debug_assert!(matches!(self.names, Names::Shared { .. }));
+        self.push_key(id, crc, weak);
+    }
+
+    /// Gives a table of numbered names the names it numbers (and does nothing to one that
+    /// keeps its own).
+    pub(crate) fn share_names(&mut self, shared: &Arc<ImportNames>) {
+        if let Names::Shared { names, .. } = &mut self.names {
+            *names = Some(Arc::clone(shared));
+        }
+    }
+
+    /// The shared names of a table of numbered names, and its shard there.
+    pub(crate) fn shared_names(&self) -> Option<(&Arc<ImportNames>, usize)> {
+        match &self.names {
+            Names::Shared {
+                shard,
+                names: Some(names),
+            } => Some((names, *shard)),
+            _ => None,
+        }
+    }
+
+    fn push_key(&mut self, len: usize, crc: u64, weak: bool) {
+        let symbol = Wide { len, crc, weak };
         match &mut self.entries {
             Entries::Narrow(narrow) => match Narrow::new(symbol) {
                 Some(entry) => narrow.push(entry),
@@ -133,6 +199,14 @@ impl ImportTable {
 
     /// The symbols in order.
     pub fn iter(&self) -> impl Iterator<Item = ImportRef<'_>> + '_ {
+        self.iter_numbered().map(|(import, _)| import)
+    }
+
+    /// The symbols in order, each with its name's number in the shared names when the
+    /// table numbers its names.
+    pub(crate) fn iter_numbered(
+        &self,
+    ) -> impl Iterator<Item = (ImportRef<'_>, Option<usize>)> + '_ {
         let (narrow, wide) = match &self.entries {
             Entries::Narrow(narrow) => (&narrow[..], &[][..]),
             Entries::Wide(wide) => (&[][..], &wide[..]),
@@ -140,19 +214,33 @@ impl ImportTable {
         let entries = narrow.iter().map(|n| n.wide()).chain(wide.iter().copied());
         let mut start = 0;
         entries.map(move |entry| {
-            let name = &self.names[start..start + entry.len];
-            start += entry.len;
-            ImportRef {
+            let (name, id) = match &self.names {
+                Names::Inline(names) => {
+                    let name = names.get(start..start + entry.len).unwrap_or_default();
+                    start += entry.len;
+                    (name, None)
+                }
+                Names::Shared { shard, names } => {
+                    let name = names
+                        .as_ref()
+                        .map_or(&[][..], |n| n.name(*shard, entry.len));
+                    (name, Some(entry.len))
+                }
+            };
+            let import = ImportRef {
                 name,
                 crc: entry.crc,
                 weak: entry.weak,
-            }
+            };
+            (import, id)
         })
     }
 
     /// Releases spare capacity (tables live until the symbols are resolved).
     pub fn shrink_to_fit(&mut self) {
-        self.names.shrink_to_fit();
+        if let Names::Inline(names) = &mut self.names {
+            names.shrink_to_fit();
+        }
         match &mut self.entries {
             Entries::Narrow(narrow) => narrow.shrink_to_fit(),
             Entries::Wide(wide) => wide.shrink_to_fit(),

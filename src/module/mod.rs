@@ -26,6 +26,7 @@ mod elf;
 mod elf_types;
 mod error;
 mod image;
+mod import_names;
 mod import_table;
 mod modinfo;
 mod partial;
@@ -39,6 +40,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use decompress::{decompress, detect, kmod_decoder_messages, MAGIC_LEN};
 pub use error::{strerror, Compression, ModuleError};
+pub use import_names::ImportNames;
+pub(crate) use import_names::NameShard;
 pub use import_table::{ImportRef, ImportTable};
 pub use modinfo::parse_modinfo;
 pub(crate) use source::ModuleFile;
@@ -175,13 +178,23 @@ pub struct SelectedInfo {
 /// (see [`ModuleFile`]), only the values of the modinfo keys in `modinfo_keys` are copied
 /// (depmod needs 3 of a module's typically 20–40 entries), and the import names share one
 /// buffer.
+///
+/// With `shard` (a reading thread's [`NameShard`] and its number), the import names are
+/// numbered there (see [`ImportTable::share_names`]).
 pub(crate) fn read_module_selected(
     module: ModuleFile<'_>,
     opts: &ReadOptions,
     modinfo_keys: &[&[u8]],
+    shard: Option<(&mut NameShard, usize)>,
 ) -> Result<SelectedInfo, ModuleError> {
+    // The read may run more than once (a partial read that missed bytes); each run starts
+    // its module afresh in the shard.
+    let shard = RefCell::new(shard);
     read_elf(module, opts, |elf| {
-        let symbols = symbols::symbols(elf);
+        let symbols = match shard.borrow_mut().as_mut() {
+            Some((names, number)) => symbols::symbols_numbered(elf, (names, *number)),
+            None => symbols::symbols(elf),
+        };
         SelectedInfo {
             exports: symbols.exports,
             modinfo_values: modinfo::modinfo_selected(elf, modinfo_keys),

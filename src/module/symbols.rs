@@ -8,6 +8,7 @@ use super::elf_types::{
     ElfClass, EM_SPARC, EM_SPARCV9, SHN_ABS, SHN_UNDEF, STB_WEAK, STT_REGISTER, VERSION_ENTRY_SIZE,
 };
 use super::error::ModuleError;
+use super::import_names::NameShard;
 use super::import_table::ImportTable;
 use super::Export;
 
@@ -128,14 +129,41 @@ pub(crate) struct ModuleSymbols {
 /// Reads the exports and the undefined symbols in one walk over `.symtab`: kmod walks it
 /// once for each, and a module has hundreds to thousands of symbols, most of them neither.
 pub(crate) fn symbols(elf: &ModuleElf<'_>) -> ModuleSymbols {
+    // Only a shard runs out of room: without one the walk always gives its result.
+    symbols_into(elf, None).unwrap_or_else(|| ModuleSymbols {
+        exports: ksymtab_string_exports(elf),
+        imports: None,
+    })
+}
+
+/// Like [`symbols`], with the import names numbered in `shard` (a reading thread's names,
+/// and the shard's number): the tables then share the names once the run's reading is done
+/// (see [`ImportTable::share_names`]). A module whose names no longer fit in the shard
+/// keeps them in its own table.
+pub(crate) fn symbols_numbered(
+    elf: &ModuleElf<'_>,
+    shard: (&mut NameShard, usize),
+) -> ModuleSymbols {
+    match symbols_into(elf, Some(shard)) {
+        Some(found) => found,
+        None => symbols(elf),
+    }
+}
+
+/// The walk of [`symbols`] and [`symbols_numbered`]: `None` only when `shard` ran out of
+/// room.
+fn symbols_into(
+    elf: &ModuleElf<'_>,
+    shard: Option<(&mut NameShard, usize)>,
+) -> Option<ModuleSymbols> {
     let versions = Versions::new(elf);
     let Some(table) = SymbolTable::new(elf) else {
-        return ModuleSymbols {
+        return Some(ModuleSymbols {
             exports: ksymtab_string_exports(elf),
             imports: None,
-        };
+        });
     };
-    let lookup = VersionLookup::new(&versions);
+    let mut collector = Collector::new(&versions, shard)?;
     let mut visited = vec![false; versions.count];
     let skip_registers = matches!(elf.machine(), EM_SPARC | EM_SPARCV9);
 
@@ -143,7 +171,7 @@ pub(crate) fn symbols(elf: &ModuleElf<'_>) -> ModuleSymbols {
     // `.strtab` (it then falls back to `__ksymtab_strings`), the import walk only on such an
     // undefined symbol.
     let mut crc_exports = Some(Vec::new());
-    let mut imports = Some(ImportTable::with_capacity(versions.count));
+    let mut imports = Some(());
     for symbol in table.symbols() {
         let wanted_import = imports.is_some()
             && symbol.section == SHN_UNDEF
@@ -158,17 +186,18 @@ pub(crate) fn symbols(elf: &ModuleElf<'_>) -> ModuleSymbols {
             }
             continue;
         }
-        if let Some(found) = imports.as_mut().filter(|_| wanted_import) {
+        if imports.is_some() && wanted_import {
             let name = table.name(&symbol).unwrap_or_default();
             if !name.is_empty() {
-                let crc = match lookup.find(name) {
+                let (id, entry) = collector.find(name)?;
+                let crc = match entry {
                     Some(index) => {
                         visited[index] = true;
                         versions.crc(index)
                     }
                     None => 0,
                 };
-                found.push(name, crc, symbol.info >> 4 == STB_WEAK);
+                collector.push(name, id, crc, symbol.info >> 4 == STB_WEAK);
             }
         }
         if let Some(found) = crc_exports.as_mut() {
@@ -185,20 +214,96 @@ pub(crate) fn symbols(elf: &ModuleElf<'_>) -> ModuleSymbols {
             }
         }
     }
-    let imports = imports.and_then(|mut found| {
-        for (index, _) in visited.iter().enumerate().filter(|(_, &v)| !v) {
-            // kmod 34 fails the whole call on an unvisited entry with an unterminated name.
-            let name = versions.name(index)?;
-            found.push(name, versions.crc(index), false);
-        }
-        found.shrink_to_fit();
-        Some(found)
-    });
+    let imports = match imports {
+        Some(()) => collector.finish(&versions, &visited)?,
+        None => None,
+    };
     let exports = match crc_exports {
         Some(found) if !found.is_empty() => Ok(found),
         _ => ksymtab_string_exports(elf),
     };
-    ModuleSymbols { exports, imports }
+    Some(ModuleSymbols { exports, imports })
+}
+
+/// Where a walk puts the undefined symbols it finds, and how it finds their `__versions`
+/// entries.
+enum Collector<'s, 'a> {
+    /// Names copied into the table; entries found in a map of the module's own.
+    Inline {
+        lookup: VersionLookup<'a>,
+        table: ImportTable,
+    },
+    /// Names numbered in a reading thread's shard, which also notes the entries.
+    Numbered {
+        shard: &'s mut NameShard,
+        table: ImportTable,
+    },
+}
+
+impl<'s, 'a> Collector<'s, 'a> {
+    /// A collector for a module with `versions`, numbering names in `shard` if given;
+    /// `None` if the shard has no room left.
+    fn new(versions: &Versions<'_, 'a>, shard: Option<(&'s mut NameShard, usize)>) -> Option<Self> {
+        let Some((shard, number)) = shard else {
+            return Some(Collector::Inline {
+                lookup: VersionLookup::new(versions),
+                table: ImportTable::with_capacity(versions.count),
+            });
+        };
+        shard.start_module();
+        for index in 0..versions.count {
+            if let Some(name) = versions.name(index) {
+                let id = shard.intern(name)?;
+                shard.note_version(id, index);
+            }
+        }
+        Some(Collector::Numbered {
+            shard,
+            table: ImportTable::numbered(versions.count, number),
+        })
+    }
+
+    /// The number `name` has (numbered tables only) and its first `__versions` entry;
+    /// `None` if the shard has no room left.
+    fn find(&mut self, name: &[u8]) -> Option<(usize, Option<usize>)> {
+        match self {
+            Collector::Inline { lookup, .. } => Some((0, lookup.find(name))),
+            Collector::Numbered { shard, .. } => {
+                let id = shard.intern(name)?;
+                Some((id, shard.version(id)))
+            }
+        }
+    }
+
+    /// Appends a symbol named `name`, number `id` (as [`Collector::find`] gave it).
+    fn push(&mut self, name: &[u8], id: usize, crc: u64, weak: bool) {
+        match self {
+            Collector::Inline { table, .. } => table.push(name, crc, weak),
+            Collector::Numbered { table, .. } => table.push_numbered(id, crc, weak),
+        }
+    }
+
+    /// The table, with the `__versions` entries no symbol matched appended: `Some(None)`
+    /// when kmod's call fails, `None` if the shard has no room left.
+    fn finish(
+        mut self,
+        versions: &Versions<'_, 'a>,
+        visited: &[bool],
+    ) -> Option<Option<ImportTable>> {
+        for (index, _) in visited.iter().enumerate().filter(|(_, &v)| !v) {
+            // kmod 34 fails the whole call on an unvisited entry with an unterminated name.
+            let Some(name) = versions.name(index) else {
+                return Some(None);
+            };
+            let (id, _) = self.find(name)?;
+            self.push(name, id, versions.crc(index), false);
+        }
+        let mut table = match self {
+            Collector::Inline { table, .. } | Collector::Numbered { table, .. } => table,
+        };
+        table.shrink_to_fit();
+        Some(Some(table))
+    }
 }
 
 /// A `__crc_` symbol's CRC: its value for `SHN_ABS`/`SHN_UNDEF`, otherwise the u32 at that
@@ -342,6 +447,112 @@ impl<'a> VersionLookup<'a> {
         match self {
             VersionLookup::Scan(names) => names.iter().position(|n| *n == Some(name)),
             VersionLookup::Map(map) => map.get(name).copied(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use testkit::synth::SynthModule;
+
+    use super::*;
+    use crate::compat::KmodVersion;
+    use crate::module::image::ImageBytes;
+    use crate::module::ImportNames;
+
+    /// A module importing `imports` (name, weak, CRC), with `extra` `__versions` entries no
+    /// symbol refers to.
+    fn module(imports: &[(String, bool, Option<u32>)], extra: &[(String, u32)]) -> Vec<u8> {
+        let mut module = SynthModule::x86_64().with_export("shared_export", Some(7));
+        for (name, weak, crc) in imports {
+            module = module.with_import(name, *weak, *crc);
+        }
+        for (name, crc) in extra {
+            module = module.with_extra_version(name, *crc);
+        }
+        module.to_elf()
+    }
+
+    /// Each module's imports read with names of their own, and read numbered in one shard
+    /// (as one reading thread reads them, one after the other).
+    fn both_ways(images: &[Vec<u8>], version: KmodVersion) -> (Vec<ImportTable>, Vec<ImportTable>) {
+        let mut shard = NameShard::default();
+        let mut inline = Vec::new();
+        let mut numbered = Vec::new();
+        for image in images {
+            let elf = ModuleElf::parse(ImageBytes::Whole(image), version).unwrap();
+            inline.push(symbols(&elf).imports.unwrap_or_default());
+            let found = symbols_numbered(&elf, (&mut shard, 0));
+            numbered.push(found.imports.unwrap_or_default());
+        }
+        let names = Arc::new(ImportNames::new(vec![shard.freeze()]));
+        for table in &mut numbered {
+            table.share_names(&names);
+        }
+        (inline, numbered)
+    }
+
+    #[test]
+    fn numbered_names_read_as_their_own_do() {
+        let imports = |list: &[(&str, bool, Option<u32>)]| -> Vec<(String, bool, Option<u32>)> {
+            list.iter()
+                .map(|&(n, w, c)| (n.to_string(), w, c))
+                .collect()
+        };
+        let images = [
+            module(
+                &imports(&[("printk", false, Some(1)), ("kfree", true, None)]),
+                &[("printk".into(), 9), ("unused".into(), 3)],
+            ),
+            // The same names in another module: a CRC of the first must not leak into it.
+            module(
+                &imports(&[("kfree", false, Some(4)), ("printk", false, None)]),
+                &[],
+            ),
+            module(&[], &[("kfree".into(), 5)]),
+        ];
+        for version in [KmodVersion::V30, KmodVersion::V34] {
+            let (inline, numbered) = both_ways(&images, version);
+            assert_eq!(inline, numbered);
+            let first: Vec<_> = numbered[0]
+                .iter()
+                .map(|i| (i.name, i.crc, i.weak))
+                .collect();
+            // The entries no symbol refers to come first in `__versions`: the import takes
+            // the first `printk` entry, and the second is appended with `unused`.
+            assert_eq!(
+                first,
+                [
+                    (&b"printk"[..], 9, false),
+                    (&b"kfree"[..], 0, true),
+                    (&b"unused"[..], 3, false),
+                    (&b"printk"[..], 1, false),
+                ]
+            );
+            assert!(numbered.iter().all(|t| t.shared_names().is_some()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn numbered_names_match_on_random_modules(
+            modules in prop::collection::vec(
+                (
+                    prop::collection::vec(("[a-d]{1,3}", any::<bool>(), prop::option::of(0u32..4)), 0..8),
+                    prop::collection::vec(("[a-d]{1,3}", 0u32..4), 0..4),
+                ),
+                1..6,
+            )
+        ) {
+            let images: Vec<Vec<u8>> = modules
+                .iter()
+                .map(|(imports, extra)| module(imports, extra))
+                .collect();
+            let (inline, numbered) = both_ways(&images, KmodVersion::V34);
+            prop_assert_eq!(inline, numbered);
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -13,7 +14,9 @@ use crate::diag::Diag;
 use crate::discover::{looks_compressed, DiscoveredModule};
 use crate::fs_at::DirHandle;
 use crate::graph::ExportedSymbol;
-use crate::module::{read_module_selected, ModuleError, ModuleFile, ReadOptions};
+use crate::module::{
+    read_module_selected, ImportNames, ModuleError, ModuleFile, NameShard, ReadOptions,
+};
 use crate::record::ModuleRecord;
 
 /// What reading one module file gave.
@@ -82,6 +85,16 @@ impl ModuleReader {
 
     /// Reads one module file.
     pub fn read(&self, module: &DiscoveredModule) -> ReadModule {
+        self.read_with(module, None)
+    }
+
+    /// Reads one module file, numbering its import names in `shard` if given (see
+    /// [`read_all`]).
+    fn read_with(
+        &self,
+        module: &DiscoveredModule,
+        shard: Option<(&mut NameShard, usize)>,
+    ) -> ReadModule {
         crate::progress::tick();
         let version = self.version;
         let mut read = ReadModule::default();
@@ -100,7 +113,7 @@ impl ModuleReader {
                 .filter(|_| looks_compressed(&module.path))
                 .map(|key| key.size),
         };
-        let info = match read_module_selected(file, &options, &MODINFO_KEYS) {
+        let info = match read_module_selected(file, &options, &MODINFO_KEYS, shard) {
             Ok(info) => info,
             Err(err) => {
                 read.failure = Some(ReadFailure {
@@ -170,15 +183,37 @@ pub fn read_all(
     diag: &Diag,
 ) -> Vec<ModuleRecord> {
     let mut slots: Vec<Option<ReadModule>> = (0..modules.len()).map(|_| None).collect();
+    // Each reading thread numbers the import names it meets in a shard of its own (a
+    // module read elsewhere, or finding its thread's shard taken, keeps its names).
+    let shards: Vec<Mutex<NameShard>> = (0..rayon::current_num_threads())
+        .map(|_| Mutex::default())
+        .collect();
     // Each module is a task of its own: read times differ a hundredfold, and with larger
     // runs of modules per task one thread was often left finishing a run while the other
     // had nothing to take.
     let results: Vec<(usize, ReadModule)> = read_schedule(modules)
         .into_par_iter()
         .with_max_len(1)
-        .map(|i| (i, reader.read(&modules[i])))
+        .map(|i| {
+            let number = rayon::current_thread_index();
+            let mut shard = number.and_then(|n| Some((shards.get(n)?.try_lock().ok()?, n)));
+            let shard = shard.as_mut().map(|(names, n)| (&mut **names, *n));
+            (i, reader.read_with(&modules[i], shard))
+        })
         .collect();
-    for (i, result) in results {
+    let names = Arc::new(ImportNames::new(
+        shards
+            .into_iter()
+            .map(|shard| {
+                shard
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .freeze()
+            })
+            .collect(),
+    ));
+    for (i, mut result) in results {
+        result.record.imports.share_names(&names);
         slots[i] = Some(result);
     }
     let reads: Vec<ReadModule> = slots.into_iter().flatten().collect();

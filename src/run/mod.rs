@@ -23,6 +23,7 @@ mod allocator;
 mod background;
 mod discover;
 mod encode;
+mod handoff;
 mod in_order;
 mod input;
 mod locks;

@@ -2,13 +2,17 @@
 //! priority and exclusions here; the directory walk in `walk`, file-list mode in
 //! `file_list`.
 
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
 use crate::bmsg;
 use crate::config::{Config, SearchEntry};
 use crate::diag::Diag;
 use crate::fs_at::FileKey;
 use crate::names::modname_from_path;
 use crate::record::{GraphModule, ModuleRecord};
-use rustc_hash::FxHashMap;
 
 /// A module file kept for the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,11 +185,38 @@ pub fn old_has_priority(
 pub struct Registry {
     /// Registered modules; a replaced module's slot is reused by its replacement.
     modules: Vec<DiscoveredModule>,
-    /// Index in `modules` by module name.
-    by_name: FxHashMap<Vec<u8>, usize>,
+    /// Positions in `modules`, by the module's name (its FxHash): the names are the
+    /// modules' own, not copies.
+    by_name: HashTable<usize>,
 }
 
 impl Registry {
+    /// Makes room for `count` more modules: the walk counts them before it registers them,
+    /// so the registry does not grow (and copy itself) while the serial replay runs.
+    pub fn reserve(&mut self, count: usize) {
+        self.modules.reserve(count);
+        let modules = &self.modules;
+        self.by_name
+            .reserve(count, |&slot| name_hash(&modules[slot].modname));
+    }
+
+    /// The position of the module named `name`.
+    fn slot_of(&self, name: &[u8]) -> Option<usize> {
+        self.by_name
+            .find(name_hash(name), |&slot| self.modules[slot].modname == name)
+            .copied()
+    }
+
+    /// Adds `module`, whose name is not registered yet.
+    fn insert(&mut self, module: DiscoveredModule) {
+        let hash = name_hash(&module.modname);
+        let slot = self.modules.len();
+        self.modules.push(module);
+        let modules = &self.modules;
+        self.by_name
+            .insert_unique(hash, slot, |&slot| name_hash(&modules[slot].modname));
+    }
+
     /// Offer a candidate file: it replaces a registered module of the same name unless that one
     /// has priority.
     pub fn offer(&mut self, config: &Config, dirname: &[u8], new: DiscoveredModule, diag: &Diag) {
@@ -193,7 +224,7 @@ impl Registry {
         if diag.enabled(crate::diag::Level::Debug) {
             diag.debug(bmsg!("try ", rel_new, " (", new.modname, ")"));
         }
-        if let Some(&slot) = self.by_name.get(&new.modname) {
+        if let Some(slot) = self.slot_of(&new.modname) {
             let old = &self.modules[slot];
             if old_has_priority(config, dirname, old, &new) {
                 diag.debug(bmsg!(
@@ -214,19 +245,16 @@ impl Registry {
             self.modules[slot] = new;
             return;
         }
-        self.by_name.insert(new.modname.clone(), self.modules.len());
-        self.modules.push(new);
+        self.insert(new);
     }
 
     /// Adds a module whose name is not taken yet; otherwise returns the path of the module
     /// registered under that name.
     pub fn add_unique(&mut self, module: DiscoveredModule) -> Result<(), Vec<u8>> {
-        match self.by_name.get(&module.modname) {
-            Some(&slot) => Err(self.modules[slot].path.clone()),
+        match self.slot_of(&module.modname) {
+            Some(slot) => Err(self.modules[slot].path.clone()),
             None => {
-                self.by_name
-                    .insert(module.modname.clone(), self.modules.len());
-                self.modules.push(module);
+                self.insert(module);
                 Ok(())
             }
         }
@@ -236,6 +264,11 @@ impl Registry {
     pub fn into_modules(self) -> Vec<DiscoveredModule> {
         self.modules
     }
+}
+
+/// The hash a module name is registered under.
+fn name_hash(name: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(name)
 }
 
 /// Whether the walk skips an entry called `name` (§3.2).

@@ -182,6 +182,7 @@ fn search_root(
             return Err(SearchError(err));
         }
     };
+    result.registry.reserve(listing.module_count());
     let walk = Walk {
         config,
         dirname,
@@ -397,6 +398,18 @@ impl Listing {
         };
         listing.list_subdirectories(rules, prefix, dir, by_path);
         listing
+    }
+
+    /// How many module files this listing and the listings below it hold.
+    fn module_count(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|entry| match &entry.kind {
+                ListedKind::Module(_) => 1,
+                ListedKind::Dir(Ok(sub)) => sub.module_count(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Lists the pending subdirectories of `prefix` (open as `dir`), in parallel.

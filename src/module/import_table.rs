@@ -135,8 +135,8 @@ impl ImportTable {
 
     /// Appends a symbol.
     ///
-    /// In a table of [numbered](ImportTable::numbered) names the name is not kept: use
-    /// [`ImportTable::push_numbered`] there.
+    /// A table whose names are numbered in names shared with other tables (as depmod's own
+    /// read path makes them) does not keep the name: those tables are filled by number.
     pub fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
         if let Names::Inline(names) = &mut self.names {
             names.extend_from_slice(name);

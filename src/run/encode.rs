@@ -128,8 +128,8 @@ fn encode_into(
         ),
         OutputFile::Alias => Encoded::Bytes(text::modules_alias(r)),
         OutputFile::AliasBin => {
-            let steps = binout::alias_steps(r);
             if warn {
+                let steps = binout::alias_steps(r);
                 prepared(build_index_steps(
                     &steps,
                     DuplicateKind::Alias,
@@ -137,7 +137,7 @@ fn encode_into(
                     &mut warnings,
                 ))
             } else {
-                bulk(binout::encode_steps_bulk(&steps, order, &mut warnings))
+                bulk(binout::encode_alias_bulk(r, order, &mut warnings))
             }
         }
         OutputFile::Softdep => Encoded::Bytes(text::modules_softdep(r)),

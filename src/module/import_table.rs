@@ -136,8 +136,11 @@ impl ImportTable {
     /// Appends a symbol.
     ///
     /// A table whose names are numbered in names shared with other tables (as depmod's own
-    /// read path makes them) does not keep the name: those tables are filled by number.
+    /// read path makes them) first becomes one that keeps its names itself.
     pub fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
+        if matches!(self.names, Names::Shared { .. }) {
+            *self = self.iter().collect();
+        }
         if let Names::Inline(names) = &mut self.names {
             names.extend_from_slice(name);
         }
@@ -287,6 +290,30 @@ mod tests {
         );
         assert_eq!(table.len(), 3);
         assert_eq!(table.iter().collect::<ImportTable>(), table);
+    }
+
+    #[test]
+    fn a_pushed_name_turns_shared_names_into_own_ones() {
+        use crate::module::NameShard;
+        let mut shard = NameShard::default();
+        let mut table = ImportTable::numbered(2, 0);
+        for (name, crc) in [(&b"printk"[..], 7), (b"kfree", 9)] {
+            table.push_numbered(shard.intern(name).unwrap(), crc, false);
+        }
+        let names = Arc::new(ImportNames::new(vec![shard.freeze()]));
+        table.share_names(&names);
+        assert!(table.shared_names().is_some());
+        table.push(b"kmalloc", 3, true);
+        assert!(table.shared_names().is_none());
+        let all: Vec<_> = table.iter().map(|i| (i.name, i.crc, i.weak)).collect();
+        assert_eq!(
+            all,
+            vec![
+                (&b"printk"[..], 7, false),
+                (&b"kfree"[..], 9, false),
+                (&b"kmalloc"[..], 3, true)
+            ]
+        );
     }
 
     #[test]

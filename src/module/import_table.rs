@@ -59,7 +59,7 @@ impl Default for Entries {
 #[derive(Debug, Clone, Copy)]
 struct Narrow {
     /// The key, with the weak flag in the top bit.
-    len_and_weak: u32,
+    key_and_weak: u32,
     crc: u32,
 }
 
@@ -68,22 +68,22 @@ impl Narrow {
 
     /// `symbol` in 8 bytes, if it fits.
     fn new(symbol: Wide) -> Option<Narrow> {
-        let len = u32::try_from(symbol.len)
+        let key = u32::try_from(symbol.key)
             .ok()
-            .filter(|&len| len < Self::WEAK)?;
+            .filter(|&key| key < Self::WEAK)?;
         let crc = u32::try_from(symbol.crc).ok()?;
         let weak = if symbol.weak { Self::WEAK } else { 0 };
         Some(Narrow {
-            len_and_weak: len | weak,
+            key_and_weak: key | weak,
             crc,
         })
     }
 
     fn wide(self) -> Wide {
         Wide {
-            len: (self.len_and_weak & !Self::WEAK) as usize,
+            key: (self.key_and_weak & !Self::WEAK) as usize,
             crc: u64::from(self.crc),
-            weak: self.len_and_weak & Self::WEAK != 0,
+            weak: self.key_and_weak & Self::WEAK != 0,
         }
     }
 }
@@ -92,7 +92,7 @@ impl Narrow {
 #[derive(Debug, Clone, Copy)]
 struct Wide {
     /// The name's length, or its number in the shared names.
-    len: usize,
+    key: usize,
     crc: u64,
     weak: bool,
 }
@@ -172,8 +172,8 @@ impl ImportTable {
         }
     }
 
-    fn push_key(&mut self, len: usize, crc: u64, weak: bool) {
-        let symbol = Wide { len, crc, weak };
+    fn push_key(&mut self, key: usize, crc: u64, weak: bool) {
+        let symbol = Wide { key, crc, weak };
         match &mut self.entries {
             Entries::Narrow(narrow) => match Narrow::new(symbol) {
                 Some(entry) => narrow.push(entry),
@@ -219,15 +219,15 @@ impl ImportTable {
         entries.map(move |entry| {
             let (name, id) = match &self.names {
                 Names::Inline(names) => {
-                    let name = names.get(start..start + entry.len).unwrap_or_default();
-                    start += entry.len;
+                    let name = names.get(start..start + entry.key).unwrap_or_default();
+                    start += entry.key;
                     (name, None)
                 }
                 Names::Shared { shard, names } => {
                     let name = names
                         .as_ref()
-                        .map_or(&[][..], |n| n.name(*shard, entry.len));
-                    (name, Some(entry.len))
+                        .map_or(&[][..], |n| n.name(*shard, entry.key));
+                    (name, Some(entry.key))
                 }
             };
             let import = ImportRef {
@@ -273,15 +273,19 @@ impl<'a> FromIterator<ImportRef<'a>> for ImportTable {
 mod tests {
     use super::*;
 
+    /// The table's symbols as (name, CRC, weak flag).
+    fn symbols(table: &ImportTable) -> Vec<(&[u8], u64, bool)> {
+        table.iter().map(|i| (i.name, i.crc, i.weak)).collect()
+    }
+
     #[test]
     fn keeps_names_and_order() {
         let mut table = ImportTable::new();
         table.push(b"printk", 7, false);
         table.push(b"", 0, true);
         table.push(b"kmalloc", 9, true);
-        let all: Vec<_> = table.iter().map(|i| (i.name, i.crc, i.weak)).collect();
         assert_eq!(
-            all,
+            symbols(&table),
             vec![
                 (&b"printk"[..], 7, false),
                 (&b""[..], 0, true),
@@ -305,9 +309,8 @@ mod tests {
         assert!(table.shared_names().is_some());
         table.push(b"kmalloc", 3, true);
         assert!(table.shared_names().is_none());
-        let all: Vec<_> = table.iter().map(|i| (i.name, i.crc, i.weak)).collect();
         assert_eq!(
-            all,
+            symbols(&table),
             vec![
                 (&b"printk"[..], 7, false),
                 (&b"kfree"[..], 9, false),
@@ -318,18 +321,17 @@ mod tests {
 
     #[test]
     fn wide_crcs_keep_every_symbol_whole() {
-        let symbols: [(&[u8], u64, bool); 4] = [
+        let list: [(&[u8], u64, bool); 4] = [
             (b"printk", 0xffff_ffff, true),
             (b"kfree", 1 << 32, false),
             (b"", u64::MAX, true),
             (b"kmalloc", 9, false),
         ];
         let mut table = ImportTable::with_capacity(1);
-        for (name, crc, weak) in symbols {
+        for (name, crc, weak) in list {
             table.push(name, crc, weak);
         }
-        let all: Vec<_> = table.iter().map(|i| (i.name, i.crc, i.weak)).collect();
-        assert_eq!(all, symbols);
+        assert_eq!(symbols(&table), list);
         let narrow: ImportTable = table.iter().filter(|i| i.crc >> 32 == 0).collect();
         assert_eq!(narrow.len(), 2);
         assert_ne!(narrow, table);

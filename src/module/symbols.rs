@@ -171,22 +171,23 @@ fn symbols_into(
     // `.strtab` (it then falls back to `__ksymtab_strings`), the import walk only on such an
     // undefined symbol.
     let mut crc_exports = Some(Vec::new());
-    let mut imports = Some(());
+    // Whether the import walk still goes on (it stops where kmod's call fails).
+    let mut imports_read = true;
     for symbol in table.symbols() {
-        let wanted_import = imports.is_some()
+        let wanted_import = imports_read
             && symbol.section == SHN_UNDEF
             && !(skip_registers && symbol.info & 0xf == STT_REGISTER);
         if !table.name_in_range(&symbol) {
             crc_exports = None;
             if wanted_import {
-                imports = None;
+                imports_read = false;
             }
-            if crc_exports.is_none() && imports.is_none() {
+            if crc_exports.is_none() && !imports_read {
                 break;
             }
             continue;
         }
-        if imports.is_some() && wanted_import {
+        if wanted_import {
             let name = table.name(&symbol).unwrap_or_default();
             if !name.is_empty() {
                 let (id, entry) = collector.find(name)?;
@@ -214,9 +215,9 @@ fn symbols_into(
             }
         }
     }
-    let imports = match imports {
-        Some(()) => collector.finish(&versions, &visited)?,
-        None => None,
+    let imports = match imports_read {
+        true => collector.finish(&versions, &visited)?,
+        false => None,
     };
     let exports = match crc_exports {
         Some(found) if !found.is_empty() => Ok(found),

@@ -85,24 +85,34 @@ pub enum IndexStep<'a> {
     Warning(Vec<u8>),
 }
 
+/// Every alias of `resolved`'s modules in order, with its module and that module's `idx`.
+fn module_aliases<'a>(
+    resolved: &Resolved<'a>,
+) -> impl Iterator<Item = (usize, &'a GraphModule, &'a [u8])> + 'a {
+    let modules = resolved.modules;
+    modules.iter().enumerate().flat_map(|(i, module)| {
+        module
+            .record
+            .aliases
+            .iter()
+            .map(move |alias| (i, module, &alias[..]))
+    })
+}
+
+/// The warning for an alias whose brackets do not match, which `modules.alias.bin` skips.
+fn unmatched_bracket(alias: &[u8]) -> Vec<u8> {
+    bmsg!("Unmatched bracket in ", alias)
+}
+
 /// `modules.alias.bin`: normalised alias → modname, priority `idx`; an alias with unmatched
 /// brackets is skipped with a warning at its place in the sequence.
 pub fn alias_steps<'a>(resolved: &Resolved<'a>) -> Vec<IndexStep<'a>> {
-    let count = resolved
-        .modules
-        .iter()
-        .map(|m| m.record.aliases.len())
-        .sum();
-    let mut steps = Vec::with_capacity(count);
-    for (i, module) in resolved.modules.iter().enumerate() {
-        for alias in &module.record.aliases {
-            steps.push(match normalize_alias_cow(alias) {
-                Ok(key) => IndexStep::Insert(entry(key, &module.name, i)),
-                Err(_) => IndexStep::Warning(bmsg!("Unmatched bracket in ", alias)),
-            });
-        }
-    }
-    steps
+    module_aliases(resolved)
+        .map(|(i, module, alias)| match normalize_alias_cow(alias) {
+            Ok(key) => IndexStep::Insert(entry(key, &module.name, i)),
+            Err(_) => IndexStep::Warning(unmatched_bracket(alias)),
+        })
+        .collect()
 }
 
 /// `modules.alias.bin` built in one go (without `-w`): the bytes and warnings of the bulk
@@ -125,16 +135,9 @@ pub fn encode_alias_bulk(
         Own,
         UnmatchedBracket,
     }
-    let aliases = || {
-        resolved
-            .modules
-            .iter()
-            .enumerate()
-            .flat_map(|(i, module)| module.record.aliases.iter().map(move |a| (i, module, a)))
-    };
-    let mut keys = Vec::with_capacity(aliases().count());
+    let mut keys = Vec::with_capacity(module_aliases(resolved).count());
     let mut own_keys = Vec::new();
-    for (_, _, alias) in aliases() {
+    for (_, _, alias) in module_aliases(resolved) {
         keys.push(match normalize_alias_cow(alias) {
             Ok(Cow::Borrowed(key)) => match u32::try_from(key.len()) {
                 Ok(len) => Key::Prefix(len),
@@ -152,12 +155,12 @@ pub fn encode_alias_bulk(
     }
     let mut entries = CheckedEntries::with_capacity(keys.len());
     let mut own = own_keys.iter();
-    for ((i, module, alias), key) in aliases().zip(keys) {
+    for ((i, module, alias), key) in module_aliases(resolved).zip(keys) {
         let key: &[u8] = match key {
             Key::Prefix(len) => &alias[..len as usize],
             Key::Own => own.next().map_or(&[][..], Vec::as_slice),
             Key::UnmatchedBracket => {
-                warnings.push(bmsg!("Unmatched bracket in ", alias));
+                warnings.push(unmatched_bracket(alias));
                 continue;
             }
         };

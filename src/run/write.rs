@@ -6,10 +6,10 @@
 //! Two chains run side by side. One resolves the symbols, publishes `modules.dep`, encodes
 //! `modules.dep.bin`, then the small files that need no resolution. The other encodes the
 //! alias files meanwhile, then the symbol files if the first has handed it the resolved
-//! symbols by then (see [`Handoff`]; otherwise the first encodes them). Files are written under their temporary names when the output directory exists
-//! already, and renamed into place in kmod's order, each with its diagnostics, so stderr
-//! and the directory are as if all of it ran in sequence. The files they replace are freed
-//! on threads of their own.
+//! symbols by then (see [`Handoff`]; otherwise the first encodes them). Files are written
+//! under their temporary names when the output directory exists already, and renamed into
+//! place in kmod's order, each with its diagnostics, so stderr and the directory are as if
+//! all of it ran in sequence. The files they replace are freed on threads of their own.
 
 use super::background::drop_in_background;
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
@@ -105,10 +105,7 @@ pub fn write_index_files(
         diag,
         digests: options.file_digests,
     };
-    // Two chains run side by side: one resolves, publishes modules.dep and encodes
-    // modules.dep.bin, then the small files that need no resolution; the other encodes the
-    // alias files meanwhile, then the symbol files if the symbols are resolved by then (if
-    // not, the resolving chain encodes them). The symbol files following the alias files on
+    // The two chains of the module comment. The symbol files following the alias files on
     // one thread have their tries built in the memory the alias trie has just freed, not in
     // memory the kernel must first supply: on bookworm-amd64 modules.symbols.bin's trie
     // took 2.2 ms there and 3.5-4.3 ms (about 960 page faults) on the resolving thread.
@@ -128,7 +125,7 @@ pub fn write_index_files(
     let publisher = Publisher::new(os_path(&options.output_dir)).with_fsync(options.fsync);
     let stage_early = !options.dry_run && can_write_early(&publisher, options.version);
     let in_order = InOrder::new(publish, &publisher, OutputFile::sequence(options.version));
-    let stage = |file: OutputFile, encode_file: &dyn Fn() -> EncodedFile| {
+    let stage = |file: OutputFile, encode_file: Encoder<'_>| {
         in_order.offer(stage_file(
             publish,
             &publisher,
@@ -168,20 +165,19 @@ pub fn write_index_files(
                 modules,
                 resolved,
                 &publisher,
-                stage_early,
                 &in_order,
                 &resolved_symbols,
                 &stage,
             )?;
             for &file in &small_files {
-                stage(file, &|| encode_file(encode, &unresolved, file));
+                stage(file, Box::new(|| encode_file(encode, &unresolved, file)));
             }
             let rest = Rest::Published;
             Ok(Resolution { rest, direct })
         },
         || {
             for &file in &alias_files {
-                stage(file, &|| encode_file(encode, &unresolved, file));
+                stage(file, Box::new(|| encode_file(encode, &unresolved, file)));
             }
             if let Some(symbols) = resolved_symbols.take_or_leave() {
                 stage_symbol_files(encode, modules, symbols, &stage);
@@ -234,12 +230,15 @@ enum Rest {
 /// The resolved symbols: each symbol's name and owner, in kmod's symbol-table order.
 type Symbols = Vec<(Vec<u8>, usize)>;
 
+/// What encodes one file, once.
+type Encoder<'a> = Box<dyn FnOnce() -> EncodedFile + 'a>;
+
 /// Stages a file (see [`stage_file`]) with the given encoder and offers it for publishing.
-type Stage<'a> = dyn Fn(OutputFile, &dyn Fn() -> EncodedFile) + Sync + 'a;
+type Stage<'a> = dyn Fn(OutputFile, Encoder<'_>) + Sync + 'a;
 
 /// Publishes `modules.dep` (first in every release's sequence), then encodes
 /// `modules.dep.bin` and with `stage` writes it under its temporary name; it goes to
-/// `in_order`, which publishes it in its turn. The resolved symbols go to `symbols_to`, for
+/// `in_order` too, which publishes it in its turn. The resolved symbols go to `symbols_to`, for
 /// the chain that encoded the alias files to encode the symbol files; if that chain has
 /// finished already, they are encoded here, beside `modules.dep.bin`.
 ///
@@ -255,7 +254,6 @@ fn publish_dependency_files<'p>(
     modules: &[GraphModule],
     resolved: ResolvedGraph,
     publisher: &'p Publisher,
-    stage_early: bool,
     in_order: &InOrder<'_, 'p>,
     symbols_to: &Handoff<Symbols>,
     stage: &Stage<'_>,
@@ -283,13 +281,10 @@ fn publish_dependency_files<'p>(
     )?;
     in_order.published(dep);
     let dep_bin = || {
-        in_order.offer(stage_file(
-            publish,
-            publisher,
+        stage(
             OutputFile::DepBin,
-            stage_early,
-            || encode_dep_bin(encode, dep_entries),
-        ))
+            Box::new(|| encode_dep_bin(encode, dep_entries)),
+        )
     };
     match symbols_to.give(symbols) {
         None => dep_bin(),
@@ -319,7 +314,7 @@ fn stage_symbol_files(
         .into_iter()
         .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin));
     for file in files {
-        stage(file, &|| encode_file(encode, &graph, file));
+        stage(file, Box::new(|| encode_file(encode, &graph, file)));
     }
     drop_in_background(symbols);
 }

@@ -1,23 +1,25 @@
-//! Building a whole index at once from its entries: sort them by key, then derive the trie
-//! from the sorted keys.
+//! Building a whole index at once from its entries: sort them by key, then write the trie
+//! straight from the sorted keys.
 //!
 //! The bytes are the same as inserting every entry into [`IndexBuilder`] in the given order
 //! (a trie's shape depends only on its set of keys, and a key's value list only on the order
-//! of that key's inserts), but no edge is ever split and nothing is allocated per node: every
-//! edge label and value borrows the caller's bytes. A node's edge label is the longest prefix
-//! its keys share; its children are the groups of its keys by their next character, each a
-//! run of the sorted keys, found by binary search.
+//! of that key's inserts), but no node is ever held in memory: each is written to the file
+//! as soon as it is found. A node's edge label is the longest prefix its keys share; its
+//! children are the groups of its keys by their next character, each a run of the sorted
+//! keys. In kmod 34's pre-order layout a node is written before its children, and each
+//! child's reference is filled into its parent's table when the child is written; in the
+//! post-order layout of kmod 33 and before, a node is written after its children, whose
+//! references it then knows.
 //!
 //! [`IndexBuilder`] stays the incremental builder (and reports duplicates as they are
 //! inserted, which `depmod -w` needs).
 //!
 //! [`IndexBuilder`]: super::IndexBuilder
 
-use std::cmp::Reverse;
-
 use super::error::IndexError;
-use super::trie::{check_entry, NodeId};
-use super::write::{checked_layout, to_vec, TrieNodes};
+use super::format::{FLAG_CHILDREN, FLAG_PREFIX, FLAG_VALUES, MAGIC, MAX_FILE_LEN, VERSION};
+use super::trie::check_entry;
+use super::write::put_u32;
 use super::NodeOrder;
 
 /// One insertion: `value` under `key` with `priority`.
@@ -66,34 +68,42 @@ impl<'a> CheckedEntries<'a> {
     }
 
     /// The index file of the entries laid out in `order`, as [`encode_bulk`] gives it.
+    ///
+    /// Fails with [`IndexError::TooLarge`] if the file would exceed the 256 MiB that 28-bit
+    /// offsets can address.
     pub fn encode(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-        let trie = BulkTrie::build(&self.entries);
-        let layout = checked_layout(&trie, order)?;
-        Ok(to_vec(&trie, &layout))
+        let keys = SortedKeys::new(&self.entries);
+        let bytes = match order {
+            NodeOrder::Pre => write_preorder(&keys),
+            NodeOrder::Post => write_postorder(&keys),
+        };
+        let size = bytes.len() as u64;
+        if size > MAX_FILE_LEN {
+            return Err(IndexError::TooLarge { size });
+        }
+        Ok(bytes)
     }
 }
 
-/// A node: its edge label and ranges of [`BulkTrie::children`] and [`BulkTrie::values`].
-#[derive(Debug, Clone, Copy)]
-struct BulkNode<'a> {
-    prefix: &'a [u8],
-    children: (u32, u32),
-    values: (u32, u32),
-}
-
-/// A trie whose nodes are numbered in pre-order and borrow the entries' bytes.
-#[derive(Debug, Default)]
-struct BulkTrie<'a> {
-    nodes: Vec<BulkNode<'a>>,
-    children: Vec<(u8, NodeId)>,
-    values: Vec<(u32, &'a [u8])>,
-}
-
-/// Keys sorted and deduplicated, each with its range of values in kmod's order.
-struct SortedKeys<'a> {
-    keys: Vec<&'a [u8]>,
-    ranges: Vec<(u32, u32)>,
-    values: Vec<(u32, &'a [u8])>,
+/// The entries by key: each distinct key with its entries in kmod's value order, and how
+/// many leading bytes it shares with the key before it.
+struct SortedKeys<'e, 'a> {
+    entries: &'e [BulkEntry<'a>],
+    /// Positions in `entries` (the second of each pair; the first is scratch space for
+    /// sorting), by ascending key; a key's entries by ascending priority, the newest insert
+    /// first among equals.
+    order: Vec<(u64, u32)>,
+    /// Where each distinct key's entries start in `order`, then `order.len()`.
+    starts: Vec<u32>,
+    /// For each distinct key, how many leading bytes it shares with the one before it (0 for
+    /// the first).
+    ///
+    /// The trie is the tree of these values: the keys below a node that ends at byte `end`
+    /// form a run in which every value after the first is at least `end`, and its children
+    /// start exactly where the value is `end`. Finding them scans this array of integers
+    /// instead of reading the keys, and the scans of all nodes together read no more
+    /// entries than the keys hold bytes.
+    shared: Vec<u32>,
 }
 
 /// The bytes of `key` from `depth` on, eight of them as a big-endian word, padded with NULs.
@@ -113,21 +123,22 @@ fn key_word(key: &[u8], depth: usize) -> u64 {
     }
 }
 
-/// The positions of `keys` in ascending order of their bytes (equal keys in any order).
+/// The positions `0..count` (second of each pair) in ascending order of their keys, which
+/// `key` gives (equal keys in any order).
 ///
 /// A most-significant-first radix sort on eight bytes at a time: the keys are sorted by
 /// their first word, then each run of keys that agree on it by the next word, and so on.
 /// Comparing words is much cheaper than comparing slices, and index keys share long prefixes
 /// (`symbol:`, `pci:v0000`). The keys must hold no NUL byte: a run whose word ends in NUL
 /// is a run of equal keys.
-fn key_order(keys: &[&[u8]]) -> Vec<u32> {
-    let mut order: Vec<(u64, u32)> = (0..keys.len() as u32).map(|i| (0, i)).collect();
+fn key_order<'k>(count: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<(u64, u32)> {
+    let mut order: Vec<(u64, u32)> = (0..count as u32).map(|i| (0, i)).collect();
     // Runs of `order` still to sort: (start, end, depth of the bytes they agree on).
     let mut pending = vec![(0, order.len(), 0)];
     while let Some((start, end, depth)) = pending.pop() {
         let run = &mut order[start..end];
         for item in run.iter_mut() {
-            item.0 = key_word(keys[item.1 as usize], depth);
+            item.0 = key_word(key(item.1 as usize), depth);
         }
         run.sort_unstable_by_key(|&(word, _)| word);
         let mut at = start;
@@ -139,48 +150,316 @@ fn key_order(keys: &[&[u8]]) -> Vec<u32> {
             at += same.len();
         }
     }
-    order.into_iter().map(|(_, i)| i).collect()
+    order
 }
 
-fn sorted_keys<'a>(entries: &[BulkEntry<'a>]) -> SortedKeys<'a> {
-    let all_keys: Vec<&[u8]> = entries.iter().map(|e| e.key).collect();
-    let sorted = key_order(&all_keys);
-    let mut keys = Vec::with_capacity(sorted.len());
-    let mut ranges = Vec::with_capacity(sorted.len());
-    let mut values = Vec::with_capacity(sorted.len());
-    let mut group: Vec<(u32, u32, &[u8])> = Vec::new();
-    for run in sorted.chunk_by(|&a, &b| all_keys[a as usize] == all_keys[b as usize]) {
-        let start = values.len() as u32;
-        if let [only] = run {
-            let e = &entries[*only as usize];
-            values.push((e.priority, e.value));
-        } else {
-            // kmod's value list: ascending priority, the newest insert first among equals.
-            group.clear();
-            group.extend(run.iter().map(|&i| {
-                let e = &entries[i as usize];
-                (e.priority, i, e.value)
-            }));
-            group.sort_unstable_by_key(|&(priority, i, _)| (priority, Reverse(i)));
-            values.extend(group.iter().map(|&(priority, _, value)| (priority, value)));
+impl<'e, 'a> SortedKeys<'e, 'a> {
+    /// The keys of `entries`, which have been checked ([`CheckedEntries`]).
+    fn new(entries: &'e [BulkEntry<'a>]) -> Self {
+        let mut order = key_order(entries.len(), |i| entries[i].key);
+        let mut starts = Vec::with_capacity(entries.len() + 1);
+        let mut shared = Vec::with_capacity(entries.len());
+        let mut previous: Option<&[u8]> = None;
+        for (at, &(_, i)) in order.iter().enumerate() {
+            let key = entries[i as usize].key;
+            let common = previous.map_or(0, |previous| common_prefix_len(previous, key));
+            if previous.is_some_and(|previous| common == previous.len() && common == key.len()) {
+                continue;
+            }
+            starts.push(at as u32);
+            shared.push(common as u32);
+            previous = Some(key);
         }
-        keys.push(all_keys[run[0] as usize]);
-        ranges.push((start, values.len() as u32 - start));
+        starts.push(order.len() as u32);
+        // kmod's value list: ascending priority, the newest insert first among equals.
+        for run in starts.windows(2) {
+            let run = &mut order[run[0] as usize..run[1] as usize];
+            if run.len() > 1 {
+                for item in run.iter_mut() {
+                    let priority = entries[item.1 as usize].priority;
+                    item.0 = u64::from(priority) << 32 | u64::from(u32::MAX - item.1);
+                }
+                run.sort_unstable_by_key(|&(word, _)| word);
+            }
+        }
+        SortedKeys {
+            entries,
+            order,
+            starts,
+            shared,
+        }
     }
-    SortedKeys {
-        keys,
-        ranges,
-        values,
+
+    /// How many distinct keys there are.
+    fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// The `k`th distinct key.
+    fn key(&self, k: usize) -> &'a [u8] {
+        let first = self.order[self.starts[k] as usize].1;
+        self.entries[first as usize].key
+    }
+
+    /// The entries of the `k`th distinct key, in kmod's value order.
+    fn values(&self, k: usize) -> impl ExactSizeIterator<Item = &BulkEntry<'a>> {
+        let run = self.starts[k] as usize..self.starts[k + 1] as usize;
+        self.order[run]
+            .iter()
+            .map(|&(_, i)| &self.entries[i as usize])
+    }
+
+    /// About the size of the file: every key and value once, with room for the rest. Only a
+    /// hint for the capacity of the output.
+    fn size_hint(&self) -> usize {
+        let bytes: usize = self
+            .entries
+            .iter()
+            .map(|e| e.key.len() + e.value.len() + 16)
+            .sum();
+        bytes + 64
+    }
+
+    /// The node made of the distinct keys `lo..hi`, which share their first `depth` bytes;
+    /// `groups` is left holding its children.
+    ///
+    /// The root's label is always empty; below it, a node's label runs as far as all its keys
+    /// agree: a lone key's whole rest, else the least that neighbours share. A key that ends
+    /// there holds the node's values; the others go to the children by their next byte.
+    fn node(&self, lo: usize, hi: usize, depth: usize, groups: &mut Vec<Group>) -> NodeShape<'a> {
+        // Below the root, every node's keys share at least the byte that leads to it.
+        let root = depth == 0;
+        let end = match hi - lo {
+            _ if root => 0,
+            1 => self.key(lo).len(),
+            _ => self.shared[lo + 1..hi].iter().copied().min().unwrap_or(0) as usize,
+        };
+        let mut next = lo;
+        let mut value_key = None;
+        if next < hi && self.key(next).len() == end {
+            value_key = Some(next);
+            next += 1;
+        }
+        groups.clear();
+        while next < hi {
+            let len = 1 + self.shared[next + 1..hi]
+                .iter()
+                .take_while(|&&n| n as usize != end)
+                .count();
+            groups.push(Group {
+                byte: self.key(next)[end],
+                lo: next,
+                hi: next + len,
+            });
+            next += len;
+        }
+        let prefix = match lo < hi {
+            true => &self.key(lo)[depth..end],
+            false => &[],
+        };
+        NodeShape {
+            prefix,
+            end,
+            value_key,
+        }
     }
 }
 
-/// Work left in the pre-order construction: the sorted keys `lo..hi`, which share their
-/// first `depth` bytes, become the node referenced from `slot` of `children`.
-struct Pending {
+/// A child of a node: the distinct keys `lo..hi`, whose byte after the node's label is
+/// `byte`.
+struct Group {
+    byte: u8,
     lo: usize,
     hi: usize,
-    depth: usize,
-    slot: Option<usize>,
+}
+
+/// What a node holds besides its children.
+#[derive(Clone, Copy)]
+struct NodeShape<'a> {
+    /// Its edge label.
+    prefix: &'a [u8],
+    /// Where its label ends in its keys.
+    end: usize,
+    /// The distinct key whose values it holds.
+    value_key: Option<usize>,
+}
+
+impl NodeShape<'_> {
+    /// The flag bits of a reference to the node.
+    fn flags(&self, has_children: bool) -> u32 {
+        let mut flags = 0;
+        if !self.prefix.is_empty() {
+            flags |= FLAG_PREFIX;
+        }
+        if has_children {
+            flags |= FLAG_CHILDREN;
+        }
+        if self.value_key.is_some() {
+            flags |= FLAG_VALUES;
+        }
+        flags
+    }
+}
+
+/// Where the root's reference goes: the header's third word.
+const ROOT_REFERENCE: usize = 8;
+
+/// The file's header, with the root's reference still zero.
+fn header(capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    put_u32(&mut out, MAGIC);
+    put_u32(&mut out, VERSION);
+    put_u32(&mut out, 0);
+    out
+}
+
+/// Writes a reference at `at` (a child table's slot, or the header's root reference).
+///
+/// An offset past 28 bits spills into the flags; the file is then too large and dropped.
+fn set_reference(out: &mut [u8], at: usize, reference: u32) {
+    out[at..at + 4].copy_from_slice(&reference.to_be_bytes());
+}
+
+/// Appends a node's label (if any).
+fn put_prefix(out: &mut Vec<u8>, prefix: &[u8]) {
+    if !prefix.is_empty() {
+        out.extend_from_slice(prefix);
+        out.push(0);
+    }
+}
+
+/// Appends a child table for the characters `first..=last`, every slot zero, and returns
+/// where its slots start.
+fn put_child_table(out: &mut Vec<u8>, first: u8, last: u8) -> usize {
+    out.push(first);
+    out.push(last);
+    let table = out.len();
+    out.resize(table + 4 * (usize::from(last - first) + 1), 0);
+    table
+}
+
+/// Appends the values of the distinct key `k`, if there is one.
+fn put_values(out: &mut Vec<u8>, keys: &SortedKeys<'_, '_>, k: Option<usize>) {
+    let Some(k) = k else { return };
+    let values = keys.values(k);
+    put_u32(out, values.len() as u32);
+    for entry in values {
+        put_u32(out, entry.priority);
+        out.extend_from_slice(entry.value);
+        out.push(0);
+    }
+}
+
+/// The file in kmod 34's pre-order layout: each node, then its children's subtrees by
+/// ascending character.
+///
+/// Nodes are written as they are found, depth first; a node's child table is written with
+/// empty slots, and each child fills its slot when it is written.
+fn write_preorder(keys: &SortedKeys<'_, '_>) -> Vec<u8> {
+    let mut out = header(keys.size_hint());
+    // Nodes to write: the distinct keys lo..hi, their depth, and where their reference goes.
+    let mut stack = vec![(0, keys.len(), 0, ROOT_REFERENCE)];
+    let mut groups = Vec::new();
+    while let Some((lo, hi, depth, reference_at)) = stack.pop() {
+        let node = keys.node(lo, hi, depth, &mut groups);
+        let reference = out.len() as u32 | node.flags(!groups.is_empty());
+        set_reference(&mut out, reference_at, reference);
+        put_prefix(&mut out, node.prefix);
+        if let (Some(first), Some(last)) = (groups.first(), groups.last()) {
+            let (first, last) = (first.byte, last.byte);
+            let table = put_child_table(&mut out, first, last);
+            let slot = |byte: u8| table + 4 * usize::from(byte - first);
+            let children = groups.iter().rev();
+            stack.extend(children.map(|g| (g.lo, g.hi, node.end + 1, slot(g.byte))));
+        }
+        put_values(&mut out, keys, node.value_key);
+    }
+    out
+}
+
+/// Work in the post-order walk.
+enum Step<'a> {
+    /// Find the node of the distinct keys `lo..hi` at `depth`, reached by `byte`.
+    Visit {
+        lo: usize,
+        hi: usize,
+        depth: usize,
+        byte: u8,
+    },
+    /// Write the node, whose children's references start at `children` in the list of
+    /// written nodes.
+    Write {
+        node: NodeShape<'a>,
+        byte: u8,
+        children: usize,
+    },
+}
+
+/// The file in the post-order layout of kmod 33 and before: each node's children's subtrees
+/// by ascending character, then the node.
+///
+/// Each node is written once its children are, from their references, which wait on a stack
+/// until then.
+fn write_postorder(keys: &SortedKeys<'_, '_>) -> Vec<u8> {
+    let mut out = header(keys.size_hint());
+    let (lo, hi, depth, byte) = (0, keys.len(), 0, 0);
+    let mut steps = vec![Step::Visit {
+        lo,
+        hi,
+        depth,
+        byte,
+    }];
+    // The byte and reference of each node written whose parent is not yet.
+    let mut written: Vec<(u8, u32)> = Vec::new();
+    let mut groups = Vec::new();
+    while let Some(step) = steps.pop() {
+        match step {
+            Step::Visit {
+                lo,
+                hi,
+                depth,
+                byte,
+            } => {
+                let node = keys.node(lo, hi, depth, &mut groups);
+                let children = written.len();
+                steps.push(Step::Write {
+                    node,
+                    byte,
+                    children,
+                });
+                steps.extend(groups.iter().rev().map(|g| Step::Visit {
+                    lo: g.lo,
+                    hi: g.hi,
+                    depth: node.end + 1,
+                    byte: g.byte,
+                }));
+            }
+            Step::Write {
+                node,
+                byte,
+                children,
+            } => {
+                let reference = out.len() as u32 | node.flags(written.len() > children);
+                put_prefix(&mut out, node.prefix);
+                if let (Some(&(first, _)), Some(&(last, _))) =
+                    (written[children..].first(), written[children..].last())
+                {
+                    let table = put_child_table(&mut out, first, last);
+                    for &(child, child_reference) in &written[children..] {
+                        let slot = table + 4 * usize::from(child - first);
+                        set_reference(&mut out, slot, child_reference);
+                    }
+                }
+                put_values(&mut out, keys, node.value_key);
+                written.truncate(children);
+                written.push((byte, reference));
+            }
+        }
+    }
+    if let Some(&(_, root)) = written.first() {
+        set_reference(&mut out, ROOT_REFERENCE, root);
+    }
+    out
 }
 
 /// How many leading bytes `a` and `b` share, compared eight at a time.
@@ -203,123 +482,6 @@ fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
         .count()
 }
 
-/// For each sorted key, how many leading bytes it shares with the one before it (0 for the
-/// first).
-///
-/// The trie is the tree of these values: the keys below a node that ends at byte `end` form
-/// a run in which every value after the first is at least `end`, and its children start
-/// exactly where the value is `end`. Finding them scans this array of integers instead of
-/// reading the keys, and the scans of all nodes together read no more entries than the keys
-/// hold bytes.
-fn shared_with_previous(keys: &[&[u8]]) -> Vec<u32> {
-    let mut shared = Vec::with_capacity(keys.len());
-    shared.extend(keys.first().map(|_| 0));
-    shared.extend(
-        keys.windows(2)
-            .map(|pair| common_prefix_len(pair[0], pair[1]) as u32),
-    );
-    shared
-}
-
-impl<'a> BulkTrie<'a> {
-    /// The trie of `entries`, which have been checked ([`CheckedEntries`]). Nodes are
-    /// numbered in pre-order.
-    fn build(entries: &[BulkEntry<'a>]) -> Self {
-        let SortedKeys {
-            keys,
-            ranges,
-            values,
-        } = sorted_keys(entries);
-        let shared = shared_with_previous(&keys);
-        let mut trie = BulkTrie {
-            nodes: Vec::with_capacity(keys.len() * 2),
-            children: Vec::with_capacity(keys.len() * 2),
-            values,
-        };
-        let mut stack = vec![Pending {
-            lo: 0,
-            hi: keys.len(),
-            depth: 0,
-            slot: None,
-        }];
-        let mut groups: Vec<Pending> = Vec::new();
-        while let Some(Pending {
-            lo,
-            hi,
-            depth,
-            slot,
-        }) = stack.pop()
-        {
-            let id = trie.nodes.len() as NodeId;
-            if let Some(slot) = slot {
-                trie.children[slot].1 = id;
-            }
-            // The root's label is always empty; below it, a node's label runs as far as all
-            // its keys agree: a lone key's whole rest, else the least that neighbours share.
-            let end = match slot {
-                None => 0,
-                Some(_) if hi - lo == 1 => keys[lo].len(),
-                Some(_) => shared[lo + 1..hi].iter().copied().min().unwrap_or(0) as usize,
-            };
-            let mut next = lo;
-            let mut node_values = (0, 0);
-            if next < hi && keys[next].len() == end {
-                node_values = ranges[next];
-                next += 1;
-            }
-            let first_child = trie.children.len() as u32;
-            groups.clear();
-            while next < hi {
-                let ch = keys[next][end];
-                let len = 1 + shared[next + 1..hi]
-                    .iter()
-                    .take_while(|&&n| n as usize != end)
-                    .count();
-                groups.push(Pending {
-                    lo: next,
-                    hi: next + len,
-                    depth: end + 1,
-                    slot: Some(trie.children.len()),
-                });
-                trie.children.push((ch, 0));
-                next += len;
-            }
-            trie.nodes.push(BulkNode {
-                prefix: keys.get(lo).map_or(&[][..], |key| &key[depth..end]),
-                children: (first_child, trie.children.len() as u32 - first_child),
-                values: node_values,
-            });
-            stack.extend(groups.drain(..).rev());
-        }
-        trie
-    }
-}
-
-impl TrieNodes for BulkTrie<'_> {
-    fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-    fn prefix(&self, id: NodeId) -> &[u8] {
-        self.nodes[id as usize].prefix
-    }
-    fn children(&self, id: NodeId) -> &[(u8, NodeId)] {
-        let (start, len) = self.nodes[id as usize].children;
-        &self.children[start as usize..(start + len) as usize]
-    }
-    fn value_count(&self, id: NodeId) -> usize {
-        self.nodes[id as usize].values.1 as usize
-    }
-    fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])> {
-        let (start, len) = self.nodes[id as usize].values;
-        self.values[start as usize..(start + len) as usize]
-            .iter()
-            .copied()
-    }
-    fn numbered_in_preorder(&self) -> bool {
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +499,7 @@ mod tests {
         #[test]
         fn key_order_sorts_like_slices(keys in keys()) {
             let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let order = key_order(&keys);
+            let order: Vec<u32> = key_order(keys.len(), |i| keys[i]).iter().map(|&(_, i)| i).collect();
             let mut seen: Vec<u32> = order.clone();
             seen.sort_unstable();
             prop_assert_eq!(seen, (0..keys.len() as u32).collect::<Vec<_>>());
@@ -378,6 +540,46 @@ mod tests {
         }
     }
 
+    /// A file past the 28-bit offsets is refused with the size the incremental builder
+    /// reports, in both layouts.
+    #[test]
+    fn too_large_is_refused_like_the_builder() {
+        let big = vec![b'v'; 90 << 20];
+        let entries: Vec<BulkEntry<'_>> = [&b"a"[..], b"b", b"c"]
+            .into_iter()
+            .map(|key| BulkEntry {
+                key,
+                value: &big,
+                priority: 0,
+            })
+            .collect();
+        let mut builder = crate::index::IndexBuilder::new();
+        for e in &entries {
+            builder.insert(e.key, e.value, e.priority).unwrap();
+        }
+        for order in [NodeOrder::Pre, NodeOrder::Post] {
+            let (IndexError::TooLarge { size: bulk }, IndexError::TooLarge { size: one_by_one }) = (
+                encode_bulk(&entries, order).unwrap_err(),
+                builder.to_bytes(order).unwrap_err(),
+            ) else {
+                panic!("not refused as too large");
+            };
+            assert_eq!(bulk, one_by_one);
+        }
+    }
+
+    /// No entries: a root with nothing, as the builder writes it.
+    #[test]
+    fn empty_index_is_a_bare_root() {
+        let builder = crate::index::IndexBuilder::new();
+        for order in [NodeOrder::Pre, NodeOrder::Post] {
+            assert_eq!(
+                encode_bulk(&[], order).unwrap(),
+                builder.to_bytes(order).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn shared_prefixes_longer_than_a_word() {
         let keys: Vec<&[u8]> = vec![
@@ -388,7 +590,10 @@ mod tests {
             b"",
             b"symbol:abcdefgh",
         ];
-        let sorted: Vec<&[u8]> = key_order(&keys).iter().map(|&i| keys[i as usize]).collect();
+        let sorted: Vec<&[u8]> = key_order(keys.len(), |i| keys[i])
+            .iter()
+            .map(|&(_, i)| keys[i as usize])
+            .collect();
         let mut expected = keys.clone();
         expected.sort_unstable();
         assert_eq!(sorted, expected);

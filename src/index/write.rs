@@ -4,8 +4,9 @@
 //! Encoding is separate from I/O: [`IndexBuilder::prepare`] computes every node's size
 //! bottom-up and derives every node's offset from those sizes (no seeks, no patching);
 //! [`PreparedIndex`] then emits the nodes in the requested order, to memory or in chunks to a
-//! writer. The layout and the emitter read nodes through [`TrieNodes`], so the incremental
-//! [`IndexBuilder`] and the bulk builder ([`super::bulk`]) share them.
+//! writer. The layout and the emitter read nodes through `TrieNodes`, the view of a finished
+//! trie they need. (The bulk builder, [`super::bulk`], writes its nodes as it finds them and
+//! needs neither.)
 
 use std::io::Write;
 
@@ -18,7 +19,7 @@ use super::NodeOrder;
 
 /// A finished trie as the writer sees it: node 0 is the root; each node has an edge label
 /// (empty at the root), children sorted by ascending character, and values in kmod's order.
-pub(crate) trait TrieNodes {
+trait TrieNodes {
     /// How many nodes there are.
     fn node_count(&self) -> usize;
     /// The rest of `id`'s edge label.
@@ -29,11 +30,6 @@ pub(crate) trait TrieNodes {
     fn value_count(&self, id: NodeId) -> usize;
     /// `id`'s values, `(priority, value)`, in kmod's order.
     fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])>;
-    /// Whether the nodes are numbered in pre-order (node 0, then its children's subtrees by
-    /// ascending character), so that the layout need not work the order out.
-    fn numbered_in_preorder(&self) -> bool {
-        false
-    }
 }
 
 impl TrieNodes for [Node] {
@@ -105,7 +101,7 @@ fn preorder<T: TrieNodes + ?Sized>(nodes: &T) -> Vec<NodeId> {
 }
 
 /// Where every node goes: its offset, and the order in which nodes are emitted.
-pub(crate) struct Layout {
+struct Layout {
     offset: Vec<u64>,
     emit_order: Vec<NodeId>,
     file_len: u64,
@@ -113,7 +109,7 @@ pub(crate) struct Layout {
 
 /// [`layout`], failing with [`IndexError::TooLarge`] if the file would exceed the 256 MiB
 /// that 28-bit offsets can address.
-pub(crate) fn checked_layout<T: TrieNodes + ?Sized>(
+fn checked_layout<T: TrieNodes + ?Sized>(
     nodes: &T,
     order: NodeOrder,
 ) -> Result<Layout, IndexError> {
@@ -127,9 +123,6 @@ pub(crate) fn checked_layout<T: TrieNodes + ?Sized>(
 }
 
 fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
-    if nodes.numbered_in_preorder() && order == NodeOrder::Pre {
-        return numbered_preorder_layout(nodes);
-    }
     let pre = preorder(nodes);
     let size: Vec<u64> = (0..nodes.node_count() as NodeId)
         .map(|id| node_size(nodes, id))
@@ -177,24 +170,8 @@ fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
     }
 }
 
-/// The pre-order layout of nodes numbered in pre-order: each node right after the one
-/// numbered before it.
-fn numbered_preorder_layout<T: TrieNodes + ?Sized>(nodes: &T) -> Layout {
-    let count = nodes.node_count();
-    let mut offset = Vec::with_capacity(count);
-    let mut at = HEADER_LEN as u64;
-    for id in 0..count as NodeId {
-        offset.push(at);
-        at += node_size(nodes, id);
-    }
-    Layout {
-        offset,
-        emit_order: (0..count as NodeId).collect(),
-        file_len: at,
-    }
-}
-
-fn put_u32(out: &mut Vec<u8>, word: u32) {
+/// Appends `word` big-endian, as every integer of the format is stored.
+pub(super) fn put_u32(out: &mut Vec<u8>, word: u32) {
     out.extend_from_slice(&word.to_be_bytes());
 }
 
@@ -248,7 +225,7 @@ impl PreparedIndex {
     }
 }
 
-pub(crate) fn to_vec<T: TrieNodes + ?Sized>(nodes: &T, layout: &Layout) -> Vec<u8> {
+fn to_vec<T: TrieNodes + ?Sized>(nodes: &T, layout: &Layout) -> Vec<u8> {
     // Emitted straight into the file's buffer: no chunk is ever handed on.
     let mut bytes = Vec::with_capacity(layout.file_len as usize);
     let result: std::io::Result<()> = emit(nodes, layout, &mut bytes, usize::MAX, |_| Ok(()));

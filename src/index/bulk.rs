@@ -93,6 +93,8 @@ struct SortedKeys<'e, 'a> {
     /// sorting), by ascending key; a key's entries by ascending priority, the newest insert
     /// first among equals.
     order: Vec<(u64, u32)>,
+    /// Each distinct key, in order (what [`SortedKeys::node`] reads most).
+    keys: Vec<&'a [u8]>,
     /// Where each distinct key's entries start in `order`, then `order.len()`.
     starts: Vec<u32>,
     /// For each distinct key, how many leading bytes it shares with the one before it (0 for
@@ -157,6 +159,7 @@ impl<'e, 'a> SortedKeys<'e, 'a> {
     /// The keys of `entries`, which have been checked ([`CheckedEntries`]).
     fn new(entries: &'e [BulkEntry<'a>]) -> Self {
         let mut order = key_order(entries.len(), |i| entries[i].key);
+        let mut keys = Vec::with_capacity(entries.len());
         let mut starts = Vec::with_capacity(entries.len() + 1);
         let mut shared = Vec::with_capacity(entries.len());
         let mut previous: Option<&[u8]> = None;
@@ -166,6 +169,7 @@ impl<'e, 'a> SortedKeys<'e, 'a> {
             if previous.is_some_and(|previous| common == previous.len() && common == key.len()) {
                 continue;
             }
+            keys.push(key);
             starts.push(at as u32);
             shared.push(common as u32);
             previous = Some(key);
@@ -185,6 +189,7 @@ impl<'e, 'a> SortedKeys<'e, 'a> {
         SortedKeys {
             entries,
             order,
+            keys,
             starts,
             shared,
         }
@@ -197,8 +202,7 @@ impl<'e, 'a> SortedKeys<'e, 'a> {
 
     /// The `k`th distinct key.
     fn key(&self, k: usize) -> &'a [u8] {
-        let first = self.order[self.starts[k] as usize].1;
-        self.entries[first as usize].key
+        self.keys[k]
     }
 
     /// The entries of the `k`th distinct key, in kmod's value order.

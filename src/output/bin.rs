@@ -7,7 +7,7 @@ use super::text::dep_line;
 use super::Resolved;
 use crate::builtin::BuiltinAlias;
 use crate::compat::NodeOrder;
-use crate::index::{encode_bulk, BulkEntry, CheckedEntries, IndexBuilder, IndexError};
+use crate::index::{BulkEntry, CheckedEntries, IndexBuilder, IndexError};
 use crate::names::normalize_alias_cow;
 use crate::record::GraphModule;
 use crate::{bappend, bmsg};
@@ -41,7 +41,7 @@ pub enum DuplicateKind {
 }
 
 impl IndexEntry<'_> {
-    /// The entry as [`encode_bulk`] takes it.
+    /// The entry as [`crate::index::encode_bulk`] takes it.
     fn as_bulk(&self) -> BulkEntry<'_> {
         BulkEntry {
             key: &self.key,
@@ -207,15 +207,36 @@ impl<'a> SymbolEntries<'a> {
 
     /// The entries, in insertion order.
     pub fn entries(&self) -> Vec<IndexEntry<'_>> {
+        self.iter()
+            .map(|(key, owner_name, owner)| entry(key, owner_name, owner))
+            .collect()
+    }
+
+    /// `modules.symbols.bin` encoded all at once (without `-w`): the bytes of
+    /// [`encode_entries_bulk`] over [`SymbolEntries::entries`], without making that list
+    /// (14,000 entries of 56 bytes on bookworm-amd64) first.
+    pub fn encode_bulk(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
+        let mut entries = CheckedEntries::with_capacity(self.symbols.len());
+        for (key, owner_name, owner) in self.iter() {
+            entries.push(BulkEntry {
+                key,
+                value: owner_name,
+                priority: owner as u32,
+            })?;
+        }
+        entries.encode(order)
+    }
+
+    /// Each entry's key, owner name and owner `idx`, in insertion order.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &'a [u8], usize)> + '_ {
         let mut rest = &self.keys[..];
         self.symbols
             .iter()
-            .map(|&(key_len, owner_name, owner)| {
+            .map(move |&(key_len, owner_name, owner)| {
                 let (key, after) = rest.split_at(key_len);
                 rest = after;
-                entry(key, owner_name, owner)
+                (key, owner_name, owner)
             })
-            .collect()
     }
 }
 
@@ -232,14 +253,17 @@ pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry<'_>> {
         .collect()
 }
 
-/// `entries` encoded all at once with [`encode_bulk`]: the bytes of [`build_index`] laid out
+/// `entries` encoded all at once with [`crate::index::encode_bulk`]: the bytes of [`build_index`] laid out
 /// in `order`, faster, for runs that report no duplicates (no `-w`).
 pub fn encode_entries_bulk(
     entries: &[IndexEntry<'_>],
     order: NodeOrder,
 ) -> Result<Vec<u8>, IndexError> {
-    let entries: Vec<BulkEntry<'_>> = entries.iter().map(IndexEntry::as_bulk).collect();
-    encode_bulk(&entries, order)
+    let mut checked = CheckedEntries::with_capacity(entries.len());
+    for entry in entries {
+        checked.push(entry.as_bulk())?;
+    }
+    checked.encode(order)
 }
 
 /// [`encode_entries_bulk`] over steps: their warnings go to `warnings` in order, up to the
@@ -401,6 +425,41 @@ mod tests {
             let [by_steps, direct] = both_ways(&modules, NodeOrder::Pre);
             prop_assert_eq!(direct.0, by_steps.0);
             prop_assert_eq!(direct.1, by_steps.1);
+        }
+    }
+
+    /// `modules.symbols.bin` at once gives the bytes of building it entry by entry, and
+    /// stops at the same bad symbol name.
+    #[test]
+    fn symbol_index_at_once_matches_the_builder() {
+        let modules = with_aliases(&[vec![], vec![], vec![]]);
+        let name = |s: &str| s.as_bytes().to_vec();
+        let symbols = vec![
+            (name("zeta"), 2),
+            (name("alpha"), 0),
+            (name("alpha_long_name_past_a_word"), 1),
+            (name("alpha"), 2),
+            (name("b"), 1),
+        ];
+        let mut broken = symbols.clone();
+        broken.insert(2, (b"caf\xe9".to_vec(), 0));
+        for symbols in [symbols, broken] {
+            let resolved = Resolved {
+                modules: &modules,
+                dependencies: &[],
+                symbols: &symbols,
+            };
+            let entries = SymbolEntries::new(&resolved);
+            for order in [NodeOrder::Pre, NodeOrder::Post] {
+                let mut warnings = Vec::new();
+                let built =
+                    build_index(entries.entries(), DuplicateKind::Syms, false, &mut warnings)
+                        .and_then(|builder| builder.to_bytes(order));
+                assert_eq!(
+                    entries.encode_bulk(order).map_err(|e| e.kmod_message()),
+                    built.map_err(|e| e.kmod_message())
+                );
+            }
         }
     }
 }

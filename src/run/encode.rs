@@ -66,16 +66,39 @@ fn bulk(encoded: Result<Vec<u8>, IndexError>) -> Encoded {
     }
 }
 
+/// Dependency lines of up to this many bytes in all are encoded into `modules.dep.bin` at
+/// once, which holds the whole file in memory beside the lines (about as large again);
+/// longer ones go through [`IndexBuilder`], which takes the lines over and writes the file
+/// in chunks when it is published. bookworm-amd64's lines take 0.5 MB.
+const DEP_BIN_AT_ONCE_MAX: usize = 16 << 20;
+
 /// Encodes `modules.dep.bin` from its entries, made beforehand (so that the dependency
 /// lists can be freed before its trie is built).
 pub fn encode_dep_bin(
     settings: EncodeSettings<'_>,
     entries: Vec<binout::IndexEntry<'_>>,
 ) -> EncodedFile {
+    encode_dep_bin_within(settings, entries, DEP_BIN_AT_ONCE_MAX)
+}
+
+/// [`encode_dep_bin`], encoding at once when the lines take at most `at_once_max` bytes
+/// (and no duplicate is to be reported).
+fn encode_dep_bin_within(
+    settings: EncodeSettings<'_>,
+    entries: Vec<binout::IndexEntry<'_>>,
+    at_once_max: usize,
+) -> EncodedFile {
     let mut messages = HeldMessages::default();
     let mut warnings = Vec::new();
-    let built = build_index(entries, DuplicateKind::Deps, settings.warn, &mut warnings);
-    let encoded = prepared_index(built, settings.version.node_order());
+    let order = settings.version.node_order();
+    let line_bytes: usize = entries.iter().map(|entry| entry.value.len()).sum();
+    let encoded = match !settings.warn && line_bytes <= at_once_max {
+        true => bulk(binout::encode_entries_bulk(&entries, order)),
+        false => {
+            let built = build_index(entries, DuplicateKind::Deps, settings.warn, &mut warnings);
+            prepared_index(built, order)
+        }
+    };
     for w in warnings {
         messages.warning(w);
     }
@@ -145,7 +168,10 @@ fn encode_into(
         OutputFile::Symbols => Encoded::Bytes(text::modules_symbols(r)),
         OutputFile::SymbolsBin => {
             let symbols = binout::SymbolEntries::new(r);
-            index(symbols.entries(), DuplicateKind::Syms, &mut warnings)
+            match warn {
+                true => index(symbols.entries(), DuplicateKind::Syms, &mut warnings),
+                false => bulk(symbols.encode_bulk(order)),
+            }
         }
         OutputFile::BuiltinBin => match read_input(settings.dirname, "modules.builtin", messages) {
             None => Encoded::Bytes(Vec::new()),
@@ -194,6 +220,64 @@ fn hold_builtin_diagnostics(diagnostics: Vec<BuiltinDiagnostic>, messages: &mut 
         match d {
             BuiltinDiagnostic::Error(m) => messages.error(m),
             BuiltinDiagnostic::Warning(m) => messages.warning(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::output::bin::IndexEntry;
+
+    /// The bytes of an encoded index, however it was encoded.
+    fn bytes_of(encoded: Encoded) -> Vec<u8> {
+        match encoded {
+            Encoded::Bytes(bytes) => bytes,
+            Encoded::Index(index) => {
+                let mut out = Vec::new();
+                index.write_to(&mut out).unwrap();
+                out
+            }
+            Encoded::Fatal(message) => panic!("{}", String::from_utf8_lossy(&message)),
+        }
+    }
+
+    /// `modules.dep.bin` encoded at once and through the builder: the same bytes, in both
+    /// layouts.
+    #[test]
+    fn dep_index_at_once_matches_the_builder() {
+        let entries = || -> Vec<IndexEntry<'static>> {
+            [
+                ("snd", "kernel/snd.ko: kernel/soundcore.ko"),
+                ("soundcore", "kernel/soundcore.ko:"),
+                (
+                    "snd_pcm",
+                    "kernel/snd-pcm.ko: kernel/snd.ko kernel/soundcore.ko",
+                ),
+                ("a", "extra/a.ko:"),
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, line))| IndexEntry {
+                key: Cow::Borrowed(key.as_bytes()),
+                value: Cow::Owned(line.as_bytes().to_vec()),
+                priority: i as u32,
+            })
+            .collect()
+        };
+        for version in [KmodVersion::V34, KmodVersion::V30] {
+            let settings = EncodeSettings {
+                version,
+                dirname: b"/lib/modules/x",
+                warn: false,
+            };
+            let at_once = encode_dep_bin_within(settings, entries(), usize::MAX);
+            let built = encode_dep_bin_within(settings, entries(), 0);
+            assert!(matches!(at_once.encoded, Encoded::Bytes(_)));
+            assert!(matches!(built.encoded, Encoded::Index(_)));
+            assert_eq!(bytes_of(at_once.encoded), bytes_of(built.encoded));
         }
     }
 }

@@ -381,19 +381,36 @@ fn resolve_imports<'p>(
 /// `symbols` (distinct names with their owners) in kmod's symbol-hash iteration order: by
 /// bucket, then by name within a bucket.
 ///
-/// The names are sorted while they are borrowed, each bucket computed once, and copied only
-/// in their final order.
+/// The names are put in their buckets while they are borrowed (a counting sort: each bucket
+/// computed once, the symbols moved once), each bucket's few names sorted, and the names
+/// copied only in their final order.
 fn in_symbol_table_order<'a>(
     symbols: impl Iterator<Item = (&'a [u8], usize)>,
 ) -> Vec<(Vec<u8>, usize)> {
-    let mut keyed: Vec<(u32, &[u8], usize)> = symbols
+    let keyed: Vec<(u32, &[u8], usize)> = symbols
         .map(|(name, owner)| (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name, owner))
         .collect();
-    // The names are distinct, so (bucket, name) orders them totally.
-    keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    keyed
+    // Where each bucket starts among the sorted symbols, then their count.
+    let mut starts = vec![0usize; SYMBOL_BUCKETS as usize + 1];
+    for &(bucket, _, _) in &keyed {
+        starts[bucket as usize + 1] += 1;
+    }
+    for bucket in 1..starts.len() {
+        starts[bucket] += starts[bucket - 1];
+    }
+    let mut sorted: Vec<(&[u8], usize)> = vec![(&[], 0); keyed.len()];
+    let mut next = starts.clone();
+    for (bucket, name, owner) in keyed {
+        sorted[next[bucket as usize]] = (name, owner);
+        next[bucket as usize] += 1;
+    }
+    // The names are distinct, so within a bucket the name orders them totally.
+    for bucket in starts.windows(2) {
+        sorted[bucket[0]..bucket[1]].sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+    sorted
         .into_iter()
-        .map(|(_, name, owner)| (name.to_vec(), owner))
+        .map(|(name, owner)| (name.to_vec(), owner))
         .collect()
 }
 
@@ -845,6 +862,26 @@ mod proptests {
                     prop_assert!(!reports.is_empty());
                 }
             }
+        }
+
+        /// The counting sort by bucket gives the order of sorting by (bucket, name).
+        #[test]
+        fn symbol_table_order_is_bucket_then_name(
+            names in proptest::collection::btree_set(
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'_'), 1u8..=0xff], 0..12),
+                0..300,
+            )
+        ) {
+            let symbols: Vec<(&[u8], usize)> =
+                names.iter().enumerate().map(|(i, name)| (&name[..], i)).collect();
+            let mut expected: Vec<(u32, &[u8], usize)> = symbols
+                .iter()
+                .map(|&(name, owner)| (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name, owner))
+                .collect();
+            expected.sort_unstable();
+            let expected: Vec<(Vec<u8>, usize)> =
+                expected.into_iter().map(|(_, name, owner)| (name.to_vec(), owner)).collect();
+            prop_assert_eq!(in_symbol_table_order(symbols.into_iter()), expected);
         }
     }
 }

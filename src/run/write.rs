@@ -245,8 +245,8 @@ type Stage<'a> = dyn Fn(OutputFile, Encoder<'_>) + Sync + 'a;
 /// Memory: on deep trees the dependency lines are by far the largest data, and both
 /// `modules.dep` and `modules.dep.bin` carry them. So the lines are made once, the
 /// dependency lists freed, and both files written from the same lines: `modules.dep` in
-/// chunks, then the trie of `modules.dep.bin`, which is written to its file in chunks when
-/// published.
+/// chunks, then the trie of `modules.dep.bin`, which for long lines is written to its file
+/// in chunks when published (see [`encode_dep_bin`]).
 #[allow(clippy::too_many_arguments)]
 fn publish_dependency_files<'p>(
     encode: EncodeSettings<'_>,

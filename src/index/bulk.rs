@@ -17,9 +17,11 @@
 //! [`IndexBuilder`]: super::IndexBuilder
 
 use super::error::IndexError;
-use super::format::{FLAG_CHILDREN, FLAG_PREFIX, FLAG_VALUES, MAGIC, MAX_FILE_LEN, VERSION};
+use super::format::MAX_FILE_LEN;
 use super::trie::check_entry;
-use super::write::put_u32;
+use super::write::{
+    put_child_table, put_header, put_prefix, put_values, reference_flags, set_reference,
+};
 use super::NodeOrder;
 
 /// One insertion: `value` under `key` with `priority`.
@@ -37,11 +39,7 @@ pub struct BulkEntry<'a> {
 /// inserting them one by one into [`super::IndexBuilder`] and writing it gives, including
 /// which error is reported first.
 pub fn encode_bulk(entries: &[BulkEntry<'_>], order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-    let mut checked = CheckedEntries::with_capacity(entries.len());
-    for &entry in entries {
-        checked.push(entry)?;
-    }
-    checked.encode(order)
+    CheckedEntries::from_entries(entries.iter().copied())?.encode(order)
 }
 
 /// Entries in insertion order, each checked as [`super::IndexBuilder::insert`] checks it
@@ -57,6 +55,19 @@ impl<'a> CheckedEntries<'a> {
         CheckedEntries {
             entries: Vec::with_capacity(capacity),
         }
+    }
+
+    /// `entries` in insertion order, each checked; fails at the first that
+    /// [`CheckedEntries::push`] refuses.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = BulkEntry<'a>>,
+    ) -> Result<Self, IndexError> {
+        let entries = entries.into_iter();
+        let mut checked = CheckedEntries::with_capacity(entries.size_hint().0);
+        for entry in entries {
+            checked.push(entry)?;
+        }
+        Ok(checked)
     }
 
     /// Appends `entry`, or fails with the error inserting it into an
@@ -77,6 +88,7 @@ impl<'a> CheckedEntries<'a> {
             NodeOrder::Pre => write_preorder(&keys),
             NodeOrder::Post => write_postorder(&keys),
         };
+        // Past 28 bits an offset has spilled into a reference's flags: the bytes are dropped.
         let size = bytes.len() as u64;
         if size > MAX_FILE_LEN {
             return Err(IndexError::TooLarge { size });
@@ -291,66 +303,32 @@ struct NodeShape<'a> {
 impl NodeShape<'_> {
     /// The flag bits of a reference to the node.
     fn flags(&self, has_children: bool) -> u32 {
-        let mut flags = 0;
-        if !self.prefix.is_empty() {
-            flags |= FLAG_PREFIX;
-        }
-        if has_children {
-            flags |= FLAG_CHILDREN;
-        }
-        if self.value_key.is_some() {
-            flags |= FLAG_VALUES;
-        }
-        flags
+        reference_flags(
+            !self.prefix.is_empty(),
+            has_children,
+            self.value_key.is_some(),
+        )
     }
 }
 
 /// Where the root's reference goes: the header's third word.
 const ROOT_REFERENCE: usize = 8;
 
-/// The file's header, with the root's reference still zero.
+/// The file's header, with the root's reference still zero (filled in when the root is
+/// written), in a buffer with room for about the whole file.
 fn header(capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
-    put_u32(&mut out, MAGIC);
-    put_u32(&mut out, VERSION);
-    put_u32(&mut out, 0);
+    put_header(&mut out, 0);
     out
 }
 
-/// Writes a reference at `at` (a child table's slot, or the header's root reference).
-///
-/// An offset past 28 bits spills into the flags; the file is then too large and dropped.
-fn set_reference(out: &mut [u8], at: usize, reference: u32) {
-    out[at..at + 4].copy_from_slice(&reference.to_be_bytes());
-}
-
-/// Appends a node's label (if any).
-fn put_prefix(out: &mut Vec<u8>, prefix: &[u8]) {
-    if !prefix.is_empty() {
-        out.extend_from_slice(prefix);
-        out.push(0);
-    }
-}
-
-/// Appends a child table for the characters `first..=last`, every slot zero, and returns
-/// where its slots start.
-fn put_child_table(out: &mut Vec<u8>, first: u8, last: u8) -> usize {
-    out.push(first);
-    out.push(last);
-    let table = out.len();
-    out.resize(table + 4 * (usize::from(last - first) + 1), 0);
-    table
-}
-
 /// Appends the values of the distinct key `k`, if there is one.
-fn put_values(out: &mut Vec<u8>, keys: &SortedKeys<'_, '_>, k: Option<usize>) {
-    let Some(k) = k else { return };
-    let values = keys.values(k);
-    put_u32(out, values.len() as u32);
-    for entry in values {
-        put_u32(out, entry.priority);
-        out.extend_from_slice(entry.value);
-        out.push(0);
+fn put_key_values(out: &mut Vec<u8>, keys: &SortedKeys<'_, '_>, k: Option<usize>) {
+    if let Some(k) = k {
+        put_values(
+            out,
+            keys.values(k).map(|entry| (entry.priority, entry.value)),
+        );
     }
 }
 
@@ -376,7 +354,7 @@ fn write_preorder(keys: &SortedKeys<'_, '_>) -> Vec<u8> {
             let children = groups.iter().rev();
             stack.extend(children.map(|g| (g.lo, g.hi, node.end + 1, slot(g.byte))));
         }
-        put_values(&mut out, keys, node.value_key);
+        put_key_values(&mut out, keys, node.value_key);
     }
     out
 }
@@ -454,7 +432,7 @@ fn write_postorder(keys: &SortedKeys<'_, '_>) -> Vec<u8> {
                         set_reference(&mut out, slot, child_reference);
                     }
                 }
-                put_values(&mut out, keys, node.value_key);
+                put_key_values(&mut out, keys, node.value_key);
                 written.truncate(children);
                 written.push((byte, reference));
             }

@@ -4,9 +4,8 @@
 //! Encoding is separate from I/O: [`IndexBuilder::prepare`] computes every node's size
 //! bottom-up and derives every node's offset from those sizes (no seeks, no patching);
 //! [`PreparedIndex`] then emits the nodes in the requested order, to memory or in chunks to a
-//! writer. The layout and the emitter read nodes through `TrieNodes`, the view of a finished
-//! trie they need. (The bulk builder, [`super::bulk`], writes its nodes as it finds them and
-//! needs neither.)
+//! writer. (The bulk builder, [`super::bulk`], writes its nodes as it finds them and needs
+//! no layout; it shares the functions here that append a node's pieces.)
 
 use std::io::Write;
 
@@ -17,85 +16,43 @@ use super::format::{
 use super::trie::{IndexBuilder, Node, NodeId};
 use super::NodeOrder;
 
-/// A finished trie as the writer sees it: node 0 is the root; each node has an edge label
-/// (empty at the root), children sorted by ascending character, and values in kmod's order.
-trait TrieNodes {
-    /// How many nodes there are.
-    fn node_count(&self) -> usize;
-    /// The rest of `id`'s edge label.
-    fn prefix(&self, id: NodeId) -> &[u8];
-    /// `id`'s children by ascending character.
-    fn children(&self, id: NodeId) -> &[(u8, NodeId)];
-    /// How many values `id` holds.
-    fn value_count(&self, id: NodeId) -> usize;
-    /// `id`'s values, `(priority, value)`, in kmod's order.
-    fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])>;
-}
-
-impl TrieNodes for [Node] {
-    fn node_count(&self) -> usize {
-        self.len()
-    }
-    fn prefix(&self, id: NodeId) -> &[u8] {
-        &self[id as usize].prefix
-    }
-    fn children(&self, id: NodeId) -> &[(u8, NodeId)] {
-        &self[id as usize].children
-    }
-    fn value_count(&self, id: NodeId) -> usize {
-        self[id as usize].values.len()
-    }
-    fn values(&self, id: NodeId) -> impl Iterator<Item = (u32, &[u8])> {
-        self[id as usize]
-            .values
-            .iter()
-            .map(|v| (v.priority, &v.value[..]))
-    }
-}
-
 /// The flag bits of a reference to `id`.
-fn flags<T: TrieNodes + ?Sized>(nodes: &T, id: NodeId) -> u32 {
-    let mut flags = 0;
-    if !nodes.prefix(id).is_empty() {
-        flags |= FLAG_PREFIX;
-    }
-    if !nodes.children(id).is_empty() {
-        flags |= FLAG_CHILDREN;
-    }
-    if nodes.value_count(id) != 0 {
-        flags |= FLAG_VALUES;
-    }
-    flags
+fn flags(nodes: &[Node], id: NodeId) -> u32 {
+    let node = &nodes[id as usize];
+    reference_flags(
+        !node.prefix.is_empty(),
+        !node.children.is_empty(),
+        !node.values.is_empty(),
+    )
 }
 
 /// Bytes taken by `id` itself (not its children).
-fn node_size<T: TrieNodes + ?Sized>(nodes: &T, id: NodeId) -> u64 {
+fn node_size(node: &Node) -> u64 {
     let mut size = 0u64;
-    let prefix = nodes.prefix(id);
-    if !prefix.is_empty() {
-        size += prefix.len() as u64 + 1;
+    if !node.prefix.is_empty() {
+        size += node.prefix.len() as u64 + 1;
     }
-    let children = nodes.children(id);
-    if let (Some(first), Some(last)) = (children.first(), children.last()) {
+    if let (Some(first), Some(last)) = (node.children.first(), node.children.last()) {
         size += 2 + 4 * (u64::from(last.0 - first.0) + 1);
     }
-    if nodes.value_count(id) != 0 {
+    if !node.values.is_empty() {
         size += 4;
-        size += nodes
-            .values(id)
-            .map(|(_, v)| 4 + v.len() as u64 + 1)
+        size += node
+            .values
+            .iter()
+            .map(|v| 4 + v.value.len() as u64 + 1)
             .sum::<u64>();
     }
     size
 }
 
 /// Node ids in pre-order: a node, then its children's subtrees by ascending character.
-fn preorder<T: TrieNodes + ?Sized>(nodes: &T) -> Vec<NodeId> {
-    let mut order = Vec::with_capacity(nodes.node_count());
+fn preorder(nodes: &[Node]) -> Vec<NodeId> {
+    let mut order = Vec::with_capacity(nodes.len());
     let mut stack: Vec<NodeId> = vec![0];
     while let Some(id) = stack.pop() {
         order.push(id);
-        stack.extend(nodes.children(id).iter().rev().map(|&(_, c)| c));
+        stack.extend(nodes[id as usize].children.iter().rev().map(|&(_, c)| c));
     }
     order
 }
@@ -109,10 +66,7 @@ struct Layout {
 
 /// [`layout`], failing with [`IndexError::TooLarge`] if the file would exceed the 256 MiB
 /// that 28-bit offsets can address.
-fn checked_layout<T: TrieNodes + ?Sized>(
-    nodes: &T,
-    order: NodeOrder,
-) -> Result<Layout, IndexError> {
+fn checked_layout(nodes: &[Node], order: NodeOrder) -> Result<Layout, IndexError> {
     let layout = layout(nodes, order);
     if layout.file_len > MAX_FILE_LEN {
         return Err(IndexError::TooLarge {
@@ -122,16 +76,14 @@ fn checked_layout<T: TrieNodes + ?Sized>(
     Ok(layout)
 }
 
-fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
+fn layout(nodes: &[Node], order: NodeOrder) -> Layout {
     let pre = preorder(nodes);
-    let size: Vec<u64> = (0..nodes.node_count() as NodeId)
-        .map(|id| node_size(nodes, id))
-        .collect();
+    let size: Vec<u64> = nodes.iter().map(node_size).collect();
     // Subtree totals, children before parents (reverse pre-order).
     let mut total = size.clone();
     for &id in pre.iter().rev() {
-        let sum: u64 = nodes
-            .children(id)
+        let sum: u64 = nodes[id as usize]
+            .children
             .iter()
             .map(|&(_, c)| total[c as usize])
             .sum();
@@ -139,8 +91,8 @@ fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
     }
     // Each subtree occupies a contiguous range; children's subtrees follow each other in
     // ascending character order, after the node itself (pre-order) or before it (post-order).
-    let mut subtree_start = vec![0u64; nodes.node_count()];
-    let mut offset = vec![0u64; nodes.node_count()];
+    let mut subtree_start = vec![0u64; nodes.len()];
+    let mut offset = vec![0u64; nodes.len()];
     subtree_start[0] = HEADER_LEN as u64;
     for &id in &pre {
         let i = id as usize;
@@ -149,7 +101,7 @@ fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
             NodeOrder::Post => (subtree_start[i] + total[i] - size[i], subtree_start[i]),
         };
         offset[i] = own;
-        for &(_, c) in nodes.children(id) {
+        for &(_, c) in &nodes[id as usize].children {
             subtree_start[c as usize] = next_child;
             next_child += total[c as usize];
         }
@@ -171,8 +123,68 @@ fn layout<T: TrieNodes + ?Sized>(nodes: &T, order: NodeOrder) -> Layout {
 }
 
 /// Appends `word` big-endian, as every integer of the format is stored.
-pub(super) fn put_u32(out: &mut Vec<u8>, word: u32) {
+fn put_u32(out: &mut Vec<u8>, word: u32) {
     out.extend_from_slice(&word.to_be_bytes());
+}
+
+// The pieces of a node, shared with the bulk builder (`super::bulk`).
+
+/// The flag bits of a reference to a node with (or without) a label, children and values.
+pub(super) fn reference_flags(prefix: bool, children: bool, values: bool) -> u32 {
+    let mut flags = 0;
+    if prefix {
+        flags |= FLAG_PREFIX;
+    }
+    if children {
+        flags |= FLAG_CHILDREN;
+    }
+    if values {
+        flags |= FLAG_VALUES;
+    }
+    flags
+}
+
+/// Appends the file's header: magic, version and the root's reference.
+pub(super) fn put_header(out: &mut Vec<u8>, root_reference: u32) {
+    put_u32(out, MAGIC);
+    put_u32(out, VERSION);
+    put_u32(out, root_reference);
+}
+
+/// Writes a reference at `at` (a child table's slot, or the header's root reference).
+pub(super) fn set_reference(out: &mut [u8], at: usize, reference: u32) {
+    out[at..at + 4].copy_from_slice(&reference.to_be_bytes());
+}
+
+/// Appends a node's label (if any) and its NUL.
+pub(super) fn put_prefix(out: &mut Vec<u8>, prefix: &[u8]) {
+    if !prefix.is_empty() {
+        out.extend_from_slice(prefix);
+        out.push(0);
+    }
+}
+
+/// Appends a child table for the characters `first..=last`, every slot zero, and returns
+/// where its slots start.
+pub(super) fn put_child_table(out: &mut Vec<u8>, first: u8, last: u8) -> usize {
+    out.push(first);
+    out.push(last);
+    let table = out.len();
+    out.resize(table + 4 * (usize::from(last - first) + 1), 0);
+    table
+}
+
+/// Appends a node's value list: its count, then each `(priority, value)` and a NUL.
+pub(super) fn put_values<'v>(
+    out: &mut Vec<u8>,
+    values: impl ExactSizeIterator<Item = (u32, &'v [u8])>,
+) {
+    put_u32(out, values.len() as u32);
+    for (priority, value) in values {
+        put_u32(out, priority);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
 }
 
 /// Bytes gathered before they are handed to the writer.
@@ -225,7 +237,7 @@ impl PreparedIndex {
     }
 }
 
-fn to_vec<T: TrieNodes + ?Sized>(nodes: &T, layout: &Layout) -> Vec<u8> {
+fn to_vec(nodes: &[Node], layout: &Layout) -> Vec<u8> {
     // Emitted straight into the file's buffer: no chunk is ever handed on.
     let mut bytes = Vec::with_capacity(layout.file_len as usize);
     let result: std::io::Result<()> = emit(nodes, layout, &mut bytes, usize::MAX, |_| Ok(()));
@@ -236,8 +248,8 @@ fn to_vec<T: TrieNodes + ?Sized>(nodes: &T, layout: &Layout) -> Vec<u8> {
 
 /// Appends the file to `chunk` node by node, handing it to `flush` (which empties it)
 /// whenever it holds `flush_at` bytes or more, and once at the end.
-fn emit<T: TrieNodes + ?Sized>(
-    nodes: &T,
+fn emit(
+    nodes: &[Node],
     layout: &Layout,
     chunk: &mut Vec<u8>,
     flush_at: usize,
@@ -245,36 +257,23 @@ fn emit<T: TrieNodes + ?Sized>(
 ) -> std::io::Result<()> {
     // Every offset is below file_len ≤ 2^28, so it fits the 28-bit field.
     let reference = |id: NodeId| layout.offset[id as usize] as u32 | flags(nodes, id);
-    put_u32(chunk, MAGIC);
-    put_u32(chunk, VERSION);
-    put_u32(chunk, reference(0));
+    put_header(chunk, reference(0));
     for &id in &layout.emit_order {
-        let prefix = nodes.prefix(id);
-        if !prefix.is_empty() {
-            chunk.extend_from_slice(prefix);
-            chunk.push(0);
-        }
-        let children = nodes.children(id);
+        let node = &nodes[id as usize];
+        put_prefix(chunk, &node.prefix);
+        let children = &node.children;
         if let (Some(&(first, _)), Some(&(last, _))) = (children.first(), children.last()) {
-            chunk.push(first);
-            chunk.push(last);
-            // One zeroed slot per character in first..=last, then each child's reference in
-            // its slot (most slots of a child table are empty).
-            let table = chunk.len();
-            chunk.resize(table + 4 * (usize::from(last - first) + 1), 0);
+            // Each child's reference in its slot (most slots of a child table are empty).
+            let table = put_child_table(chunk, first, last);
             for &(ch, child) in children {
-                let slot = table + 4 * usize::from(ch - first);
-                chunk[slot..slot + 4].copy_from_slice(&reference(child).to_be_bytes());
+                set_reference(chunk, table + 4 * usize::from(ch - first), reference(child));
             }
         }
-        let count = nodes.value_count(id);
-        if count != 0 {
-            put_u32(chunk, count as u32);
-            for (priority, value) in nodes.values(id) {
-                put_u32(chunk, priority);
-                chunk.extend_from_slice(value);
-                chunk.push(0);
-            }
+        if !node.values.is_empty() {
+            put_values(
+                chunk,
+                node.values.iter().map(|v| (v.priority, &v.value[..])),
+            );
         }
         if chunk.len() >= flush_at {
             flush(chunk)?;

@@ -41,7 +41,7 @@ pub enum DuplicateKind {
 }
 
 impl IndexEntry<'_> {
-    /// The entry as [`crate::index::encode_bulk`] takes it.
+    /// The entry as the bulk encoder ([`CheckedEntries`]) takes it.
     fn as_bulk(&self) -> BulkEntry<'_> {
         BulkEntry {
             key: &self.key,
@@ -216,15 +216,12 @@ impl<'a> SymbolEntries<'a> {
     /// [`encode_entries_bulk`] over [`SymbolEntries::entries`], without making that list
     /// (14,000 entries of 56 bytes on bookworm-amd64) first.
     pub fn encode_bulk(&self, order: NodeOrder) -> Result<Vec<u8>, IndexError> {
-        let mut entries = CheckedEntries::with_capacity(self.symbols.len());
-        for (key, owner_name, owner) in self.iter() {
-            entries.push(BulkEntry {
-                key,
-                value: owner_name,
-                priority: owner as u32,
-            })?;
-        }
-        entries.encode(order)
+        let entries = self.iter().map(|(key, owner_name, owner)| BulkEntry {
+            key,
+            value: owner_name,
+            priority: owner as u32,
+        });
+        CheckedEntries::from_entries(entries)?.encode(order)
     }
 
     /// Each entry's key, owner name and owner `idx`, in insertion order.
@@ -253,17 +250,13 @@ pub fn builtin_alias_entries(aliases: &[BuiltinAlias]) -> Vec<IndexEntry<'_>> {
         .collect()
 }
 
-/// `entries` encoded all at once with [`crate::index::encode_bulk`]: the bytes of [`build_index`] laid out
-/// in `order`, faster, for runs that report no duplicates (no `-w`).
+/// `entries` checked and encoded all at once ([`CheckedEntries`]): the bytes of
+/// [`build_index`] laid out in `order`, faster, for runs that report no duplicates (no `-w`).
 pub fn encode_entries_bulk(
     entries: &[IndexEntry<'_>],
     order: NodeOrder,
 ) -> Result<Vec<u8>, IndexError> {
-    let mut checked = CheckedEntries::with_capacity(entries.len());
-    for entry in entries {
-        checked.push(entry.as_bulk())?;
-    }
-    checked.encode(order)
+    CheckedEntries::from_entries(entries.iter().map(IndexEntry::as_bulk))?.encode(order)
 }
 
 /// [`encode_entries_bulk`] over steps: their warnings go to `warnings` in order, up to the

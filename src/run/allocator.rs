@@ -63,11 +63,15 @@ pub fn tune_thread_heap() {
 ///   process starts, and the new part advised;
 /// * each pool thread's arena: glibc reserves it as one mapping of 64 MiB aligned to its
 ///   size (`HEAP_MAX_SIZE` on 64-bit targets), found from an allocation the thread makes.
-///   Its first pages are in use by then, so its first huge page is made at once
-///   (`MADV_COLLAPSE`, Linux 6.1; on older kernels it stays in small pages).
+///   The first 2 MiB of it, in use by then, stay in small pages: making that huge page at
+///   once (`MADV_COLLAPSE`) saved 500 faults a thread but cost more than that at start,
+///   which the short runs of `--cache` felt most (see `docs/performance.md`).
 ///
 /// All of it is advice: with the mode `always` there is nothing to ask for, with `never`
 /// (or no THP support) nothing is done, and a kernel that refuses changes nothing else.
+/// On a virtual machine whose host takes back the guest's free memory (free page
+/// reporting), a huge page can cost more than its small pages would; on the reference
+/// machine, which is one, runs were faster in 23 of 30 rounds all the same.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod huge_pages {
     use std::sync::OnceLock;
@@ -128,26 +132,33 @@ mod huge_pages {
         }
     }
 
-    /// Advises huge pages for the heap of the calling thread's arena, and makes the first
-    /// huge page of it at once. Does nothing unless the 64 MiB around one of the thread's
-    /// allocations are all mapped (the thread has an arena of its own, not the main one).
+    /// Advises huge pages for the heap of the calling thread's arena: the 64 MiB around one
+    /// of the thread's allocations, if they are all mapped (the thread has an arena of its
+    /// own, not the main one, whose neighbours are the program's own mappings).
     #[cfg(target_pointer_width = "64")]
     pub(super) fn advise_thread_heap(huge_page: usize) {
-        // SAFETY: the probe is glibc's to give and is given back; madvise only gives advice
-        // about pages of this process, and only about a range that is all mapped.
+        if huge_page >= THREAD_HEAP_RESERVATION {
+            return;
+        }
+        // SAFETY: the probe is glibc's to give and is given back; mincore only reports
+        // which pages of the range are resident (failing if some are not mapped), into a
+        // vector of one byte per page; madvise only gives advice about pages of this
+        // process.
         unsafe {
             let probe = libc::malloc(ARENA_PROBE);
             if probe.is_null() {
                 return;
             }
-            let heap = (probe as usize) & !(THREAD_HEAP_RESERVATION - 1);
-            let heap_ptr = heap as *mut libc::c_void;
-            let advised =
-                libc::madvise(heap_ptr, THREAD_HEAP_RESERVATION, libc::MADV_HUGEPAGE) == 0;
-            if advised && huge_page <= THREAD_HEAP_RESERVATION {
-                libc::madvise(heap_ptr, huge_page, libc::MADV_COLLAPSE);
-            }
+            let heap = ((probe as usize) & !(THREAD_HEAP_RESERVATION - 1)) as *mut libc::c_void;
             libc::free(probe);
+            let page = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE)).unwrap_or(0);
+            if page == 0 {
+                return;
+            }
+            let mut resident = vec![0u8; THREAD_HEAP_RESERVATION.div_ceil(page)];
+            if libc::mincore(heap, THREAD_HEAP_RESERVATION, resident.as_mut_ptr()) == 0 {
+                libc::madvise(heap, THREAD_HEAP_RESERVATION, libc::MADV_HUGEPAGE);
+            }
         }
     }
 }

@@ -1,11 +1,6 @@
 //! The floor for reading a compressed module tree: decode every module under DIR with the
 //! decoder depmod-rs uses, on all cores (largest files first), and do nothing else.
 //! Prints the wall time in milliseconds; `scripts/bench.sh` compares depmod-rs against it.
-//!
-//! Its threads start as depmod-rs's do (`start_thread_pool`: the same stacks, and huge pages
-//! asked for under their heaps). glibc's heap padding, which `depmod-rs` also sets, is left
-//! at its default here: it made this loop no faster (medians of 21 alternating runs on
-//! bookworm-arm64-zst: 137 ms as it is, 139 and 144 ms with it).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,7 +30,6 @@ fn collect(dir: &Path, out: &mut Vec<(u64, PathBuf)>) {
 }
 
 fn main() {
-    depmod_rs::run::start_thread_pool();
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: decode_floor DIR");
         std::process::exit(2);

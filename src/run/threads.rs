@@ -1,7 +1,5 @@
 //! The thread pool of a process that makes one depmod run.
 
-use super::allocator::tune_thread_heap;
-
 /// Stack of each of the pool's threads. The directory walk recurses once per directory level
 /// on whichever thread lists that directory, and a tree may nest directories until their
 /// paths reach `PATH_MAX` (about 2,000 levels of one-letter names), where the standard
@@ -9,12 +7,10 @@ use super::allocator::tune_thread_heap;
 const STACK_SIZE: usize = 16 << 20;
 
 /// Starts rayon's global pool with 16 MiB stacks (`STACK_SIZE`), one thread per core as
-/// rayon's default pool has, each asking for huge pages under its heap as it starts
-/// ([`tune_thread_heap`]). For the binaries' `main` only, before anything runs on the
+/// rayon's default pool has. For the binaries' `main` only, before anything runs on the
 /// pool: a library leaves the pool to its caller. Does nothing if the pool already exists.
 pub fn start_thread_pool() {
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(STACK_SIZE)
-        .start_handler(|_| tune_thread_heap())
         .build_global();
 }

@@ -19,6 +19,7 @@ use super::format::{
     OFFSET_MASK, VERSION,
 };
 use super::trie::check_entry;
+use super::write::reference_flags;
 use super::IndexError;
 
 /// The longest key a patch handles (its descent is recursive); longer keys need a full build.
@@ -385,22 +386,8 @@ fn remove<'a>(
     Ok(())
 }
 
-fn node_flags(prefix: bool, children: bool, values: bool) -> u32 {
-    let mut flags = 0;
-    if prefix {
-        flags |= FLAG_PREFIX;
-    }
-    if children {
-        flags |= FLAG_CHILDREN;
-    }
-    if values {
-        flags |= FLAG_VALUES;
-    }
-    flags
-}
-
 fn open_flags(node: &OpenNode<'_>) -> u32 {
-    node_flags(
+    reference_flags(
         !node.prefix.is_empty(),
         !node.children.is_empty(),
         !node.values.is_empty(),

@@ -127,7 +127,8 @@ fn put_u32(out: &mut Vec<u8>, word: u32) {
     out.extend_from_slice(&word.to_be_bytes());
 }
 
-// The pieces of a node, shared with the bulk builder (`super::bulk`).
+// The pieces of a node, shared with the bulk builder (`super::bulk`); the patcher
+// (`super::patch`) shares the reference flags.
 
 /// The flag bits of a reference to a node with (or without) a label, children and values.
 pub(super) fn reference_flags(prefix: bool, children: bool, values: bool) -> u32 {

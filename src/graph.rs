@@ -55,8 +55,63 @@ pub struct ResolveMessages {
 pub struct Graph {
     /// Direct dependencies of each module, in first-seen order.
     pub deps: Vec<Vec<usize>>,
-    /// Symbols owned by modules, in kmod's symbol-hash iteration order: (name, owner idx).
-    pub symbols: Vec<(Vec<u8>, usize)>,
+    /// Symbols owned by modules, in kmod's symbol-hash iteration order.
+    pub symbols: OwnedSymbols,
+}
+
+/// Symbols owned by modules, in order, each a name and its owner's `idx`: the names back
+/// to back in one buffer (a tree has some 14,000 of them, which the symbol files read in
+/// this order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedSymbols {
+    /// Every name, one after the other.
+    names: Vec<u8>,
+    /// Per symbol: where its name ends in `names`, and its owner.
+    ends: Vec<(usize, usize)>,
+}
+
+/// No symbols, for encoders that do not read them.
+pub static NO_SYMBOLS: OwnedSymbols = OwnedSymbols::new();
+
+impl OwnedSymbols {
+    /// No symbols yet.
+    pub const fn new() -> Self {
+        OwnedSymbols {
+            names: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Appends symbol `name`, owned by module `owner`.
+    pub fn push(&mut self, name: &[u8], owner: usize) {
+        self.names.extend_from_slice(name);
+        self.ends.push((self.names.len(), owner));
+    }
+
+    /// How many symbols there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Each symbol's name and owner, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], usize)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(end, owner)| {
+            let name = &self.names[start..end];
+            start = end;
+            (name, owner)
+        })
+    }
+}
+
+impl<'a> FromIterator<(&'a [u8], usize)> for OwnedSymbols {
+    fn from_iter<I: IntoIterator<Item = (&'a [u8], usize)>>(symbols: I) -> Self {
+        let mut owned = OwnedSymbols::new();
+        for (name, owner) in symbols {
+            owned.push(name, owner);
+        }
+        owned
+    }
 }
 
 fn strip_one(name: &[u8], c: Option<u8>) -> &[u8] {
@@ -383,10 +438,8 @@ fn resolve_imports<'p>(
 ///
 /// The names are put in their buckets while they are borrowed (a counting sort: each bucket
 /// computed once, the symbols moved once), each bucket's few names sorted, and the names
-/// copied only in their final order.
-fn in_symbol_table_order<'a>(
-    symbols: impl Iterator<Item = (&'a [u8], usize)>,
-) -> Vec<(Vec<u8>, usize)> {
+/// copied only in their final order, into one buffer.
+fn in_symbol_table_order<'a>(symbols: impl Iterator<Item = (&'a [u8], usize)>) -> OwnedSymbols {
     let keyed: Vec<(u32, &[u8], usize)> = symbols
         .map(|(name, owner)| (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name, owner))
         .collect();
@@ -408,10 +461,14 @@ fn in_symbol_table_order<'a>(
     for bucket in starts.windows(2) {
         sorted[bucket[0]..bucket[1]].sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
-    sorted
-        .into_iter()
-        .map(|(name, owner)| (name.to_vec(), owner))
-        .collect()
+    let mut owned = OwnedSymbols {
+        names: Vec::with_capacity(sorted.iter().map(|(name, _)| name.len()).sum()),
+        ends: Vec::with_capacity(sorted.len()),
+    };
+    for (name, owner) in sorted {
+        owned.push(name, owner);
+    }
+    owned
 }
 
 /// The outcome of the topological sort.
@@ -879,9 +936,10 @@ mod proptests {
                 .map(|&(name, owner)| (superfast_hash(name) & (SYMBOL_BUCKETS - 1), name, owner))
                 .collect();
             expected.sort_unstable();
-            let expected: Vec<(Vec<u8>, usize)> =
-                expected.into_iter().map(|(_, name, owner)| (name.to_vec(), owner)).collect();
-            prop_assert_eq!(in_symbol_table_order(symbols.into_iter()), expected);
+            let expected: Vec<(&[u8], usize)> =
+                expected.into_iter().map(|(_, name, owner)| (name, owner)).collect();
+            let ordered = in_symbol_table_order(symbols.into_iter());
+            prop_assert_eq!(ordered.iter().collect::<Vec<_>>(), expected);
         }
     }
 }

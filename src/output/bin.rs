@@ -197,10 +197,10 @@ impl<'a> SymbolEntries<'a> {
             .sum();
         let mut keys = Vec::with_capacity(len);
         let mut symbols = Vec::with_capacity(resolved.symbols.len());
-        for (name, owner) in resolved.symbols {
+        for (name, owner) in resolved.symbols.iter() {
             bappend!(keys, SYMBOL_KEY_PREFIX, name);
-            let owner_name = &resolved.modules[*owner].name[..];
-            symbols.push((SYMBOL_KEY_PREFIX.len() + name.len(), owner_name, *owner));
+            let owner_name = &resolved.modules[owner].name[..];
+            symbols.push((SYMBOL_KEY_PREFIX.len() + name.len(), owner_name, owner));
         }
         SymbolEntries { keys, symbols }
     }
@@ -336,6 +336,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::graph::{OwnedSymbols, NO_SYMBOLS};
     use crate::record::ModuleRecord;
 
     /// Modules named `m0`, `m1`, … with the given aliases.
@@ -362,7 +363,7 @@ mod tests {
         let resolved = Resolved {
             modules,
             dependencies: &[],
-            symbols: &[],
+            symbols: &NO_SYMBOLS,
         };
         let mut step_warnings = Vec::new();
         let steps = alias_steps(&resolved);
@@ -437,6 +438,7 @@ mod tests {
         let mut broken = symbols.clone();
         broken.insert(2, (b"caf\xe9".to_vec(), 0));
         for symbols in [symbols, broken] {
+            let symbols: OwnedSymbols = symbols.iter().map(|(n, o)| (&n[..], *o)).collect();
             let resolved = Resolved {
                 modules: &modules,
                 dependencies: &[],

@@ -8,6 +8,7 @@ pub mod bin;
 pub mod text;
 
 use crate::compat::KmodVersion;
+use crate::graph::OwnedSymbols;
 use crate::record::GraphModule;
 
 /// The resolved data every encoder reads.
@@ -19,8 +20,9 @@ pub struct Resolved<'a> {
     /// For each module, all its transitive dependencies in `modules.dep` order (empty for
     /// the files that do not need them, see [`OutputFile::needs_resolution`]).
     pub dependencies: &'a [Vec<usize>],
-    /// Symbols owned by modules in kmod's symbol-table order: (name, owner idx).
-    pub symbols: &'a [(Vec<u8>, usize)],
+    /// Symbols owned by modules in kmod's symbol-table order (empty for the files that do
+    /// not need them: [`crate::graph::NO_SYMBOLS`]).
+    pub symbols: &'a OwnedSymbols,
 }
 
 /// One of the files depmod writes.

@@ -114,13 +114,13 @@ pub fn modules_weakdep(resolved: &Resolved<'_>) -> Vec<u8> {
 /// `modules.symbols`: header, then `alias symbol:<name> <owner>` in symbol-table order.
 pub fn modules_symbols(resolved: &Resolved<'_>) -> Vec<u8> {
     let mut out = SYMBOLS_HEADER.to_vec();
-    for (name, owner) in resolved.symbols {
+    for (name, owner) in resolved.symbols.iter() {
         bappend!(
             out,
             "alias symbol:",
             name,
             " ",
-            resolved.modules[*owner].name,
+            resolved.modules[owner].name,
             "\n"
         );
     }
@@ -233,6 +233,7 @@ pub fn devname_line(modname: &[u8], aliases: &[Vec<u8>]) -> Option<Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::NO_SYMBOLS;
     use crate::record::{GraphModule, ModuleRecord};
 
     fn module(name: &str, aliases: &[&str]) -> GraphModule {
@@ -251,7 +252,7 @@ mod tests {
         Resolved {
             modules,
             dependencies: &[],
-            symbols: &[],
+            symbols: &NO_SYMBOLS,
         }
     }
 

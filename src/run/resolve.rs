@@ -6,8 +6,8 @@ use super::Failed;
 use crate::bmsg;
 use crate::diag::Diag;
 use crate::graph::{
-    all_sorted_dependencies, report_cycles, resolve, topological_index, ResolveMessages,
-    ResolveOptions, TopoResult,
+    all_sorted_dependencies, report_cycles, resolve, topological_index, OwnedSymbols,
+    ResolveMessages, ResolveOptions, TopoResult,
 };
 use crate::record::{GraphModule, ModuleRecord};
 use crate::symvers::KernelSymbol;
@@ -17,8 +17,8 @@ use crate::symvers::KernelSymbol;
 pub struct ResolvedGraph {
     /// Each module's transitive dependencies, in `modules.dep` order.
     pub dependencies: Vec<Vec<usize>>,
-    /// The symbols modules own, in kmod's symbol-table order: (name, owner).
-    pub symbols: Vec<(Vec<u8>, usize)>,
+    /// The symbols modules own, in kmod's symbol-table order.
+    pub symbols: OwnedSymbols,
     /// Each module's direct dependencies, in the order of their first import.
     pub direct: Vec<Vec<usize>>,
 }

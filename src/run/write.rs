@@ -23,7 +23,7 @@ use super::resolve::{resolve_graph, ResolvedGraph};
 use super::Failed;
 use crate::compat::KmodVersion;
 use crate::diag::{Diag, HeldMessages};
-use crate::graph::ResolveOptions;
+use crate::graph::{OwnedSymbols, ResolveOptions, NO_SYMBOLS};
 use crate::output::bin as binout;
 use crate::output::{text, OutputFile, Resolved};
 use crate::publish::{Publisher, WrittenFile};
@@ -120,7 +120,7 @@ pub fn write_index_files(
     let unresolved = Resolved {
         modules,
         dependencies: &[],
-        symbols: &[],
+        symbols: &NO_SYMBOLS,
     };
     let publisher = Publisher::new(os_path(&options.output_dir)).with_fsync(options.fsync);
     let stage_early = !options.dry_run && can_write_early(&publisher, options.version);
@@ -228,7 +228,7 @@ enum Rest {
 }
 
 /// The resolved symbols: each symbol's name and owner, in kmod's symbol-table order.
-type Symbols = Vec<(Vec<u8>, usize)>;
+type Symbols = OwnedSymbols;
 
 /// What encodes one file, once.
 type Encoder<'a> = Box<dyn FnOnce() -> EncodedFile + 'a>;
@@ -266,7 +266,7 @@ fn publish_dependency_files<'p>(
     let graph = Resolved {
         modules,
         dependencies: &dependencies,
-        symbols: &[],
+        symbols: &NO_SYMBOLS,
     };
     let dep_entries = binout::dep_entries(modules, &graph);
     drop_in_background(dependencies);

@@ -512,46 +512,67 @@ pub fn topological_index(deps: &[Vec<usize>]) -> TopoResult {
 /// All transitive dependencies of `module`, sorted by `dep_sort_idx` (§7.2).
 #[cfg(test)]
 fn sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize], module: usize) -> Vec<usize> {
-    let mut seen = vec![usize::MAX; deps.len()];
-    sorted_dependencies_with(deps, dep_sort_idx, module, &mut seen)
+    let mut walk = DependencyWalk {
+        seen: vec![usize::MAX; deps.len()],
+        stack: Vec::new(),
+        found: Vec::new(),
+    };
+    walk.sorted_dependencies(deps, dep_sort_idx, module)
 }
 
 /// All transitive dependencies of every module, each sorted by `dep_sort_idx` (§7.2), on
-/// all cores. Each list is allocated at its
-/// exact size (on deep trees they hold millions of entries in all).
+/// all cores. Each list is allocated once, at its exact size (on deep trees they hold
+/// millions of entries in all); the walk's stack and list are scratch space each thread
+/// reuses.
 pub fn all_sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize]) -> Vec<Vec<usize>> {
     use rayon::prelude::*;
     (0..deps.len())
         .into_par_iter()
         .map_init(
-            || vec![usize::MAX; deps.len()],
-            |seen, module| sorted_dependencies_with(deps, dep_sort_idx, module, seen),
+            || DependencyWalk {
+                seen: vec![usize::MAX; deps.len()],
+                stack: Vec::new(),
+                found: Vec::new(),
+            },
+            |walk, module| walk.sorted_dependencies(deps, dep_sort_idx, module),
         )
         .collect()
 }
 
-/// `seen[d] == module` marks `d` as visited for this module; no entry of `seen` may equal
-/// `module` on entry (a scratch buffer is reused from module to module this way without
-/// clearing).
-fn sorted_dependencies_with(
-    deps: &[Vec<usize>],
-    dep_sort_idx: &[usize],
-    module: usize,
-    seen: &mut [usize],
-) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut stack: Vec<usize> = deps[module].iter().rev().copied().collect();
-    while let Some(d) = stack.pop() {
-        if seen[d] == module {
-            continue;
+/// One thread's scratch space for finding modules' transitive dependencies.
+struct DependencyWalk {
+    /// `seen[d] == module` marks `d` as visited for `module`; no entry may equal a module
+    /// on its walk's start (so it is reused from module to module without clearing).
+    seen: Vec<usize>,
+    /// The modules still to visit.
+    stack: Vec<usize>,
+    /// The dependencies found so far.
+    found: Vec<usize>,
+}
+
+impl DependencyWalk {
+    /// The transitive dependencies of `module`, sorted by `dep_sort_idx`.
+    fn sorted_dependencies(
+        &mut self,
+        deps: &[Vec<usize>],
+        dep_sort_idx: &[usize],
+        module: usize,
+    ) -> Vec<usize> {
+        let DependencyWalk { seen, stack, found } = self;
+        found.clear();
+        stack.clear();
+        stack.extend(deps[module].iter().rev().copied());
+        while let Some(d) = stack.pop() {
+            if seen[d] == module {
+                continue;
+            }
+            seen[d] = module;
+            found.push(d);
+            stack.extend(deps[d].iter().rev().copied());
         }
-        seen[d] = module;
-        out.push(d);
-        stack.extend(deps[d].iter().rev().copied());
+        found.sort_by_key(|&d| dep_sort_idx[d]);
+        found.to_vec()
     }
-    out.sort_by_key(|&d| dep_sort_idx[d]);
-    out.shrink_to_fit();
-    out
 }
 
 /// The circular list of roots with kmod's rotating removal (§7.3).

@@ -32,7 +32,9 @@ if [ "${DEPMOD_RS_SKIP_REAL:-0}" != 1 ]; then
 fi
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
-step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+# Private items too: their links are the ones that rot unnoticed; links from public docs to
+# private items are still reported.
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --quiet
 
 # --workspace: the test kit's and xtask's own tests too. Release: the conformance suite runs depmod-rs on
 # real trees (~30k modules in all), where an unoptimised build would cost more than the extra

@@ -53,7 +53,7 @@ impl FileKey {
     /// Whether the file was last changed long enough before `now_ns` for its key to be
     /// trusted later: a file changed within the same timestamp tick as a `stat` could keep
     /// its `ctime`, so a key vouches for the contents only once its `ctime` is at least
-    /// [`RACY_MARGIN_NS`] older than the moment it was taken (the rule git uses for racily
+    /// `RACY_MARGIN_NS` (2 s) older than the moment it was taken (the rule git uses for racily
     /// clean index entries).
     pub fn is_settled(&self, now_ns: i128) -> bool {
         self.ctime_ns.saturating_add(RACY_MARGIN_NS) <= now_ns

@@ -129,7 +129,7 @@ impl Publisher {
 
     /// Create the temporary file for `name` (kmod opens it before building the contents, so a
     /// failure here skips that file's work and its messages). Dropping the result without
-    /// [`PendingFile::commit`] removes the temporary.
+    /// `PendingFile::commit` removes the temporary.
     pub fn begin(&self, name: &str) -> Result<PendingFile<'_>, PublishError> {
         let tmp_name = format!("{name}.{}", self.stem);
         let tmp = self.dir.join(&tmp_name);

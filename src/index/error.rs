@@ -23,7 +23,7 @@ pub enum IndexError {
         /// The whole key or value.
         string: Vec<u8>,
     },
-    /// A key longer than [`MAX_KEY_LEN`](super::format::MAX_KEY_LEN) bytes.
+    /// A key longer than [`MAX_KEY_LEN`] bytes.
     #[error("index key of {len} bytes exceeds the limit of {MAX_KEY_LEN} bytes")]
     KeyTooLong {
         /// Length of the key.

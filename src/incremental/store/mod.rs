@@ -26,8 +26,8 @@
 //! every module, which is the cost the cache exists to avoid.
 //!
 //! A file changed within the same timestamp tick as our `stat` could keep its `ctime`; an
-//! entry is therefore trusted only when the file's `ctime` was at least [`RACY_MARGIN_NS`]
-//! older than the moment it was examined (the rule git uses for racily clean index
+//! entry is therefore trusted only when the file's `ctime` was at least `RACY_MARGIN_NS`
+//! (2 s) older than the moment it was examined (the rule git uses for racily clean index
 //! entries). A young file is simply read again next time.
 //!
 //! The cache file also records the format version, the depmod-rs release that wrote it, the

@@ -20,7 +20,7 @@
 //! Deliberately odd files can be made with [`SynthModule::symtab`] (omit `.symtab`),
 //! [`SynthModule::ksymtab_strings_override`] (raw `__ksymtab_strings` bytes) and
 //! [`SynthModule::extra_sections`]; [`SynthModule::to_elf_with_layout`] reports where every
-//! section landed so a test can patch bytes afterwards. [`compress`] packs a module as
+//! section landed so a test can patch bytes afterwards. [`compress()`] packs a module as
 //! kbuild would for `.ko.xz`, `.ko.zst` or `.ko.gz` trees.
 
 mod compress;

@@ -6,11 +6,13 @@
 //! has come, rather than all of them once the last is done: the files a rename replaces are
 //! then freed while the others are still being encoded, instead of while the process exits.
 
+use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 
 use super::background::close_in_background;
-use super::publish::{publish_staged, PublishSettings, StagedOutput};
+use super::publish::{publish_staged, publish_with, PublishSettings, StagedOutput};
 use super::Failed;
+use crate::diag::HeldMessages;
 use crate::output::OutputFile;
 use crate::publish::{Publisher, WrittenFile};
 
@@ -52,9 +54,29 @@ impl<'s, 'p> InOrder<'s, 'p> {
         }
     }
 
-    /// Records that the next file in the sequence was published by the caller (as
-    /// `modules.dep` is, while it is written), then publishes the files waiting for it.
-    pub fn published(&self, written: WrittenFile) {
+    /// Publishes `file`, the next in the sequence, its bytes written by `emit` straight to
+    /// the file rather than staged first (as `modules.dep` is, from lines that
+    /// `modules.dep.bin` is then made of), then the files waiting for it.
+    pub fn publish_next(
+        &self,
+        file: OutputFile,
+        emit: impl Fn(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), Failed> {
+        let written = publish_with(
+            self.settings,
+            self.publisher,
+            file,
+            HeldMessages::default(),
+            None,
+            emit,
+        )?;
+        self.published(written);
+        Ok(())
+    }
+
+    /// Records that the next file in the sequence was published, then publishes the files
+    /// waiting for it.
+    fn published(&self, written: WrittenFile) {
         let mut state = self.lock();
         if state.failed {
             return;
@@ -127,7 +149,7 @@ mod tests {
     use super::*;
     use crate::diag::{Diag, HeldMessages};
     use crate::run::encode::{Encoded, EncodedFile};
-    use crate::run::publish::{publish_with, stage_file};
+    use crate::run::publish::stage_file;
 
     /// A staged file whose contents are its name and whose held message says which it is,
     /// or a FATAL one.
@@ -176,16 +198,9 @@ mod tests {
 
         in_order.offer(staged(publish, &publisher, OutputFile::Alias, false));
         assert!(!dir.path().join("modules.alias").exists());
-        let dep = publish_with(
-            publish,
-            &publisher,
-            OutputFile::Dep,
-            HeldMessages::default(),
-            None,
-            |out| out.write_all(b"dep"),
-        )
-        .unwrap();
-        in_order.published(dep);
+        in_order
+            .publish_next(OutputFile::Dep, |out| out.write_all(b"dep"))
+            .unwrap();
         assert!(!dir.path().join("modules.alias").exists());
         in_order.offer(staged(publish, &publisher, OutputFile::DepBin, false));
         // modules.dep.bin's turn came, and modules.alias's right after it.

@@ -16,13 +16,11 @@ use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, Encode
 use super::handoff::Handoff;
 use super::in_order::InOrder;
 use super::input::os_path;
-use super::publish::{
-    can_write_early, prepare_output_dir, publish_with, stage_file, PublishSettings,
-};
+use super::publish::{can_write_early, prepare_output_dir, stage_file, PublishSettings};
 use super::resolve::{resolve_graph, ResolvedGraph};
 use super::Failed;
 use crate::compat::KmodVersion;
-use crate::diag::{Diag, HeldMessages};
+use crate::diag::Diag;
 use crate::graph::{OwnedSymbols, ResolveOptions, NO_SYMBOLS};
 use crate::output::bin as binout;
 use crate::output::{text, OutputFile, Resolved};
@@ -161,10 +159,8 @@ pub fn write_index_files(
             prepare_output_dir(&options.output_dir, options.create_output_dir, diag)?;
             publish_dependency_files(
                 encode,
-                publish,
                 modules,
                 resolved,
-                &publisher,
                 &in_order,
                 &resolved_symbols,
                 &stage,
@@ -247,14 +243,11 @@ type Stage<'a> = dyn Fn(OutputFile, Encoder<'_>) + Sync + 'a;
 /// dependency lists freed, and both files written from the same lines: `modules.dep` in
 /// chunks, then the trie of `modules.dep.bin`, which for long lines is written to its file
 /// in chunks when published (see [`encode_dep_bin`]).
-#[allow(clippy::too_many_arguments)]
-fn publish_dependency_files<'p>(
+fn publish_dependency_files(
     encode: EncodeSettings<'_>,
-    publish: PublishSettings<'_>,
     modules: &[GraphModule],
     resolved: ResolvedGraph,
-    publisher: &'p Publisher,
-    in_order: &InOrder<'_, 'p>,
+    in_order: &InOrder<'_, '_>,
     symbols_to: &Handoff<Symbols>,
     stage: &Stage<'_>,
 ) -> Result<(), Failed> {
@@ -271,15 +264,7 @@ fn publish_dependency_files<'p>(
     let dep_entries = binout::dep_entries(modules, &graph);
     drop_in_background(dependencies);
     let lines = || dep_entries.iter().map(|entry| &entry.value[..]);
-    let dep = publish_with(
-        publish,
-        publisher,
-        OutputFile::Dep,
-        HeldMessages::default(),
-        None,
-        |out| text::write_dep_lines(lines(), out),
-    )?;
-    in_order.published(dep);
+    in_order.publish_next(OutputFile::Dep, |out| text::write_dep_lines(lines(), out))?;
     let dep_bin = || {
         stage(
             OutputFile::DepBin,

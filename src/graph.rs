@@ -512,12 +512,7 @@ pub fn topological_index(deps: &[Vec<usize>]) -> TopoResult {
 /// All transitive dependencies of `module`, sorted by `dep_sort_idx` (§7.2).
 #[cfg(test)]
 fn sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize], module: usize) -> Vec<usize> {
-    let mut walk = DependencyWalk {
-        seen: vec![usize::MAX; deps.len()],
-        stack: Vec::new(),
-        found: Vec::new(),
-    };
-    walk.sorted_dependencies(deps, dep_sort_idx, module)
+    DependencyWalk::new(deps.len()).sorted_dependencies(deps, dep_sort_idx, module)
 }
 
 /// All transitive dependencies of every module, each sorted by `dep_sort_idx` (§7.2), on
@@ -529,11 +524,7 @@ pub fn all_sorted_dependencies(deps: &[Vec<usize>], dep_sort_idx: &[usize]) -> V
     (0..deps.len())
         .into_par_iter()
         .map_init(
-            || DependencyWalk {
-                seen: vec![usize::MAX; deps.len()],
-                stack: Vec::new(),
-                found: Vec::new(),
-            },
+            || DependencyWalk::new(deps.len()),
             |walk, module| walk.sorted_dependencies(deps, dep_sort_idx, module),
         )
         .collect()
@@ -551,6 +542,15 @@ struct DependencyWalk {
 }
 
 impl DependencyWalk {
+    /// Scratch space for a graph of `modules` modules, nothing visited.
+    fn new(modules: usize) -> Self {
+        DependencyWalk {
+            seen: vec![usize::MAX; modules],
+            stack: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+
     /// The transitive dependencies of `module`, sorted by `dep_sort_idx`.
     fn sorted_dependencies(
         &mut self,

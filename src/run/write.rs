@@ -223,9 +223,6 @@ enum Rest {
     Published,
 }
 
-/// The resolved symbols: each symbol's name and owner, in kmod's symbol-table order.
-type Symbols = OwnedSymbols;
-
 /// What encodes one file, once.
 type Encoder<'a> = Box<dyn FnOnce() -> EncodedFile + 'a>;
 
@@ -248,7 +245,7 @@ fn publish_dependency_files(
     modules: &[GraphModule],
     resolved: ResolvedGraph,
     in_order: &InOrder<'_, '_>,
-    symbols_to: &Handoff<Symbols>,
+    symbols_to: &Handoff<OwnedSymbols>,
     stage: &Stage<'_>,
 ) -> Result<(), Failed> {
     let ResolvedGraph {
@@ -287,7 +284,7 @@ fn publish_dependency_files(
 fn stage_symbol_files(
     encode: EncodeSettings<'_>,
     modules: &[GraphModule],
-    symbols: Symbols,
+    symbols: OwnedSymbols,
     stage: &Stage<'_>,
 ) {
     let graph = Resolved {

@@ -1,12 +1,13 @@
-//! Work that goes to whichever of two chains of a run reaches it second.
+//! Work that goes to whichever of two chains of a run is free for it first.
 
 use std::sync::{Mutex, PoisonError};
 
-/// A piece of work two chains meet at: the producing chain makes its input, the other
-/// chain is to do it when it is free. Neither waits for the other: if the other chain is
+/// A piece of work two chains meet at: the producing chain makes its input, and whichever
+/// chain is free first does the work. Neither waits for the other: if the other chain is
 /// still busy when the input is ready, the input is handed over and the other chain takes
-/// it when it gets there; if it finished first, the producer keeps the input and does the
-/// work itself.
+/// it when it gets there, unless the producer, done with its own work by then, takes it
+/// back first; if the other chain finished first, the producer keeps the input and does
+/// the work itself.
 ///
 /// Waiting would be wrong on a rayon pool: a chain run inside the other's join (as rayon
 /// may do on one thread) would wait for work below it on its own stack.
@@ -57,6 +58,16 @@ impl<T> Handoff<T> {
             State::TakerGone => None,
         }
     }
+
+    /// The producer is free: the input it handed over, if the taking chain has not taken
+    /// it yet.
+    pub(super) fn take_back(&self) -> Option<T> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match &mut *state {
+            State::Handed(input) => input.take(),
+            State::Open | State::TakerGone => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +87,24 @@ mod tests {
         let handoff = Handoff::new();
         assert_eq!(handoff.take_or_leave(), None);
         assert_eq!(handoff.give("symbols"), Some("symbols"));
+    }
+
+    #[test]
+    fn an_input_not_yet_taken_can_be_taken_back_once() {
+        let handoff = Handoff::new();
+        assert_eq!(handoff.take_back(), None);
+        assert_eq!(handoff.give("symbols"), None);
+        assert_eq!(handoff.take_back(), Some("symbols"));
+        assert_eq!(handoff.take_back(), None);
+        assert_eq!(handoff.take_or_leave(), None);
+    }
+
+    #[test]
+    fn an_input_taken_is_not_taken_back() {
+        let handoff = Handoff::new();
+        assert_eq!(handoff.give("symbols"), None);
+        assert_eq!(handoff.take_or_leave(), Some("symbols"));
+        assert_eq!(handoff.take_back(), None);
     }
 
     #[test]

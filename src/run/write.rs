@@ -4,12 +4,13 @@
 //! files (a build system), and the second half of every depmod run.
 //!
 //! Two chains run side by side. One resolves the symbols, publishes `modules.dep`, encodes
-//! `modules.dep.bin`, then the small files that need no resolution. The other encodes the
-//! alias files meanwhile, then the symbol files if the first has handed it the resolved
-//! symbols by then (see [`Handoff`]; otherwise the first encodes them). Files are written
-//! under their temporary names when the output directory exists already, and renamed into
-//! place in kmod's order, each with its diagnostics, so stderr and the directory are as if
-//! all of it ran in sequence. The files they replace are freed on threads of their own.
+//! `modules.symbols` and `modules.dep.bin`, then the small files that need no resolution.
+//! The other encodes the files made of the aliases meanwhile (`modules.alias`,
+//! `modules.devname`, `modules.alias.bin`). `modules.symbols.bin` goes to whichever chain is
+//! free for it first (see [`Handoff`]). Files are written under their temporary names when
+//! the output directory exists already, and renamed into place in kmod's order, each with
+//! its diagnostics, so stderr and the directory are as if all of it ran in sequence. The
+//! files they replace are freed on threads of their own.
 
 use super::background::drop_in_background;
 use super::encode::{encode_dep_bin, encode_file, EncodeSettings, Encoded, EncodedFile};
@@ -103,17 +104,30 @@ pub fn write_index_files(
         diag,
         digests: options.file_digests,
     };
-    // The two chains of the module comment. The symbol files following the alias files on
-    // one thread have their tries built in the memory the alias trie has just freed, not in
-    // memory the kernel must first supply: on bookworm-amd64 modules.symbols.bin's trie
-    // took 2.2 ms there and 3.5-4.3 ms (about 960 page faults) on the resolving thread.
-    let (alias_files, small_files): (Vec<OutputFile>, Vec<OutputFile>) = match options.dry_run {
-        true => (Vec::new(), Vec::new()),
-        false => OutputFile::sequence(options.version)
-            .into_iter()
-            .filter(|f| !f.needs_resolution())
-            .partition(|f| matches!(f, OutputFile::Alias | OutputFile::AliasBin)),
+    // The two chains of the module comment. The symbol trie following the alias files on
+    // one thread is built in the memory the alias trie has just freed, not in memory the
+    // kernel must first supply: on bookworm-amd64 modules.symbols.bin's trie took 2.2 ms
+    // there and 3.5-4.3 ms (about 960 page faults) on the resolving thread.
+    let unresolved_files = match options.dry_run {
+        true => Vec::new(),
+        false => OutputFile::sequence(options.version),
     };
+    let (mut alias_files, small_files): (Vec<OutputFile>, Vec<OutputFile>) = unresolved_files
+        .into_iter()
+        .filter(|f| !f.needs_resolution())
+        .partition(|f| {
+            matches!(
+                f,
+                OutputFile::Alias | OutputFile::Devname | OutputFile::AliasBin
+            )
+        });
+    // modules.devname reads the aliases too: right after modules.alias has read them, on
+    // the same core, rather than last on the resolving chain.
+    alias_files.sort_by_key(|file| match file {
+        OutputFile::Alias => 0,
+        OutputFile::Devname => 1,
+        _ => 2,
+    });
     let modules = &owned[..];
     let unresolved = Resolved {
         modules,
@@ -168,6 +182,9 @@ pub fn write_index_files(
             for &file in &small_files {
                 stage(file, Box::new(|| encode_file(encode, &unresolved, file)));
             }
+            if let Some(symbols) = resolved_symbols.take_back() {
+                stage_symbol_tries(encode, modules, symbols, &stage);
+            }
             let rest = Rest::Published;
             Ok(Resolution { rest, direct })
         },
@@ -176,7 +193,7 @@ pub fn write_index_files(
                 stage(file, Box::new(|| encode_file(encode, &unresolved, file)));
             }
             if let Some(symbols) = resolved_symbols.take_or_leave() {
-                stage_symbol_files(encode, modules, symbols, &stage);
+                stage_symbol_tries(encode, modules, symbols, &stage);
             }
         },
     );
@@ -262,6 +279,9 @@ fn publish_dependency_files(
     drop_in_background(dependencies);
     let lines = || dep_entries.iter().map(|entry| &entry.value[..]);
     in_order.publish_next(OutputFile::Dep, |out| text::write_dep_lines(lines(), out))?;
+    // modules.symbols is cheap: written here, while the symbols are fresh in this core's
+    // cache. Its trie goes to whichever chain is free first.
+    stage_symbol_files(encode, modules, &symbols, SymbolFiles::Text, stage);
     let dep_bin = || {
         stage(
             OutputFile::DepBin,
@@ -272,32 +292,56 @@ fn publish_dependency_files(
         None => dep_bin(),
         Some(symbols) => {
             rayon::join(dep_bin, || {
-                stage_symbol_files(encode, modules, symbols, stage)
+                stage_symbol_tries(encode, modules, symbols, stage)
             });
         }
     }
     Ok(())
 }
 
-/// Encodes the files made of the resolved `symbols` (`modules.symbols` and its trie), in
-/// their order: the text reads the symbols first and warms the cache for the trie.
+/// Which of the files made of the resolved symbols [`stage_symbol_files`] encodes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SymbolFiles {
+    /// `modules.symbols`.
+    Text,
+    /// `modules.symbols.bin`.
+    Tries,
+}
+
+/// Encodes the files of `which` made of the resolved `symbols`, in their order.
 fn stage_symbol_files(
     encode: EncodeSettings<'_>,
     modules: &[GraphModule],
-    symbols: OwnedSymbols,
+    symbols: &OwnedSymbols,
+    which: SymbolFiles,
     stage: &Stage<'_>,
 ) {
     let graph = Resolved {
         modules,
         dependencies: &[],
-        symbols: &symbols,
+        symbols,
     };
     let files = OutputFile::sequence(encode.version)
         .into_iter()
-        .filter(|&f| f.needs_resolution() && !matches!(f, OutputFile::Dep | OutputFile::DepBin));
+        .filter(|&f| {
+            f.needs_resolution()
+                && !matches!(f, OutputFile::Dep | OutputFile::DepBin)
+                && f.is_index() == (which == SymbolFiles::Tries)
+        });
     for file in files {
         stage(file, Box::new(|| encode_file(encode, &graph, file)));
     }
+}
+
+/// Encodes the tries made of the resolved `symbols` (`modules.symbols.bin`), then frees the
+/// symbols.
+fn stage_symbol_tries(
+    encode: EncodeSettings<'_>,
+    modules: &[GraphModule],
+    symbols: OwnedSymbols,
+    stage: &Stage<'_>,
+) {
+    stage_symbol_files(encode, modules, &symbols, SymbolFiles::Tries, stage);
     drop_in_background(symbols);
 }
 

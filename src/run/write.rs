@@ -107,27 +107,21 @@ pub fn write_index_files(
     // The two chains of the module comment. The symbol trie following the alias files on
     // one thread is built in the memory the alias trie has just freed, not in memory the
     // kernel must first supply: on bookworm-amd64 modules.symbols.bin's trie took 2.2 ms
-    // there and 3.5-4.3 ms (about 960 page faults) on the resolving thread.
-    let unresolved_files = match options.dry_run {
-        true => Vec::new(),
-        false => OutputFile::sequence(options.version),
+    // there and 3.5-4.3 ms (about 960 page faults) on the resolving thread. modules.devname
+    // reads the aliases too: right after modules.alias has read them, on the same core,
+    // rather than last on the resolving chain. Every release writes all three.
+    const ALIAS_CHAIN: [OutputFile; 3] =
+        [OutputFile::Alias, OutputFile::Devname, OutputFile::AliasBin];
+    let (alias_files, small_files): (Vec<OutputFile>, Vec<OutputFile>) = match options.dry_run {
+        true => (Vec::new(), Vec::new()),
+        false => (
+            ALIAS_CHAIN.to_vec(),
+            OutputFile::sequence(options.version)
+                .into_iter()
+                .filter(|f| !f.needs_resolution() && !ALIAS_CHAIN.contains(f))
+                .collect(),
+        ),
     };
-    let (mut alias_files, small_files): (Vec<OutputFile>, Vec<OutputFile>) = unresolved_files
-        .into_iter()
-        .filter(|f| !f.needs_resolution())
-        .partition(|f| {
-            matches!(
-                f,
-                OutputFile::Alias | OutputFile::Devname | OutputFile::AliasBin
-            )
-        });
-    // modules.devname reads the aliases too: right after modules.alias has read them, on
-    // the same core, rather than last on the resolving chain.
-    alias_files.sort_by_key(|file| match file {
-        OutputFile::Alias => 0,
-        OutputFile::Devname => 1,
-        _ => 2,
-    });
     let modules = &owned[..];
     let unresolved = Resolved {
         modules,
@@ -281,7 +275,7 @@ fn publish_dependency_files(
     in_order.publish_next(OutputFile::Dep, |out| text::write_dep_lines(lines(), out))?;
     // modules.symbols is cheap: written here, while the symbols are fresh in this core's
     // cache. Its trie goes to whichever chain is free first.
-    stage_symbol_files(encode, modules, &symbols, SymbolFiles::Text, stage);
+    stage_symbol_file(encode, modules, &symbols, OutputFile::Symbols, stage);
     let dep_bin = || {
         stage(
             OutputFile::DepBin,
@@ -299,21 +293,12 @@ fn publish_dependency_files(
     Ok(())
 }
 
-/// Which of the files made of the resolved symbols [`stage_symbol_files`] encodes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SymbolFiles {
-    /// `modules.symbols`.
-    Text,
-    /// `modules.symbols.bin`.
-    Tries,
-}
-
-/// Encodes the files of `which` made of the resolved `symbols`, in their order.
-fn stage_symbol_files(
+/// Encodes `file`, one of the files made of the resolved `symbols`.
+fn stage_symbol_file(
     encode: EncodeSettings<'_>,
     modules: &[GraphModule],
     symbols: &OwnedSymbols,
-    which: SymbolFiles,
+    file: OutputFile,
     stage: &Stage<'_>,
 ) {
     let graph = Resolved {
@@ -321,19 +306,10 @@ fn stage_symbol_files(
         dependencies: &[],
         symbols,
     };
-    let files = OutputFile::sequence(encode.version)
-        .into_iter()
-        .filter(|&f| {
-            f.needs_resolution()
-                && !matches!(f, OutputFile::Dep | OutputFile::DepBin)
-                && f.is_index() == (which == SymbolFiles::Tries)
-        });
-    for file in files {
-        stage(file, Box::new(|| encode_file(encode, &graph, file)));
-    }
+    stage(file, Box::new(|| encode_file(encode, &graph, file)));
 }
 
-/// Encodes the tries made of the resolved `symbols` (`modules.symbols.bin`), then frees the
+/// Encodes the trie made of the resolved `symbols` (`modules.symbols.bin`), then frees the
 /// symbols.
 fn stage_symbol_tries(
     encode: EncodeSettings<'_>,
@@ -341,7 +317,7 @@ fn stage_symbol_tries(
     symbols: OwnedSymbols,
     stage: &Stage<'_>,
 ) {
-    stage_symbol_files(encode, modules, &symbols, SymbolFiles::Tries, stage);
+    stage_symbol_file(encode, modules, &symbols, OutputFile::SymbolsBin, stage);
     drop_in_background(symbols);
 }
 

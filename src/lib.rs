@@ -106,7 +106,10 @@ pub mod internals {
     pub use crate::discover::DirListing;
     pub use crate::fgets::{fgets_chunks, PATH_MAX};
     pub use crate::fs_at::FileKey;
-    pub use crate::order::{apply_modules_order, parse_modules_order, OrderFile};
+    pub use crate::order::{
+        apply_modules_order, module_order, parse_modules_order, permute, sort_hash_order,
+        ModulesOrder, OrderFile, MODULE_BUCKETS,
+    };
     pub use crate::posix_regex::PosixRegex;
     pub use crate::progress::DELAY;
     pub use crate::publish::{PublishError, Publisher};

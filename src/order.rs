@@ -5,6 +5,17 @@
 //! `strcmp`. The symbol table (2048 buckets) is iterated the same way for `modules.symbols`.
 //! `modules.order` then moves the modules it lists to the front, in file order, with a stable
 //! sort (glibc's `qsort` is a merge sort).
+//!
+//! [`sort_hash_order`] and [`apply_modules_order`] are those two steps as kmod takes them. A
+//! run takes them in one: [`module_order`] sorts the modules by the line placing each (from
+//! [`ModulesOrder`], read while the tree is walked), then by bucket and name, which gives the
+//! same order (the tests and the `modules_order` fuzz target compare the two).
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rayon::prelude::*;
+use rustc_hash::FxBuildHasher;
 
 use crate::compat::KmodVersion;
 use crate::fgets::{fgets_chunks, PATH_MAX};
@@ -74,7 +85,7 @@ pub fn sort_hash_order<T>(items: &mut [T], buckets: u32, name: impl Fn(&T) -> &[
 
 /// Rearranges `items` in place so that position `i` holds what was at `order[i]` (a
 /// permutation of the indices), one swap per item, cycle by cycle.
-fn permute<T>(items: &mut [T], order: &[usize]) {
+pub fn permute<T>(items: &mut [T], order: &[usize]) {
     let mut placed = vec![false; items.len()];
     for start in 0..items.len() {
         let mut at = start;
@@ -155,6 +166,120 @@ pub fn apply_modules_order<T>(
     permute(modules, &order);
 }
 
+/// `modules.order`, read for placing modules: each path it lists with the line that places
+/// it (the first of its lines from kmod 34, the last before; spec §4.2).
+#[derive(Debug)]
+pub struct ModulesOrder {
+    data: Vec<u8>,
+    /// Each distinct line: where its bytes are in `data`, and the number of the line that
+    /// places the module it names.
+    lines: Vec<(usize, usize, u32)>,
+    /// Positions in `lines`, by the hash of the line.
+    index: HashTable<u32>,
+    /// The line that does not end in `\n`, when there is one (no module is placed then).
+    corrupted: Option<usize>,
+}
+
+impl ModulesOrder {
+    /// The lines of `data` (the bytes of `modules.order`) as `version` reads them.
+    pub fn new(data: Vec<u8>, version: KmodVersion) -> Self {
+        let first_wins = version.order_first_occurrence_wins();
+        let mut lines: Vec<(usize, usize, u32)> = Vec::new();
+        let mut index = HashTable::new();
+        let mut corrupted = None;
+        match parse_modules_order(&data) {
+            OrderFile::Corrupted { line } => corrupted = Some(line),
+            OrderFile::Lines(found) => {
+                // A line count past u32 would need a 4 GiB file; such lines place nothing.
+                let found = &found[..found.len().min(u32::MAX as usize)];
+                lines.reserve(found.len());
+                for (number, line) in found.iter().enumerate() {
+                    let start = line.as_ptr() as usize - data.as_ptr() as usize;
+                    let span = (start, start + line.len());
+                    let hash = FxBuildHasher.hash_one(line);
+                    let bytes = |at: &u32| {
+                        let (start, end, _) = lines[*at as usize];
+                        &data[start..end]
+                    };
+                    match index.find(hash, |at| bytes(at) == *line) {
+                        Some(&at) => {
+                            if !first_wins {
+                                lines[at as usize].2 = number as u32;
+                            }
+                        }
+                        None => {
+                            let at = lines.len() as u32;
+                            lines.push((span.0, span.1, number as u32));
+                            index.insert_unique(hash, at, |&at| {
+                                let (start, end, _) = lines[at as usize];
+                                FxBuildHasher.hash_one(&data[start..end])
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        ModulesOrder {
+            data,
+            lines,
+            index,
+            corrupted,
+        }
+    }
+
+    /// The number of the line placing the module listed as `path`, if it is listed.
+    pub fn line_of(&self, path: &[u8]) -> Option<u32> {
+        let hash = FxBuildHasher.hash_one(path);
+        let at = self.index.find(hash, |&at| {
+            let (start, end, _) = self.lines[at as usize];
+            &self.data[start..end] == path
+        })?;
+        Some(self.lines[*at as usize].2)
+    }
+
+    /// The line that does not end in `\n`, if one does not (kmod then orders nothing).
+    pub fn corrupted_line(&self) -> Option<usize> {
+        self.corrupted
+    }
+
+    /// The bytes of the file.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
+}
+
+/// kmod's module array in one sort: [`sort_hash_order`] over `MODULE_BUCKETS`, then the
+/// modules `modules.order` lists moved to the front in file order, as
+/// [`apply_modules_order`] does. `line_of` gives the line placing a module, if one does
+/// (see [`ModulesOrder::line_of`]); `name`s must be unique. Returns the order as positions
+/// in `items` (for [`permute`]).
+///
+/// Each item's bucket and line are found on all cores, and the items are sorted once by
+/// (line, bucket, name): a listed module's line decides its place alone, as lines are
+/// unique, so names are compared only among unlisted modules of one bucket.
+pub fn module_order<T: Sync>(
+    items: &[T],
+    name: impl Fn(&T) -> &[u8] + Sync,
+    line_of: impl Fn(&T) -> Option<u32> + Sync,
+) -> Vec<usize> {
+    let mut keys: Vec<(u32, u32, usize)> = items
+        .par_iter()
+        .with_min_len(256)
+        .enumerate()
+        .map(|(i, item)| {
+            // Unlisted modules come after every listed one (lines are below u32::MAX).
+            let line = line_of(item).unwrap_or(u32::MAX);
+            (line, superfast_hash(name(item)) & (MODULE_BUCKETS - 1), i)
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| name(&items[a.2]).cmp(name(&items[b.2])))
+    });
+    keys.into_iter().map(|(_, _, i)| i).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +356,83 @@ mod tests {
     fn unlisted_modules_keep_hash_order_after_listed_ones() {
         assert_eq!(reorder("b\n#1\nzz\n", KmodVersion::V34), ["b", "c", "a"]);
         assert_eq!(reorder("a\n", KmodVersion::V30), ["a", "c", "b"]);
+    }
+
+    /// `names` in kmod's two steps and in [`module_order`]'s one sort.
+    fn both_orders(names: &[Vec<u8>], data: &[u8], version: KmodVersion) -> [Vec<Vec<u8>>; 2] {
+        let mut expected = names.to_vec();
+        sort_hash_order(&mut expected, MODULE_BUCKETS, |m| m.as_slice());
+        let order = ModulesOrder::new(data.to_vec(), version);
+        if let OrderFile::Lines(lines) = parse_modules_order(data) {
+            apply_modules_order(&mut expected, &lines, version, |m| Some(m.as_slice()));
+        }
+        let listed = order.corrupted_line().is_none().then_some(&order);
+        let placing = module_order(names, |m| m.as_slice(), |m| listed?.line_of(m));
+        let mut got = names.to_vec();
+        permute(&mut got, &placing);
+        [got, expected]
+    }
+
+    #[test]
+    fn one_sort_gives_the_two_steps_order() {
+        let names: Vec<Vec<u8>> = ["a", "b", "c", "d", "mod_foo", "mod_foo_a", "mod_foo_b"]
+            .iter()
+            .map(|n| n.as_bytes().to_vec())
+            .collect();
+        for data in [
+            &b""[..],
+            b"a\nb\nc\na\n",
+            b"mod_foo_b\nzz\nd\n\nd\nmod_foo\n",
+            b"c\nb",
+        ] {
+            for version in [KmodVersion::V30, KmodVersion::V34] {
+                let [got, expected] = both_orders(&names, data, version);
+                assert_eq!(
+                    got,
+                    expected,
+                    "{:?} {version:?}",
+                    String::from_utf8_lossy(data)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lines_place_by_first_or_last_occurrence() {
+        let order = ModulesOrder::new(b"a\nb\na\n".to_vec(), KmodVersion::V34);
+        assert_eq!(order.line_of(b"a"), Some(0));
+        assert_eq!(order.line_of(b"b"), Some(1));
+        assert_eq!(order.line_of(b"c"), None);
+        let order = ModulesOrder::new(b"a\nb\na\n".to_vec(), KmodVersion::V30);
+        assert_eq!(order.line_of(b"a"), Some(2));
+        let order = ModulesOrder::new(b"a\nb".to_vec(), KmodVersion::V34);
+        assert_eq!(order.corrupted_line(), Some(2));
+        assert_eq!(order.line_of(b"a"), None);
+        assert_eq!(order.into_data(), b"a\nb");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_sort_agrees_on_random_lists(
+            names in proptest::collection::hash_set("[a-e_-]{0,4}(/[a-c]{1,2})?", 0..40),
+            picks in proptest::collection::vec(0usize..60, 0..60),
+            noise in proptest::collection::vec("[a-e]{0,3}", 0..5),
+            v34 in proptest::bool::ANY,
+        ) {
+            let names: Vec<Vec<u8>> = names.into_iter().map(String::into_bytes).collect();
+            // Lines naming some modules, some twice, and some naming none.
+            let mut data = Vec::new();
+            for (i, pick) in picks.iter().enumerate() {
+                match names.get(*pick) {
+                    Some(name) => data.extend_from_slice(name),
+                    None => data.extend_from_slice(noise.get(i % noise.len().max(1)).map_or(&b""[..], |n| n.as_bytes())),
+                }
+                data.push(b'\n');
+            }
+            let version = if v34 { KmodVersion::V34 } else { KmodVersion::V30 };
+            let [got, expected] = both_orders(&names, &data, version);
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 
     #[test]

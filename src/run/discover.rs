@@ -13,9 +13,7 @@ use crate::compat::KmodVersion;
 use crate::config::{default_config_dirs, load_config, Config};
 use crate::diag::{Diag, HeldMessages};
 use crate::discover::{self, DirListing, DiscoveredModule, ListingCache, Registry};
-use crate::order::{
-    apply_modules_order, parse_modules_order, sort_hash_order, OrderFile, MODULE_BUCKETS,
-};
+use crate::order::{module_order, permute, ModulesOrder};
 
 /// Reads the depmod.d configuration: the `-C` paths, or the release's default directories.
 pub fn configuration(options: &Options, kversion: &[u8], diag: &Diag) -> Config {
@@ -63,14 +61,20 @@ pub fn walk_tree(
     diag: &Diag,
 ) -> Result<WalkedTree, Failed> {
     let printed_before = diag.printed_count();
-    let search = discover::search(config, dirname, options.gzip, reuse, diag).map_err(|err| {
+    // `modules.order` is read beside the walk, which does not need it; its messages come
+    // after the walk's, as kmod reads it afterwards.
+    let (search, order) = rayon::join(
+        || discover::search(config, dirname, options.gzip, reuse, diag),
+        || read_modules_order(dirname, options.compat),
+    );
+    let search = search.map_err(|err| {
         diag.fatal(format!("could not search modules: {err}"));
         Failed
     })?;
     let Ordered {
         modules,
         order_file,
-    } = order_modules(search.registry, options.compat, dirname, diag)?;
+    } = order_modules(search.registry, options.compat, dirname, order, diag)?;
     let walked = Walked {
         listings: search.listings,
         listings_read: search.listings_read,
@@ -92,7 +96,8 @@ pub fn list_files(
         diag.fatal(err.message());
         Failed
     })?;
-    Ok(order_modules(registry, version, dirname, diag)?.modules)
+    let order = read_modules_order(dirname, version);
+    Ok(order_modules(registry, version, dirname, order, diag)?.modules)
 }
 
 /// The modules in kmod's order, and the bytes of `modules.order` when it was read.
@@ -101,37 +106,53 @@ struct Ordered {
     order_file: Option<Vec<u8>>,
 }
 
-/// kmod's module array: hash order, then `modules.order` (§4).
+/// `modules.order` of `dirname`, read as `version` places modules by it, and the messages
+/// reading it gave (held for their turn).
+fn read_modules_order(
+    dirname: &[u8],
+    version: KmodVersion,
+) -> (Option<ModulesOrder>, HeldMessages) {
+    let mut messages = HeldMessages::default();
+    let order = read_input(dirname, "modules.order", &mut messages)
+        .map(|data| ModulesOrder::new(data, version));
+    (order, messages)
+}
+
+/// kmod's module array: hash order, then `modules.order` (§4), which `order` holds (with
+/// the messages reading it gave).
 fn order_modules(
     registry: Registry,
     version: KmodVersion,
     dirname: &[u8],
+    order: (Option<ModulesOrder>, HeldMessages),
     diag: &Diag,
 ) -> Result<Ordered, Failed> {
     let mut modules = registry.into_modules();
-    sort_hash_order(&mut modules, MODULE_BUCKETS, |m| &m.modname);
     if version.limits_module_count() && modules.len() >= 65535 {
         diag.fatal("could not build module array: Numerical result out of range");
         return Err(Failed);
     }
-    let mut messages = HeldMessages::default();
-    let order_file = read_input(dirname, "modules.order", &mut messages);
+    let (order, messages) = order;
     messages.flush(diag);
-    if let Some(data) = &order_file {
-        match parse_modules_order(data) {
-            OrderFile::Lines(lines) => {
-                apply_modules_order(&mut modules, &lines, version, |m| m.uncrelpath())
-            }
-            OrderFile::Corrupted { line } => diag.error(bmsg!(
-                dirname,
-                "/modules.order:",
-                line.to_string(),
-                " corrupted line misses '\\n'"
-            )),
-        }
+    if let Some(line) = order.as_ref().and_then(ModulesOrder::corrupted_line) {
+        diag.error(bmsg!(
+            dirname,
+            "/modules.order:",
+            line.to_string(),
+            " corrupted line misses '\\n'"
+        ));
     }
+    let listed = order
+        .as_ref()
+        .filter(|order| order.corrupted_line().is_none());
+    let placing = module_order(
+        &modules,
+        |m| &m.modname,
+        |m| listed?.line_of(m.uncrelpath()?),
+    );
+    permute(&mut modules, &placing);
     Ok(Ordered {
         modules,
-        order_file,
+        order_file: order.map(ModulesOrder::into_data),
     })
 }

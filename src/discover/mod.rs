@@ -17,7 +17,8 @@ use crate::record::{GraphModule, ModuleRecord};
 /// A module file kept for the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveredModule {
-    /// The module name (basename up to the first `.`, dashes as underscores).
+    /// The module name (basename up to the first `.`, dashes as underscores). Set once by
+    /// [`DiscoveredModule::new`], which also hashes it for the [`Registry`].
     pub modname: Vec<u8>,
     /// The absolute path as kmod builds it (not canonicalised).
     pub path: Vec<u8>,
@@ -25,6 +26,9 @@ pub struct DiscoveredModule {
     pub relpath: Option<Vec<u8>>,
     /// How many bytes of `relpath` the key of [`DiscoveredModule::uncrelpath`] takes.
     uncrelpath_len: usize,
+    /// The hash the [`Registry`] files `modname` under, worked out where the module was
+    /// found (on the walk's listing threads) rather than on the thread that registers it.
+    name_hash: u64,
     /// The file's identity as the walk saw it: for every module when the walk was asked to
     /// `stat` them (for `--cache`), otherwise for compressed ones, whose size orders and
     /// sizes their reads.
@@ -47,6 +51,7 @@ impl DiscoveredModule {
             len.clamp(0, rel.len() as isize) as usize
         });
         DiscoveredModule {
+            name_hash: name_hash(&modname),
             modname,
             path,
             relpath,
@@ -196,25 +201,26 @@ impl Registry {
     pub fn reserve(&mut self, count: usize) {
         self.modules.reserve(count);
         let modules = &self.modules;
-        self.by_name
-            .reserve(count, |&slot| name_hash(&modules[slot].modname));
+        self.by_name.reserve(count, |&slot| modules[slot].name_hash);
     }
 
-    /// The position of the module named `name`.
-    fn slot_of(&self, name: &[u8]) -> Option<usize> {
+    /// The position of the module with the name of `module`.
+    fn slot_of(&self, module: &DiscoveredModule) -> Option<usize> {
         self.by_name
-            .find(name_hash(name), |&slot| self.modules[slot].modname == name)
+            .find(module.name_hash, |&slot| {
+                self.modules[slot].modname == module.modname
+            })
             .copied()
     }
 
     /// Adds `module`, whose name is not registered yet.
     fn insert(&mut self, module: DiscoveredModule) {
-        let hash = name_hash(&module.modname);
+        let hash = module.name_hash;
         let slot = self.modules.len();
         self.modules.push(module);
         let modules = &self.modules;
         self.by_name
-            .insert_unique(hash, slot, |&slot| name_hash(&modules[slot].modname));
+            .insert_unique(hash, slot, |&slot| modules[slot].name_hash);
     }
 
     /// Offer a candidate file: it replaces a registered module of the same name unless that one
@@ -224,7 +230,7 @@ impl Registry {
         if diag.enabled(crate::diag::Level::Debug) {
             diag.debug(bmsg!("try ", rel_new, " (", new.modname, ")"));
         }
-        if let Some(slot) = self.slot_of(&new.modname) {
+        if let Some(slot) = self.slot_of(&new) {
             let old = &self.modules[slot];
             if old_has_priority(config, dirname, old, &new) {
                 diag.debug(bmsg!(
@@ -251,7 +257,7 @@ impl Registry {
     /// Adds a module whose name is not taken yet; otherwise returns the path of the module
     /// registered under that name.
     pub fn add_unique(&mut self, module: DiscoveredModule) -> Result<(), Vec<u8>> {
-        match self.slot_of(&module.modname) {
+        match self.slot_of(&module) {
             Some(slot) => Err(self.modules[slot].path.clone()),
             None => {
                 self.insert(module);

@@ -169,7 +169,7 @@ fn search_root(
     diag: &Diag,
 ) -> Result<(), SearchError> {
     let config = rules.config;
-    let prefix = bmsg!(root, "/");
+    let mut prefix = bmsg!(root, "/");
     let listing = match Listing::list(rules, &prefix, None, false) {
         Ok(listing) => listing,
         Err(err) => {
@@ -188,7 +188,7 @@ fn search_root(
         dirname,
         diag,
     };
-    walk.replay(result, listing, prefix, FIRST_DIR_FD);
+    walk.replay(result, listing, &mut prefix, FIRST_DIR_FD);
     Ok(())
 }
 
@@ -506,7 +506,7 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// Registers the modules of `listing` (the directory `prefix`, whose descriptor kmod
     /// would number `fd`) and reports its errors, in directory order, depth first.
-    fn replay(&self, result: &mut SearchResult, listing: Listing, prefix: Vec<u8>, fd: u32) {
+    fn replay(&self, result: &mut SearchResult, listing: Listing, prefix: &mut Vec<u8>, fd: u32) {
         let Walk {
             config,
             dirname,
@@ -521,18 +521,23 @@ impl Walk<'_> {
             }
             None => result.unlisted = true,
         }
-        let fd_text = fd.to_string();
         for Listed { name, kind } in listing.entries {
             match kind {
                 ListedKind::Module(module) => result.registry.offer(config, dirname, module, diag),
                 ListedKind::Dir(Ok(sub)) => {
-                    self.replay(result, sub, bmsg!(prefix, name, "/"), fd + 1)
+                    // One buffer for every directory's prefix: a subdirectory's is this one's
+                    // with its name and `/` added for as long as it is replayed.
+                    let len = prefix.len();
+                    prefix.extend_from_slice(&name);
+                    prefix.push(b'/');
+                    self.replay(result, sub, prefix, fd + 1);
+                    prefix.truncate(len);
                 }
                 ListedKind::Dir(Err(err)) => {
                     result.unlisted = true;
                     diag.error(bmsg!(
                         "openat(",
-                        fd_text,
+                        fd.to_string(),
                         ", ",
                         name,
                         ", O_RDONLY): ",
@@ -541,7 +546,7 @@ impl Walk<'_> {
                 }
                 ListedKind::StatFailed(err) => diag.error(bmsg!(
                     "fstatat(",
-                    fd_text,
+                    fd.to_string(),
                     ", ",
                     name,
                     "): ",

@@ -33,6 +33,9 @@ pub struct DiscoveredModule {
     /// `stat` them (for `--cache`), otherwise for compressed ones, whose size orders and
     /// sizes their reads.
     pub key: Option<FileKey>,
+    /// Whether the walk found a regular file at `path` (see
+    /// [`DiscoveredModule::found_regular`]).
+    found_regular: bool,
 }
 
 impl DiscoveredModule {
@@ -57,7 +60,22 @@ impl DiscoveredModule {
             relpath,
             uncrelpath_len,
             key: None,
+            found_regular: false,
         }
+    }
+
+    /// The module, found by the walk to be a regular file (a symbolic link followed).
+    pub(crate) fn regular_file(self) -> Self {
+        DiscoveredModule {
+            found_regular: true,
+            ..self
+        }
+    }
+
+    /// Whether the walk found a regular file at the module's path; not said of modules
+    /// named on the command line, which may be anything.
+    pub fn found_regular(&self) -> bool {
+        self.found_regular
     }
 
     /// The module with its file's identity.

@@ -219,10 +219,14 @@ struct Listed {
 }
 
 impl Listed {
-    /// A module file `name` of the directory `prefix`, with its key if asked for. The module
-    /// is made here, on the listing's thread, so that the walk's replay only registers it.
+    /// A module file `name` of the directory `prefix` (a regular file), with its key if
+    /// asked for. The module is made here, on the listing's thread, so that the walk's
+    /// replay only registers it.
     fn module(rules: ListRules<'_>, prefix: &[u8], name: &[u8], key: Option<FileKey>) -> Listed {
-        let module = DiscoveredModule::new(bmsg!(prefix, name), rules.dirname).with_key(key);
+        // Every module file the walk lists is a regular file, or a link to one.
+        let module = DiscoveredModule::new(bmsg!(prefix, name), rules.dirname)
+            .with_key(key)
+            .regular_file();
         Listed {
             name: Vec::new(),
             kind: ListedKind::Module(module),

@@ -112,6 +112,7 @@ impl ModuleReader {
                 .key
                 .filter(|_| looks_compressed(&module.path))
                 .map(|key| key.size),
+            regular: module.found_regular(),
         };
         let info = match read_module_selected(file, &options, &MODINFO_KEYS, shard) {
             Ok(info) => info,

@@ -195,13 +195,9 @@ impl ModulesOrder {
                 lines.reserve(found.len());
                 for (number, line) in found.iter().enumerate() {
                     let start = line.as_ptr() as usize - data.as_ptr() as usize;
-                    let span = (start, start + line.len());
                     let hash = FxBuildHasher.hash_one(line);
-                    let bytes = |at: &u32| {
-                        let (start, end, _) = lines[*at as usize];
-                        &data[start..end]
-                    };
-                    match index.find(hash, |at| bytes(at) == *line) {
+                    let holds = |&at: &u32| line_bytes(&data, lines[at as usize]) == *line;
+                    match index.find(hash, holds) {
                         Some(&at) => {
                             if !first_wins {
                                 lines[at as usize].2 = number as u32;
@@ -209,10 +205,9 @@ impl ModulesOrder {
                         }
                         None => {
                             let at = lines.len() as u32;
-                            lines.push((span.0, span.1, number as u32));
+                            lines.push((start, start + line.len(), number as u32));
                             index.insert_unique(hash, at, |&at| {
-                                let (start, end, _) = lines[at as usize];
-                                FxBuildHasher.hash_one(&data[start..end])
+                                FxBuildHasher.hash_one(line_bytes(&data, lines[at as usize]))
                             });
                         }
                     }
@@ -227,12 +222,12 @@ impl ModulesOrder {
         }
     }
 
-    /// The number of the line placing the module listed as `path`, if it is listed.
+    /// The number of the line placing the module listed as `path`, if it is listed; never
+    /// one in a corrupted file, which places no module.
     pub fn line_of(&self, path: &[u8]) -> Option<u32> {
         let hash = FxBuildHasher.hash_one(path);
         let at = self.index.find(hash, |&at| {
-            let (start, end, _) = self.lines[at as usize];
-            &self.data[start..end] == path
+            line_bytes(&self.data, self.lines[at as usize]) == path
         })?;
         Some(self.lines[*at as usize].2)
     }
@@ -246,6 +241,11 @@ impl ModulesOrder {
     pub fn into_data(self) -> Vec<u8> {
         self.data
     }
+}
+
+/// The bytes in `data` of a line of [`ModulesOrder::lines`].
+fn line_bytes(data: &[u8], (start, end, _): (usize, usize, u32)) -> &[u8] {
+    &data[start..end]
 }
 
 /// kmod's module array in one sort: [`sort_hash_order`] over `MODULE_BUCKETS`, then the
@@ -366,8 +366,7 @@ mod tests {
         if let OrderFile::Lines(lines) = parse_modules_order(data) {
             apply_modules_order(&mut expected, &lines, version, |m| Some(m.as_slice()));
         }
-        let listed = order.corrupted_line().is_none().then_some(&order);
-        let placing = module_order(names, |m| m.as_slice(), |m| listed?.line_of(m));
+        let placing = module_order(names, |m| m.as_slice(), |m| order.line_of(m));
         let mut got = names.to_vec();
         permute(&mut got, &placing);
         [got, expected]

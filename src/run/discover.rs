@@ -142,13 +142,11 @@ fn order_modules(
             " corrupted line misses '\\n'"
         ));
     }
-    let listed = order
-        .as_ref()
-        .filter(|order| order.corrupted_line().is_none());
+    // A corrupted file places no module (`ModulesOrder::line_of`).
     let placing = module_order(
         &modules,
         |m| &m.modname,
-        |m| listed?.line_of(m.uncrelpath()?),
+        |m| order.as_ref()?.line_of(m.uncrelpath()?),
     );
     permute(&mut modules, &placing);
     Ok(Ordered {

@@ -177,7 +177,7 @@ pub fn write_index_files(
                 stage(file, Box::new(|| encode_file(encode, &unresolved, file)));
             }
             if let Some(symbols) = resolved_symbols.take_back() {
-                stage_symbol_tries(encode, modules, symbols, &stage);
+                stage_symbol_trie(encode, modules, symbols, &stage);
             }
             let rest = Rest::Published;
             Ok(Resolution { rest, direct })
@@ -187,7 +187,7 @@ pub fn write_index_files(
                 stage(file, Box::new(|| encode_file(encode, &unresolved, file)));
             }
             if let Some(symbols) = resolved_symbols.take_or_leave() {
-                stage_symbol_tries(encode, modules, symbols, &stage);
+                stage_symbol_trie(encode, modules, symbols, &stage);
             }
         },
     );
@@ -286,7 +286,7 @@ fn publish_dependency_files(
         None => dep_bin(),
         Some(symbols) => {
             rayon::join(dep_bin, || {
-                stage_symbol_tries(encode, modules, symbols, stage)
+                stage_symbol_trie(encode, modules, symbols, stage)
             });
         }
     }
@@ -311,7 +311,7 @@ fn stage_symbol_file(
 
 /// Encodes the trie made of the resolved `symbols` (`modules.symbols.bin`), then frees the
 /// symbols.
-fn stage_symbol_tries(
+fn stage_symbol_trie(
     encode: EncodeSettings<'_>,
     modules: &[GraphModule],
     symbols: OwnedSymbols,
